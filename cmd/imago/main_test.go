@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imagodocs/imago/internal/testenv"
+)
+
+// server is `imago serve` running in this process on a free port.
+type server struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// syncBuffer is written by the server and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var servingLine = regexp.MustCompile(`serving on (http://\S+)`)
+
+func startServer(t *testing.T, env map[string]string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	s := &server{cancel: cancel, done: make(chan error, 1)}
+	getenv := func(k string) string { return env[k] }
+	go func() { s.done <- Main(ctx, []string{"serve"}, getenv, stdout, stderr) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := servingLine.FindStringSubmatch(stdout.String()); m != nil {
+			s.url = m[1]
+			t.Cleanup(s.stop)
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("imago serve exited: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	t.Fatalf("imago serve did not start\n%s", stderr.String())
+	return nil
+}
+
+func (s *server) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+	s.cancel = nil
+}
+
+func uploadMultipart(t *testing.T, url, filename string, doc []byte) map[string]any {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	fw, _ := w.CreateFormFile("file", filename)
+	fw.Write(doc)
+	w.WriteField("department", "legal")
+	w.Close()
+	resp, err := http.Post(url+"/documents", w.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, raw)
+	}
+	var md map[string]any
+	if err := json.Unmarshal(raw, &md); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Location") != "/documents/"+md["id"].(string) {
+		t.Fatalf("Location %q", resp.Header.Get("Location"))
+	}
+	return md
+}
+
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	dataDir := t.TempDir()
+	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0"}
+	srv := startServer(t, env)
+
+	doc := make([]byte, 3_000_000)
+	rand.Read(doc)
+	sum := sha256.Sum256(doc)
+	md := uploadMultipart(t, srv.url, "scan 1.bin", doc)
+	id := md["id"].(string)
+	if md["sha256"] != fmt.Sprintf("%x", sum) || md["size"].(float64) != 3_000_000 || md["status"] != "available" {
+		t.Fatalf("upload metadata: %v", md)
+	}
+
+	resp, body := get(t, srv.url+"/documents/"+id+"/content")
+	if resp.StatusCode != 200 || sha256.Sum256(body) != sum {
+		t.Fatalf("download: %d, identical=%v", resp.StatusCode, sha256.Sum256(body) == sum)
+	}
+	if resp.Header.Get("X-Imago-Cache") != "hit" {
+		t.Fatalf("download right after upload: X-Imago-Cache %q", resp.Header.Get("X-Imago-Cache"))
+	}
+	if resp.Header.Get("Content-Length") != "3000000" || resp.Header.Get("ETag") != fmt.Sprintf(`"%x"`, sum) {
+		t.Fatalf("headers: %v", resp.Header)
+	}
+
+	resp, body = get(t, srv.url+"/documents/"+id)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"department":"legal"`) {
+		t.Fatalf("metadata: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, srv.url+"/documents")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), id) {
+		t.Fatalf("list: %d %s", resp.StatusCode, body)
+	}
+
+	// Nothing under the data folder holds a run of the document.
+	assertNoPlaintext(t, dataDir, doc)
+
+	// After a restart on the same data the cache is cold: miss, then hit.
+	srv.stop()
+	srv = startServer(t, env)
+	for _, want := range []string{"miss", "hit"} {
+		resp, body = get(t, srv.url+"/documents/"+id+"/content")
+		if resp.StatusCode != 200 || sha256.Sum256(body) != sum || resp.Header.Get("X-Imago-Cache") != want {
+			t.Fatalf("after restart: %d identical=%v cache=%q, want %q", resp.StatusCode, sha256.Sum256(body) == sum, resp.Header.Get("X-Imago-Cache"), want)
+		}
+	}
+
+	req, _ := http.NewRequest("DELETE", srv.url+"/documents/"+id, nil)
+	dresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dresp.Body.Close()
+	if dresp.StatusCode != 204 {
+		t.Fatalf("delete: %d", dresp.StatusCode)
+	}
+	for _, p := range []string{"/documents/" + id, "/documents/" + id + "/content"} {
+		if resp, body := get(t, srv.url+p); resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("GET %s after delete: %d %s", p, resp.StatusCode, body)
+		}
+	}
+}
+
+func assertNoPlaintext(t *testing.T, dir string, doc []byte) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.AssertNoPlaintext(t, p, data, doc)
+		return nil
+	})
+}
+
+func TestServeTokensFile(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte("# token tenant\nsecret-a tenant-a\nsecret-b tenant-b\n"), 0o600)
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dir, "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_TOKENS": tokens})
+	do := func(method, path, token string, body []byte) (int, []byte) {
+		req, _ := http.NewRequest(method, srv.url+path, bytes.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if status, _ := do("POST", "/documents", "", []byte("x")); status != 401 {
+		t.Fatalf("no token: %d", status)
+	}
+	if status, _ := do("POST", "/documents", "wrong", []byte("x")); status != 401 {
+		t.Fatalf("unknown token: %d", status)
+	}
+	status, body := do("POST", "/documents", "secret-a", []byte("tenant a's document"))
+	if status != 201 {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	var md struct{ ID string }
+	json.Unmarshal(body, &md)
+	if status, _ := do("GET", "/documents/"+md.ID+"/content", "secret-b", nil); status != 404 {
+		t.Fatalf("tenant b reading a's document: %d", status)
+	}
+	if status, body := do("GET", "/documents/"+md.ID+"/content", "secret-a", nil); status != 200 || string(body) != "tenant a's document" {
+		t.Fatalf("owner: %d %s", status, body)
+	}
+	if status, _ := do("GET", "/health", "", nil); status != 200 {
+		t.Fatalf("health without token: %d", status)
+	}
+}
+
+func TestServeRefusesOversizedRequest(t *testing.T) {
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": t.TempDir(), "IMAGO_ADDR": "127.0.0.1:0"})
+	resp, err := http.Post(srv.url+"/documents", "application/octet-stream", bytes.NewReader(make([]byte, 5<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !strings.Contains(string(b), `"too_large"`) {
+		t.Fatalf("5 MiB upload: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestMainRejectsBadConfiguration(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := map[string]string{"IMAGO_CACHE_TTL": "soon", "IMAGO_DATA_DIR": t.TempDir()}
+	err := Main(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "IMAGO_CACHE_TTL") {
+		t.Fatalf("bad IMAGO_CACHE_TTL: %v", err)
+	}
+	if err := Main(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}

@@ -1,0 +1,20 @@
+// Command metadata is the MetadataFunction Lambda: the routes of DESIGN.md served by
+// the metadata function. Everything is built once per execution environment,
+// outside the handler, and reused by every invocation.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/imagodocs/imago/internal/apigw"
+	"github.com/imagodocs/imago/internal/app"
+)
+
+func main() {
+	log := app.NewLogger(os.Stderr, os.Getenv)
+	a := app.Must(app.FromEnv(context.Background(), os.Getenv, log))
+	lambda.Start(a.Handler(apigw.Metadata))
+}

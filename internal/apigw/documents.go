@@ -1,0 +1,238 @@
+package apigw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strconv"
+	"strings"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+// multipartSlack is how much larger than the inline limit a multipart body
+// may be: boundaries, part headers and text fields.
+const multipartSlack = 256 << 10
+
+func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
+	const op = "apigw.upload"
+	body, err := req.body()
+	if err != nil {
+		return nil, err
+	}
+	limit := h.svc.Config().MaxInlineBytes
+	up := docstore.UploadRequest{Tenant: req.tenant, IdempotencyKey: req.header("idempotency-key"), Metadata: map[string]string{}}
+	for name, v := range req.ev.Headers {
+		if key, ok := strings.CutPrefix(strings.ToLower(name), "x-imago-meta-"); ok {
+			up.Metadata[key] = v
+		}
+	}
+
+	ct := req.header("content-type")
+	mediaType, params, perr := mime.ParseMediaType(ct)
+	switch {
+	case ct != "" && perr != nil:
+		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "Content-Type %q is not a valid media type", ct)
+	case mediaType == "multipart/form-data":
+		if int64(len(body)) > limit+multipartSlack {
+			return nil, tooLarge(op, int64(len(body)), limit)
+		}
+		if err := parseMultipart(body, params["boundary"], limit, &up); err != nil {
+			return nil, err
+		}
+	case strings.HasPrefix(mediaType, "multipart/"):
+		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "%s is not supported: send multipart/form-data with a \"file\" part, or the raw document", mediaType)
+	case mediaType == "application/x-www-form-urlencoded":
+		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "a URL-encoded form carries no file: send multipart/form-data with a \"file\" part, or the raw document")
+	default:
+		if int64(len(body)) > limit {
+			return nil, tooLarge(op, int64(len(body)), limit)
+		}
+		up.Body, up.ContentType, up.Filename = body, ct, req.query("filename")
+	}
+
+	doc, err := h.svc.Upload(ctx, up)
+	if err != nil {
+		return nil, err
+	}
+	req.id = string(doc.ID)
+	resp := jsonResponse(201, doc)
+	resp.set("location", "/documents/"+string(doc.ID))
+	return resp, nil
+}
+
+func tooLarge(op string, n, limit int64) error {
+	return docstore.Errorf(op, docstore.KindTooLarge, "the request body is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads for larger documents)", n, limit)
+}
+
+// parseMultipart reads a multipart/form-data body: exactly one "file" part
+// (the document, with its filename and Content-Type) and text parts, each
+// stored as a custom metadata pair.
+func parseMultipart(body []byte, boundary string, limit int64, up *docstore.UploadRequest) error {
+	const op = "apigw.parseMultipart"
+	if boundary == "" {
+		return docstore.Errorf(op, docstore.KindInvalid, "multipart/form-data without a boundary parameter")
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	sawFile := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return docstore.E(op, docstore.KindInvalid, "malformed multipart body", err)
+		}
+		name := part.FormName()
+		switch {
+		case name == "file":
+			if sawFile {
+				return docstore.Errorf(op, docstore.KindInvalid, "more than one \"file\" part")
+			}
+			sawFile = true
+			data, err := io.ReadAll(io.LimitReader(part, limit+1))
+			if err != nil {
+				return docstore.E(op, docstore.KindInvalid, "malformed multipart body", err)
+			}
+			if int64(len(data)) > limit {
+				return docstore.Errorf(op, docstore.KindTooLarge, "the file is over the %d-byte inline upload limit (use POST /documents/uploads for larger documents)", limit)
+			}
+			up.Body = data
+			up.Filename = part.FileName()
+			up.ContentType = part.Header.Get("Content-Type")
+		case part.FileName() != "":
+			return docstore.Errorf(op, docstore.KindInvalid, "unexpected file part %q: the document goes in the part named \"file\"", name)
+		case name == "":
+			return docstore.Errorf(op, docstore.KindInvalid, "a multipart part has no name")
+		default:
+			v, err := io.ReadAll(io.LimitReader(part, docstore.MaxMetadataValBytes+1))
+			if err != nil {
+				return docstore.E(op, docstore.KindInvalid, "malformed multipart body", err)
+			}
+			up.Metadata[strings.ToLower(name)] = string(v)
+		}
+	}
+	if !sawFile {
+		return docstore.Errorf(op, docstore.KindInvalid, "the multipart body has no \"file\" part")
+	}
+	return nil
+}
+
+func (h *Handler) metadata(ctx context.Context, req *request) (*Response, error) {
+	id, err := req.documentID()
+	if err != nil {
+		return nil, err
+	}
+	doc, err := h.svc.Get(ctx, req.tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return jsonResponse(200, doc), nil
+}
+
+func (h *Handler) list(ctx context.Context, req *request) (*Response, error) {
+	limit := 0
+	if v := req.query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, docstore.Errorf("apigw.list", docstore.KindInvalid, "limit must be a whole number from 1 to %d", docstore.MaxListLimit)
+		}
+		limit = n
+	}
+	page, err := h.svc.List(ctx, req.tenant, limit, req.query("cursor"))
+	if err != nil {
+		return nil, err
+	}
+	return jsonResponse(200, page), nil
+}
+
+func (h *Handler) delete(ctx context.Context, req *request) (*Response, error) {
+	id, err := req.documentID()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.svc.Delete(ctx, req.tenant, id); err != nil {
+		return nil, err
+	}
+	return &Response{Status: 204}, nil
+}
+
+func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, error) {
+	return nil, docstore.Errorf("apigw.createUpload", docstore.KindUnavailable, "presigned uploads are not configured on this deployment")
+}
+
+func (h *Handler) download(ctx context.Context, req *request) (*Response, error) {
+	id, err := req.documentID()
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.svc.Download(ctx, docstore.DownloadRequest{
+		Tenant: req.tenant, ID: id, Range: req.header("range"), IfNoneMatch: req.header("if-none-match"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cache := "miss"
+	if c.CacheHit {
+		cache = "hit"
+	}
+	resp := &Response{Status: 200, Binary: true, Headers: make([]Header, 0, 10)}
+	resp.set("etag", c.ETag())
+	resp.set("x-imago-cache", cache)
+	resp.set("cache-control", "private, no-cache")
+	if c.NotModified {
+		resp.Status, resp.Binary = 304, false
+		return resp, nil
+	}
+	resp.Body = c.Body
+	resp.set("content-type", c.ContentType)
+	resp.set("content-length", strconv.Itoa(len(c.Body)))
+	resp.set("content-disposition", ContentDisposition(c.Filename))
+	resp.set("accept-ranges", "bytes")
+	resp.set("x-content-type-options", "nosniff")
+	if c.Range != nil {
+		resp.Status = 206
+		resp.set("content-range", "bytes "+strconv.FormatInt(c.Range.Start, 10)+"-"+strconv.FormatInt(c.Range.End(), 10)+"/"+strconv.FormatInt(c.Size, 10))
+	}
+	return resp, nil
+}
+
+// ContentDisposition is an RFC 6266 attachment header safe for any
+// filename: an ASCII fallback in filename= (quotes, backslashes, control
+// and non-ASCII characters replaced) and the exact name, percent-encoded
+// UTF-8, in filename*= (RFC 8187).
+func ContentDisposition(filename string) string {
+	if filename == "" {
+		return "attachment"
+	}
+	var fallback strings.Builder
+	for _, r := range filename {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' || r == '%' {
+			fallback.WriteByte('_')
+		} else {
+			fallback.WriteRune(r)
+		}
+	}
+	return `attachment; filename="` + fallback.String() + `"; filename*=UTF-8''` + encodeRFC8187(filename)
+}
+
+// encodeRFC8187 percent-encodes every byte but RFC 8187's attr-char.
+func encodeRFC8187(s string) string {
+	const attrChars = "!#$&+-.^_`|~"
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(attrChars, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}

@@ -1,0 +1,245 @@
+// Package apigw turns API Gateway HTTP API (payload format 2.0) events into
+// calls of docstore.Service and its answers into responses: routing, input
+// parsing, caller identity, and the mapping of error kinds to statuses.
+// The three Lambda functions and `imago serve` all run through it.
+package apigw
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+// Options configure a Handler.
+type Options struct {
+	// TenantClaim is the JWT claim naming the tenant (IMAGO_TENANT_CLAIM).
+	TenantClaim string
+	Logger      *slog.Logger
+}
+
+// Handler serves the routes of one function.
+type Handler struct {
+	svc         *docstore.Service
+	fn          Function
+	tenantClaim string
+	log         *slog.Logger
+}
+
+// New returns the Handler of function fn.
+func New(svc *docstore.Service, fn Function, opts Options) *Handler {
+	if opts.TenantClaim == "" {
+		opts.TenantClaim = "sub"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{svc: svc, fn: fn, tenantClaim: opts.TenantClaim, log: opts.Logger.With("function", string(fn))}
+}
+
+// Invoke is the Lambda entry point (it implements lambda.Handler): the
+// event's JSON in, the response's JSON out.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		resp := errorResponse(docstore.E("apigw.Invoke", docstore.KindInvalid, "the event is not an API Gateway HTTP API event"))
+		h.log.ErrorContext(ctx, "undecodable event", "error", err.Error(), "bytes", len(payload))
+		return resp.AppendLambdaJSON(nil), nil
+	}
+	return h.Handle(ctx, &ev).AppendLambdaJSON(nil), nil
+}
+
+// request is a decoded event, as the route handlers use it.
+type request struct {
+	ev     *events.APIGatewayV2HTTPRequest
+	route  Route
+	id     string // the {id} path parameter, unparsed
+	tenant docstore.Tenant
+	log    *slog.Logger
+}
+
+func (r *request) header(name string) string { return headerValue(r.ev.Headers, name) }
+
+// headerValue finds a header by lower-case name: API Gateway lower-cases
+// payload 2.0 header names, but a hand-written event may not.
+func headerValue(headers map[string]string, name string) string {
+	if v, ok := headers[name]; ok {
+		return v
+	}
+	for k, v := range headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+func (r *request) query(name string) string { return r.ev.QueryStringParameters[name] }
+
+// body returns the request body, base64-decoded when API Gateway encoded it.
+func (r *request) body() ([]byte, error) {
+	if !r.ev.IsBase64Encoded {
+		return []byte(r.ev.Body), nil
+	}
+	b, err := base64.StdEncoding.DecodeString(r.ev.Body)
+	if err != nil {
+		return nil, docstore.E("apigw.body", docstore.KindInvalid, "the request body is not valid base64", err)
+	}
+	return b, nil
+}
+
+// Handle routes one event and answers it; errors become JSON responses.
+func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) *Response {
+	start := time.Now()
+	reqID := ev.RequestContext.RequestID
+	if lc, ok := lambdacontext.FromContext(ctx); ok && reqID == "" {
+		reqID = lc.AwsRequestID
+	}
+	log := h.log.With("request_id", reqID)
+	method := ev.RequestContext.HTTP.Method
+	path := ev.RawPath
+	if path == "" {
+		path = ev.RequestContext.HTTP.Path
+	}
+	req := &request{ev: ev, log: log}
+	resp := h.route(ctx, req, method, path)
+
+	attrs := []any{"method", method, "route", req.route.Key(), "status", resp.Status,
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes_out", len(resp.Body)}
+	if req.id != "" {
+		attrs = append(attrs, "document", req.id)
+	}
+	if req.tenant != "" {
+		attrs = append(attrs, "tenant", string(req.tenant))
+	}
+	if c := resp.Header("x-imago-cache"); c != "" {
+		attrs = append(attrs, "cache", c)
+	}
+	log.InfoContext(ctx, "request", attrs...)
+	return resp
+}
+
+func (h *Handler) route(ctx context.Context, req *request, method, path string) *Response {
+	route, id, ok := Route{}, "", false
+	// The route key API Gateway matched is authoritative; a "$default"
+	// route or a hand-written event falls back to matching the path.
+	if r, found := routeByKey(req.ev.RouteKey); found {
+		route, id, ok = r, req.ev.PathParameters["id"], true
+	} else {
+		var pathExists bool
+		route, id, ok, pathExists = Match(method, path)
+		if !ok && pathExists {
+			resp := errorResponse(docstore.Errorf("apigw", docstore.KindInvalid, "method %s is not allowed on %s", method, path))
+			resp.Status = 405
+			resp.Body = []byte(`{"error":{"code":"method_not_allowed","message":` + string(appendJSONString(nil, "method "+method+" is not allowed on "+path)) + `}}`)
+			return resp
+		}
+	}
+	if !ok || route.Function != h.fn {
+		return errorResponse(docstore.Errorf("apigw", docstore.KindNotFound, "no route %s %s", method, path))
+	}
+	req.route, req.id = route, id
+	if route.Path == "/health" {
+		return jsonResponse(200, map[string]string{"status": "ok"})
+	}
+	tenant, err := h.tenant(req.ev)
+	if err != nil {
+		return h.fail(ctx, req, err)
+	}
+	req.tenant = tenant
+
+	var resp *Response
+	switch route.Key() {
+	case "POST /documents":
+		resp, err = h.upload(ctx, req)
+	case "POST /documents/uploads":
+		resp, err = h.createUpload(ctx, req)
+	case "GET /documents/{id}/content":
+		resp, err = h.download(ctx, req)
+	case "GET /documents/{id}":
+		resp, err = h.metadata(ctx, req)
+	case "GET /documents":
+		resp, err = h.list(ctx, req)
+	case "DELETE /documents/{id}":
+		resp, err = h.delete(ctx, req)
+	}
+	if err != nil {
+		return h.fail(ctx, req, err)
+	}
+	return resp
+}
+
+// tenant finds the caller's identity in the authorizer context: the
+// configured JWT claim, else the IAM principal, else a Lambda authorizer's
+// context value under the claim's name.
+func (h *Handler) tenant(ev *events.APIGatewayV2HTTPRequest) (docstore.Tenant, error) {
+	const op = "apigw.tenant"
+	var id string
+	if a := ev.RequestContext.Authorizer; a != nil {
+		switch {
+		case a.JWT != nil && a.JWT.Claims[h.tenantClaim] != "":
+			id = a.JWT.Claims[h.tenantClaim]
+		case a.IAM != nil && a.IAM.UserARN != "":
+			id = a.IAM.UserARN
+		case a.Lambda != nil:
+			if v, ok := a.Lambda[h.tenantClaim].(string); ok {
+				id = v
+			}
+		}
+	}
+	if id == "" {
+		return "", docstore.E(op, docstore.KindUnauthenticated, "no caller identity: authenticate to call this route")
+	}
+	if len(id) > 256 || !utf8.ValidString(id) || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		return "", docstore.E(op, docstore.KindUnauthenticated, "the caller identity is not usable as a tenant")
+	}
+	return docstore.Tenant(id), nil
+}
+
+// documentID parses the {id} path parameter.
+func (r *request) documentID() (docstore.ID, error) { return docstore.ParseID(r.id) }
+
+// fail answers an error: its kind picks the status, its public message is
+// all the caller sees, and the whole chain goes to the log.
+func (h *Handler) fail(ctx context.Context, req *request, err error) *Response {
+	resp := errorResponse(err)
+	if resp.Status >= 500 {
+		req.log.ErrorContext(ctx, "request failed", "route", req.route.Key(), "status", resp.Status, "error", err.Error())
+	} else {
+		req.log.InfoContext(ctx, "request refused", "route", req.route.Key(), "status", resp.Status, "error", err.Error())
+	}
+	var rangeErr *docstore.UnsatisfiableRange
+	if errors.As(err, &rangeErr) {
+		resp.set("content-range", "bytes */"+strconv.FormatInt(rangeErr.Size, 10))
+	}
+	if resp.Status == 503 {
+		resp.set("retry-after", "1")
+	}
+	return resp
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errorResponse(err error) *Response {
+	kind := docstore.KindOf(err)
+	var body errorBody
+	body.Error.Code = kind.String()
+	body.Error.Message = docstore.PublicMessage(err)
+	return jsonResponse(Status(kind), body)
+}

@@ -1,0 +1,47 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/imagodocs/imago/internal/config"
+	"github.com/imagodocs/imago/internal/dynamostore"
+	"github.com/imagodocs/imago/internal/kmskeys"
+	"github.com/imagodocs/imago/internal/rediscache"
+	"github.com/imagodocs/imago/internal/s3store"
+)
+
+// openAWS builds the S3, DynamoDB and KMS backends. The SDK's own
+// configuration chain supplies region, credentials and endpoint overrides
+// (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_KMS).
+// Clients are built once per process and reused by every request.
+func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	set := &Set{Kind: "aws"}
+	set.Blobs = s3store.New(s3store.NewClient(awsCfg), cfg.Bucket)
+	set.Meta = dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
+	return set, nil
+}
+
+func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, func() error, error) {
+	client, err := rediscache.NewClient(cfg.RedisURL, rediscache.ClientOptions{
+		ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout, ClientName: "imago",
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	c := rediscache.New(client, rediscache.Options{
+		TTL: cfg.CacheTTL, MaxBytes: cfg.CacheMaxBytes, SealKey: cfg.CacheKey,
+		Timeout: cfg.RedisTimeout, Logger: log,
+	})
+	return c, client.Close, nil
+}

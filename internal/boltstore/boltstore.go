@@ -1,0 +1,300 @@
+// Package boltstore is the embedded MetadataStore of `imago serve`, on
+// bbolt: one bucket of records by id, and one index of available records
+// by tenant, newest first, so listing is a range scan.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+var _ docstore.MetadataStore = (*Store)(nil)
+
+var (
+	recordsBucket = []byte("records")
+	tenantBucket  = []byte("by_tenant")
+)
+
+// Store is a MetadataStore in a bbolt file.
+type Store struct {
+	db  *bolt.DB
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the store at path. Only one process may
+// hold it; a second one gets a clear error instead of waiting forever.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("boltstore: %s is in use by another process", path)
+		}
+		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{recordsBucket, tenantBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
+	}
+	s := &Store{db: db, now: time.Now}
+	if err := s.expirePending(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// item is the stored form of a Record.
+type item struct {
+	ID            docstore.ID       `json:"id"`
+	Tenant        docstore.Tenant   `json:"tenant"`
+	Filename      string            `json:"filename"`
+	ContentType   string            `json:"content_type"`
+	Size          int64             `json:"size"`
+	SHA256        string            `json:"sha256"`
+	Status        docstore.Status   `json:"status"`
+	CreatedAt     time.Time         `json:"created_at"`
+	Metadata      map[string]string `json:"metadata"`
+	WrappedKey    []byte            `json:"wrapped_key"`
+	KeyID         string            `json:"key_id"`
+	FormatVersion int               `json:"format_version"`
+	SegmentSize   int               `json:"segment_size"`
+	ExpiresAt     time.Time         `json:"expires_at,omitzero"`
+}
+
+func toItem(r docstore.Record) item {
+	return item{ID: r.ID, Tenant: r.Tenant, Filename: r.Filename, ContentType: r.ContentType, Size: r.Size,
+		SHA256: r.SHA256, Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Metadata: r.Metadata,
+		WrappedKey: r.WrappedKey, KeyID: r.KeyID, FormatVersion: r.FormatVersion, SegmentSize: r.SegmentSize,
+		ExpiresAt: r.ExpiresAt.UTC()}
+}
+
+func (it item) record() docstore.Record {
+	md := it.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return docstore.Record{
+		Document: docstore.Document{ID: it.ID, Filename: it.Filename, ContentType: it.ContentType, Size: it.Size,
+			SHA256: it.SHA256, Status: it.Status, CreatedAt: it.CreatedAt, Metadata: md},
+		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
+		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt,
+	}
+}
+
+// indexKey orders a tenant's records newest first, ties by id descending:
+// len(tenant) ‖ tenant ‖ ^created-ns ‖ ^id bytes.
+func indexKey(tenant docstore.Tenant, created time.Time, id docstore.ID) []byte {
+	k := tenantPrefix(tenant)
+	k = binary.BigEndian.AppendUint64(k, ^uint64(created.UnixNano()))
+	for i := 0; i < len(id); i++ {
+		k = append(k, ^id[i])
+	}
+	return k
+}
+
+func tenantPrefix(tenant docstore.Tenant) []byte {
+	k := binary.BigEndian.AppendUint32(nil, uint32(len(tenant)))
+	return append(k, tenant...)
+}
+
+func get(tx *bolt.Tx, id docstore.ID) (item, bool, error) {
+	raw := tx.Bucket(recordsBucket).Get([]byte(id))
+	if raw == nil {
+		return item{}, false, nil
+	}
+	var it item
+	if err := json.Unmarshal(raw, &it); err != nil {
+		return item{}, false, fmt.Errorf("decode record %s: %w", id, err)
+	}
+	return it, true, nil
+}
+
+func put(tx *bolt.Tx, it item) error {
+	raw, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(recordsBucket).Put([]byte(it.ID), raw)
+}
+
+// Create stores a new record; KindConflict if the id exists.
+func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
+	const op = "boltstore.Create"
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if _, ok, err := get(tx, rec.ID); err != nil || ok {
+			if ok {
+				return docstore.Errorf(op, docstore.KindConflict, "document %s already exists", rec.ID)
+			}
+			return err
+		}
+		it := toItem(rec)
+		if err := put(tx, it); err != nil {
+			return err
+		}
+		if it.Status == docstore.StatusAvailable {
+			return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return docstore.E(op, err)
+	}
+	return nil
+}
+
+// Get returns the record of id.
+func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error) {
+	const op = "boltstore.Get"
+	var rec docstore.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		it, ok, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+		}
+		rec = it.record()
+		return nil
+	})
+	if err != nil {
+		return docstore.Record{}, docstore.E(op, err)
+	}
+	return rec, nil
+}
+
+// MarkAvailable flips a pending record to available.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string) (docstore.Record, error) {
+	const op = "boltstore.MarkAvailable"
+	var rec docstore.Record
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		it, ok, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+		}
+		if it.Status != docstore.StatusPending {
+			return docstore.Errorf(op, docstore.KindConflict, "document %s is %s, not pending", id, it.Status)
+		}
+		it.Status, it.Size, it.SHA256, it.ExpiresAt = docstore.StatusAvailable, size, sha256, time.Time{}
+		if err := put(tx, it); err != nil {
+			return err
+		}
+		rec = it.record()
+		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+	})
+	if err != nil {
+		return docstore.Record{}, docstore.E(op, err)
+	}
+	return rec, nil
+}
+
+// List returns up to limit available records of tenant, newest first.
+func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
+	const op = "boltstore.List"
+	var out []docstore.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := tenantPrefix(tenant)
+		c := tx.Bucket(tenantBucket).Cursor()
+		k, _ := c.Seek(prefix)
+		if after != nil {
+			start := indexKey(tenant, after.CreatedAt, after.ID)
+			k, _ = c.Seek(start)
+			if bytes.Equal(k, start) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			idBytes := bytes.Clone(k[len(prefix)+8:])
+			for i := range idBytes {
+				idBytes[i] = ^idBytes[i]
+			}
+			it, ok, err := get(tx, docstore.ID(idBytes))
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, it.record())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, docstore.E(op, err)
+	}
+	return out, nil
+}
+
+// Delete removes the record of id and its index entry.
+func (s *Store) Delete(ctx context.Context, id docstore.ID) error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return deleteItem(tx, id) })
+	if err != nil {
+		return docstore.E("boltstore.Delete", err)
+	}
+	return nil
+}
+
+func deleteItem(tx *bolt.Tx, id docstore.ID) error {
+	it, ok, err := get(tx, id)
+	if err != nil || !ok {
+		return err
+	}
+	if err := tx.Bucket(tenantBucket).Delete(indexKey(it.Tenant, it.CreatedAt, it.ID)); err != nil {
+		return err
+	}
+	return tx.Bucket(recordsBucket).Delete([]byte(id))
+}
+
+// expirePending removes pending records past their ExpiresAt, as DynamoDB's
+// TTL would: uploads that died half-way.
+func (s *Store) expirePending() error {
+	now := s.now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var expired []docstore.ID
+		err := tx.Bucket(recordsBucket).ForEach(func(k, v []byte) error {
+			var it item
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("decode record %s: %w", k, err)
+			}
+			if it.Status == docstore.StatusPending && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now) {
+				expired = append(expired, it.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range expired {
+			if err := deleteItem(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: expire pending records: %w", err)
+	}
+	return nil
+}

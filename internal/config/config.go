@@ -1,0 +1,162 @@
+// Package config reads Imago's configuration from the environment, with
+// the defaults and validation of DESIGN.md ("Configuration").
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a function or of `imago serve`.
+type Config struct {
+	Table          string        // IMAGO_TABLE; set selects the AWS backends
+	Bucket         string        // IMAGO_BUCKET
+	KMSKeyID       string        // IMAGO_KMS_KEY_ID
+	RedisURL       string        // IMAGO_REDIS_URL; empty means the in-process cache
+	CacheTTL       time.Duration // IMAGO_CACHE_TTL
+	CacheMaxBytes  int64         // IMAGO_CACHE_MAX_BYTES
+	CacheKey       []byte        // IMAGO_CACHE_KEY, 32 bytes, or nil
+	MaxInlineBytes int64         // IMAGO_MAX_INLINE_BYTES
+	StagingPrefix  string        // IMAGO_STAGING_PREFIX
+	TenantClaim    string        // IMAGO_TENANT_CLAIM
+	DataDir        string        // IMAGO_DATA_DIR
+	Addr           string        // IMAGO_ADDR
+	Tokens         string        // IMAGO_TOKENS: file of bearer token → tenant, for `imago serve`
+	RedisTimeout   time.Duration // IMAGO_REDIS_TIMEOUT: per-call budget of the cache tier
+}
+
+// UsesAWS reports whether the AWS backends are selected.
+func (c Config) UsesAWS() bool { return c.Table != "" }
+
+// Defaults.
+const (
+	DefaultCacheTTL       = 5 * time.Minute
+	DefaultCacheMaxBytes  = 8 << 20
+	DefaultMaxInlineBytes = 4 << 20
+	DefaultStagingPrefix  = "staging/"
+	DefaultTenantClaim    = "sub"
+	DefaultDataDir        = "./.imago"
+	DefaultAddr           = "127.0.0.1:8080"
+	DefaultRedisTimeout   = 300 * time.Millisecond
+
+	// HardMaxInlineBytes is what one Lambda response can carry: 6 MB of
+	// JSON, with the body base64-encoded (4/3) and room for headers.
+	HardMaxInlineBytes = 4_500_000
+)
+
+// FromEnv reads the configuration through getenv (os.Getenv in production,
+// a map in tests) and reports every problem at once.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Table:         getenv("IMAGO_TABLE"),
+		Bucket:        getenv("IMAGO_BUCKET"),
+		KMSKeyID:      getenv("IMAGO_KMS_KEY_ID"),
+		RedisURL:      getenv("IMAGO_REDIS_URL"),
+		StagingPrefix: orDefault(getenv("IMAGO_STAGING_PREFIX"), DefaultStagingPrefix),
+		TenantClaim:   orDefault(getenv("IMAGO_TENANT_CLAIM"), DefaultTenantClaim),
+		DataDir:       orDefault(getenv("IMAGO_DATA_DIR"), DefaultDataDir),
+		Addr:          orDefault(getenv("IMAGO_ADDR"), DefaultAddr),
+		Tokens:        getenv("IMAGO_TOKENS"),
+	}
+	var errs []error
+	var err error
+	if c.CacheTTL, err = duration(getenv, "IMAGO_CACHE_TTL", DefaultCacheTTL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RedisTimeout, err = duration(getenv, "IMAGO_REDIS_TIMEOUT", DefaultRedisTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CacheMaxBytes, err = size(getenv, "IMAGO_CACHE_MAX_BYTES", DefaultCacheMaxBytes); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxInlineBytes, err = size(getenv, "IMAGO_MAX_INLINE_BYTES", DefaultMaxInlineBytes); err != nil {
+		errs = append(errs, err)
+	} else if c.MaxInlineBytes == 0 || c.MaxInlineBytes > HardMaxInlineBytes {
+		errs = append(errs, fmt.Errorf("IMAGO_MAX_INLINE_BYTES must be between 1 and %d (a Lambda response carries at most 6 MB of base64)", HardMaxInlineBytes))
+	}
+	if v := getenv("IMAGO_CACHE_KEY"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != 32 {
+			errs = append(errs, errors.New("IMAGO_CACHE_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"))
+		} else {
+			c.CacheKey = key
+		}
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))
+	}
+	if c.StagingPrefix == "" || strings.HasPrefix(c.StagingPrefix, "/") || !strings.HasSuffix(c.StagingPrefix, "/") || c.StagingPrefix == "blobs/" {
+		errs = append(errs, errors.New("IMAGO_STAGING_PREFIX must be a relative prefix ending in '/', other than blobs/"))
+	}
+	if c.UsesAWS() {
+		if c.Bucket == "" {
+			errs = append(errs, errors.New("IMAGO_BUCKET is required when IMAGO_TABLE is set"))
+		}
+		if c.KMSKeyID == "" {
+			errs = append(errs, errors.New("IMAGO_KMS_KEY_ID is required when IMAGO_TABLE is set"))
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q is not a positive Go duration (e.g. 5m, 30s)", name, v)
+	}
+	return d, nil
+}
+
+func size(getenv func(string) string, name string, def int64) (int64, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
+}
+
+// ParseSize reads a byte count, plain or with an IEC suffix: 1048576,
+// 1MiB, 512KiB, 2GiB (B, KiB, MiB, GiB, TiB; case-insensitive).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40}, {"b", 1}}
+	mult := int64(1)
+	lower := strings.ToLower(t)
+	for _, u := range units {
+		if strings.HasSuffix(lower, u.suffix) {
+			mult, t = u.mult, strings.TrimSpace(t[:len(t)-len(u.suffix)])
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (a byte count, or with KiB, MiB, GiB)", s)
+	}
+	return n * mult, nil
+}

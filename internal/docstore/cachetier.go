@@ -1,0 +1,62 @@
+package docstore
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// The cache is an optimisation: each helper here logs a cache failure and
+// carries on, so a broken cache costs a request its origin load, never an
+// error.
+
+func (s *Service) cacheGet(ctx context.Context, id ID) *CachedDocument {
+	if s.cache == nil {
+		return nil
+	}
+	doc, err := s.cache.Get(ctx, id)
+	if err != nil {
+		s.cacheError(ctx, "get", id, err)
+		return nil
+	}
+	return doc
+}
+
+func (s *Service) cacheSet(ctx context.Context, id ID, doc *CachedDocument) {
+	if s.cache == nil || doc.Size > s.cfg.CacheMaxBytes {
+		return
+	}
+	if err := s.cache.Set(ctx, id, doc); err != nil {
+		s.cacheError(ctx, "set", id, err)
+	}
+}
+
+func (s *Service) cacheDelete(ctx context.Context, id ID) {
+	if s.cache == nil {
+		return
+	}
+	if err := s.cache.Delete(ctx, id); err != nil {
+		s.cacheError(ctx, "delete", id, err)
+	}
+}
+
+func (s *Service) cacheError(ctx context.Context, what string, id ID, err error) {
+	s.stats.cacheErrors.Add(1)
+	s.log.WarnContext(ctx, "cache "+what+" failed; using the origin", "document", id, "error", err.Error())
+}
+
+type counters struct {
+	hits, misses, fills, lockWaits, cacheErrors atomic.Int64
+}
+
+// Stats counts the cache tier's work since the Service was built.
+type Stats struct {
+	Hits, Misses, Fills, LockWaits, CacheErrors int64
+}
+
+// Stats returns the current counts.
+func (s *Service) Stats() Stats {
+	return Stats{
+		Hits: s.stats.hits.Load(), Misses: s.stats.misses.Load(), Fills: s.stats.fills.Load(),
+		LockWaits: s.stats.lockWaits.Load(), CacheErrors: s.stats.cacheErrors.Load(),
+	}
+}

@@ -1,0 +1,150 @@
+package docstore
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error by what the caller can do about it. The HTTP
+// layer maps each kind to a status in exactly one place (apigw).
+type Kind int
+
+const (
+	KindInternal         Kind = iota // anything unexpected; the detail goes to the log only
+	KindInvalid                      // the request is malformed
+	KindUnauthenticated              // no caller identity
+	KindNotFound                     // unknown, or another tenant's, document
+	KindConflict                     // the request conflicts with the current state
+	KindTooLarge                     // a body or response over a configured limit
+	KindUnsupportedMedia             // a media type the service cannot use
+	KindBadRange                     // a Range that cannot be satisfied
+	KindUnavailable                  // a backend is unavailable; retrying may succeed
+)
+
+var kindNames = map[Kind]string{
+	KindInternal:         "internal",
+	KindInvalid:          "invalid",
+	KindUnauthenticated:  "unauthenticated",
+	KindNotFound:         "not_found",
+	KindConflict:         "conflict",
+	KindTooLarge:         "too_large",
+	KindUnsupportedMedia: "unsupported_media_type",
+	KindBadRange:         "range_not_satisfiable",
+	KindUnavailable:      "unavailable",
+}
+
+// String is the machine-readable error code a caller sees.
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return "internal"
+}
+
+// Error is the error type of the domain and of every backend. Message is
+// safe to show a caller; Err holds the detail that only the log may see.
+type Error struct {
+	Op      string // the operation that failed, e.g. "docstore.Download"
+	Kind    Kind
+	Message string
+	Err     error
+}
+
+// E builds an *Error. Arguments are taken by type: a string is the op when
+// it is the first string, the public message after that; a Kind sets the
+// kind; an error is wrapped (its kind is inherited when none is given).
+func E(args ...any) error {
+	e := &Error{Kind: -1}
+	opSet := false
+	for _, a := range args {
+		switch v := a.(type) {
+		case string:
+			if !opSet {
+				e.Op, opSet = v, true
+			} else {
+				e.Message = v
+			}
+		case Kind:
+			e.Kind = v
+		case error:
+			e.Err = v
+		}
+	}
+	if e.Kind < 0 {
+		e.Kind = KindOf(e.Err)
+	}
+	return e
+}
+
+// Errorf builds an *Error of a kind with a formatted public message.
+func Errorf(op string, kind Kind, format string, a ...any) error {
+	return &Error{Op: op, Kind: kind, Message: fmt.Sprintf(format, a...)}
+}
+
+func (e *Error) Error() string {
+	msg := e.Op
+	add := func(s string) {
+		if s == "" {
+			return
+		}
+		if msg != "" {
+			msg += ": "
+		}
+		msg += s
+	}
+	add(e.Message)
+	if e.Err != nil {
+		add(e.Err.Error())
+	}
+	if msg == "" {
+		msg = e.Kind.String()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf reports the kind of the outermost *Error in err's chain that has
+// one; KindInternal when there is none.
+func KindOf(err error) Kind {
+	var e *Error
+	for err != nil {
+		if !errors.As(err, &e) {
+			return KindInternal
+		}
+		if e.Kind >= 0 {
+			return e.Kind
+		}
+		err = e.Err
+	}
+	return KindInternal
+}
+
+// PublicMessage is the message a caller may see for err: the outermost
+// message set on an *Error of err's kind, or a generic text for the kind.
+// Internal errors never expose their text.
+func PublicMessage(err error) string {
+	kind := KindOf(err)
+	if kind == KindInternal {
+		return "internal error"
+	}
+	var e *Error
+	for err != nil && errors.As(err, &e) {
+		if e.Message != "" {
+			return e.Message
+		}
+		err = e.Err
+	}
+	switch kind {
+	case KindNotFound:
+		return "not found"
+	case KindUnavailable:
+		return "a backend is unavailable; retry later"
+	case KindUnauthenticated:
+		return "no caller identity"
+	}
+	return kind.String()
+}
+
+// IsNotFound reports whether err is of KindNotFound.
+func IsNotFound(err error) bool { return err != nil && KindOf(err) == KindNotFound }

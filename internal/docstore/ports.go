@@ -1,0 +1,107 @@
+package docstore
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// The interfaces below are what the Service consumes. Each backend package
+// implements one of them; storetest holds one contract suite per interface.
+
+// BlobStore keeps sealed blobs (package envelope), addressed by document id.
+type BlobStore interface {
+	// Put stores exactly size bytes read from r as the blob of id,
+	// replacing any previous one. A failed Put leaves no partial blob
+	// visible to Get.
+	Put(ctx context.Context, id ID, r io.Reader, size int64) error
+	// Get returns the bytes [offset, offset+length) of the blob; length < 0
+	// means to the end. A missing blob is a KindNotFound error.
+	Get(ctx context.Context, id ID, offset, length int64) (io.ReadCloser, error)
+	// Delete removes the blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, id ID) error
+}
+
+// ListPosition is where a listing resumes: after the document created at
+// CreatedAt with id ID (listings run newest first, ties broken by id).
+type ListPosition struct {
+	CreatedAt time.Time
+	ID        ID
+}
+
+// MetadataStore keeps Records.
+type MetadataStore interface {
+	// Create stores a new record; KindConflict if the id exists.
+	Create(ctx context.Context, rec Record) error
+	// Get returns the record of id (a strongly consistent read);
+	// KindNotFound if there is none.
+	Get(ctx context.Context, id ID) (Record, error)
+	// MarkAvailable turns a pending record available and records its size
+	// and SHA-256, clearing ExpiresAt. KindNotFound if the record is gone,
+	// KindConflict if it is not pending.
+	MarkAvailable(ctx context.Context, id ID, size int64, sha256 string) (Record, error)
+	// List returns up to limit available records of tenant, newest first
+	// (CreatedAt descending, then ID descending), starting after `after`
+	// when it is non-nil.
+	List(ctx context.Context, tenant Tenant, after *ListPosition, limit int) ([]Record, error)
+	// Delete removes the record; deleting a missing record is not an error.
+	Delete(ctx context.Context, id ID) error
+}
+
+// EncryptionContext is the set of non-secret pairs a data key is bound to,
+// as KMS encryption contexts are: unwrapping needs exactly the same pairs.
+type EncryptionContext map[string]string
+
+// ContextFor is the encryption context of a document's data key.
+func ContextFor(tenant Tenant, id ID) EncryptionContext {
+	return EncryptionContext{"imago:document": string(id), "imago:tenant": string(tenant)}
+}
+
+// DataKey is a fresh data key: Plaintext is used once and forgotten, Wrapped
+// is stored with the document's metadata.
+type DataKey struct {
+	Plaintext []byte // 32 bytes
+	Wrapped   []byte
+	KeyID     string // the key that wrapped it
+}
+
+// KeyService generates and unwraps per-document data keys.
+type KeyService interface {
+	// GenerateDataKey returns a new AES-256 data key bound to ec.
+	GenerateDataKey(ctx context.Context, ec EncryptionContext) (DataKey, error)
+	// Decrypt unwraps a data key; it fails unless keyID's key wrapped it
+	// under exactly ec.
+	Decrypt(ctx context.Context, keyID string, wrapped []byte, ec EncryptionContext) ([]byte, error)
+}
+
+// CachedDocument is a cache entry: enough to answer a download, including
+// the tenant check, without any other backend.
+type CachedDocument struct {
+	Tenant      Tenant
+	Filename    string
+	ContentType string
+	Size        int64
+	SHA256      string
+	Body        []byte
+}
+
+// Cache is the tier of decrypted documents. Cache errors never fail a
+// request: the Service logs them and goes to the origin.
+type Cache interface {
+	// Get returns the entry of id and slides its TTL; (nil, nil) on a miss.
+	// The entry is read-only: an in-process cache returns its own copy.
+	Get(ctx context.Context, id ID) (*CachedDocument, error)
+	// Set stores the entry of id with the cache's TTL. The cache keeps
+	// nothing of doc's memory: the caller may reuse it afterwards.
+	Set(ctx context.Context, id ID, doc *CachedDocument) error
+	// Delete removes the entry of id; a missing entry is not an error.
+	Delete(ctx context.Context, id ID) error
+}
+
+// FillLocker is implemented by caches shared between processes, so that
+// concurrent misses for one id load the origin once across all of them.
+type FillLocker interface {
+	// TryLock takes the short fill lock of id. When acquired, release
+	// must be called once the entry is filled (or the load failed).
+	TryLock(ctx context.Context, id ID) (release func(), acquired bool, err error)
+}

@@ -1,0 +1,428 @@
+// Package dynamostore keeps document Records in a DynamoDB table.
+//
+// # Schema
+//
+// The table (declared in template.yaml, provisioned by scripts/testenv for
+// the tests) is:
+//
+//	partition key  id             S   the document id
+//	GSI tenant-index
+//	  partition    tenant_listed  S   the owner, only on available documents
+//	  sort         created_key    S   19-digit zero-padded unix nanoseconds "#" id
+//	  projection   ALL
+//	TTL attribute  expires_at     N   epoch seconds, only on pending documents
+//
+// Each item holds every Record field as its own attribute: tenant, filename,
+// content_type, size (N), sha256, status, created_at (RFC 3339 with
+// nanoseconds, UTC), metadata (M of S, absent when empty), and the envelope
+// parameters wrapped_key (B), key_id, format_version (N), segment_size (N).
+// The data key is only ever stored wrapped: without KMS and the exact
+// encryption context, the item gives nothing away, and deleting it makes
+// every copy of the blob unreadable.
+//
+// # Why this shape
+//
+// Listing a tenant's documents newest first is one Query on tenant-index
+// with ScanIndexForward=false: created_key sorts as a string exactly as
+// (CreatedAt, ID) does, newest first and ties broken by id descending, and
+// is unique, so a listing position maps to an ExclusiveStartKey. The index
+// is sparse: a pending document has no tenant_listed, so it is not in the
+// index at all and a page is never shortened by documents still uploading.
+// MarkAvailable sets tenant_listed and removes expires_at in the same
+// conditional update that flips the status, so an abandoned upload (a
+// presigned URL never used) is removed by DynamoDB's TTL while an available
+// document never is.
+//
+// CreatedAt is kept to the microsecond: Create truncates it, so the
+// position a caller builds from a listed record (whatever precision its
+// cursor keeps down to the microsecond) names exactly that record's key.
+//
+// Get is a strongly consistent read. List reads a global secondary index,
+// which DynamoDB updates asynchronously: a document marked available a
+// moment ago may take a moment to be listed (DynamoDB Local updates it at
+// once).
+//
+// Errors: a failed create condition is KindConflict; a missing item
+// KindNotFound; throttling (ProvisionedThroughputExceeded, RequestLimit,
+// Throttling), 5xx, timeouts and network failures KindUnavailable; anything
+// else — a missing table, a validation error — KindInternal.
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+// DynamoAPI is the part of the DynamoDB client that Store uses;
+// *dynamodb.Client implements it.
+type DynamoAPI interface {
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var (
+	_ DynamoAPI              = (*dynamodb.Client)(nil)
+	_ docstore.MetadataStore = (*Store)(nil)
+)
+
+// Attribute and index names of the schema.
+const (
+	IndexName = "tenant-index"
+
+	attrID            = "id"
+	attrTenant        = "tenant"
+	attrTenantListed  = "tenant_listed"
+	attrCreatedKey    = "created_key"
+	attrCreatedAt     = "created_at"
+	attrExpiresAt     = "expires_at"
+	attrFilename      = "filename"
+	attrContentType   = "content_type"
+	attrSize          = "size"
+	attrSHA256        = "sha256"
+	attrStatus        = "status"
+	attrMetadata      = "metadata"
+	attrWrappedKey    = "wrapped_key"
+	attrKeyID         = "key_id"
+	attrFormatVersion = "format_version"
+	attrSegmentSize   = "segment_size"
+)
+
+// Store is a docstore.MetadataStore on a DynamoDB table.
+type Store struct {
+	client DynamoAPI
+	table  string
+}
+
+// New returns a Store on table through client.
+func New(client DynamoAPI, table string) *Store {
+	return &Store{client: client, table: table}
+}
+
+func (s *Store) key(id docstore.ID) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrID: str(string(id))}
+}
+
+// Create stores rec unless its id exists.
+func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
+	const op = "dynamostore.Create"
+	if rec.ID == "" || rec.Tenant == "" {
+		return docstore.Errorf(op, docstore.KindInvalid, "a record needs an id and a tenant")
+	}
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(s.table),
+		Item:                     encode(rec),
+		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+		ExpressionAttributeNames: map[string]string{"#id": attrID},
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s already exists", rec.ID), err)
+		}
+		return docstore.E(op, kindOf(err), fmt.Errorf("put %s: %w", rec.ID, err))
+	}
+	return nil
+}
+
+// Get returns the record of id, read consistently.
+func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error) {
+	const op = "dynamostore.Get"
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            s.key(id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return docstore.Record{}, docstore.E(op, kindOf(err), fmt.Errorf("get %s: %w", id, err))
+	}
+	if len(out.Item) == 0 {
+		return docstore.Record{}, docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+	}
+	rec, err := decode(out.Item)
+	if err != nil {
+		return docstore.Record{}, docstore.E(op, docstore.KindInternal, fmt.Errorf("item %s: %w", id, err))
+	}
+	return rec, nil
+}
+
+// MarkAvailable flips a pending record to available, records its size and
+// SHA-256, puts it in the listing index and removes its expiry, in one
+// conditional update.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string) (docstore.Record, error) {
+	const op = "dynamostore.MarkAvailable"
+	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(s.table),
+		Key:                 s.key(id),
+		ConditionExpression: aws.String("attribute_exists(#id) AND #status = :pending"),
+		UpdateExpression: aws.String("SET #status = :available, #size = :size, #sha256 = :sha256, " +
+			"#tenant_listed = #tenant REMOVE #expires_at"),
+		ExpressionAttributeNames: map[string]string{
+			"#id": attrID, "#status": attrStatus, "#size": attrSize, "#sha256": attrSHA256,
+			"#tenant_listed": attrTenantListed, "#tenant": attrTenant, "#expires_at": attrExpiresAt,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending":   str(string(docstore.StatusPending)),
+			":available": str(string(docstore.StatusAvailable)),
+			":size":      num(size),
+			":sha256":    str(sha256),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return docstore.Record{}, docstore.E(op, kindOf(err), fmt.Errorf("update %s: %w", id, err))
+		}
+		exists := len(ccf.Item) > 0
+		if !exists {
+			// The old item comes back when the server supports it; when it
+			// does not, look.
+			if _, gerr := s.Get(ctx, id); gerr == nil {
+				exists = true
+			} else if !docstore.IsNotFound(gerr) {
+				return docstore.Record{}, docstore.E(op, gerr)
+			}
+		}
+		if exists {
+			return docstore.Record{}, docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s is not pending", id), err)
+		}
+		return docstore.Record{}, docstore.E(op, docstore.KindNotFound, fmt.Sprintf("document %s not found", id), err)
+	}
+	rec, err := decode(out.Attributes)
+	if err != nil {
+		return docstore.Record{}, docstore.E(op, docstore.KindInternal, fmt.Errorf("item %s: %w", id, err))
+	}
+	return rec, nil
+}
+
+// List returns up to limit available records of tenant, newest first,
+// after the position `after` when it is set.
+func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
+	const op = "dynamostore.List"
+	if limit <= 0 || tenant == "" {
+		return nil, nil
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		IndexName:                 aws.String(IndexName),
+		KeyConditionExpression:    aws.String("#tenant_listed = :tenant"),
+		ExpressionAttributeNames:  map[string]string{"#tenant_listed": attrTenantListed},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":tenant": str(string(tenant))},
+		ScanIndexForward:          aws.Bool(false),
+	}
+	if after != nil {
+		in.ExclusiveStartKey = map[string]types.AttributeValue{
+			attrID:           str(string(after.ID)),
+			attrTenantListed: str(string(tenant)),
+			attrCreatedKey:   str(createdKey(after.CreatedAt, after.ID)),
+		}
+	}
+	recs := make([]docstore.Record, 0, min(limit, 100))
+	// A Query with a Limit may stop short of it (at 1 MB read, say) and
+	// still have more: go on until the page is full or the index ends.
+	for len(recs) < limit {
+		in.Limit = aws.Int32(int32(min(limit-len(recs), 1000)))
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return nil, docstore.E(op, kindOf(err), fmt.Errorf("query %s of %s: %w", IndexName, tenant, err))
+		}
+		for _, item := range out.Items {
+			rec, err := decode(item)
+			if err != nil {
+				return nil, docstore.E(op, docstore.KindInternal, fmt.Errorf("listed item: %w", err))
+			}
+			recs = append(recs, rec)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	return recs, nil
+}
+
+// Delete removes the record of id; a missing one is not an error.
+func (s *Store) Delete(ctx context.Context, id docstore.ID) error {
+	const op = "dynamostore.Delete"
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: s.key(id)})
+	if err != nil {
+		return docstore.E(op, kindOf(err), fmt.Errorf("delete %s: %w", id, err))
+	}
+	return nil
+}
+
+// createdKey is the index sort key of a record: descending order of it is
+// newest first, then id descending.
+func createdKey(t time.Time, id docstore.ID) string {
+	return fmt.Sprintf("%019d#%s", max(t.UnixNano(), 0), id)
+}
+
+// encode is the item of rec.
+func encode(rec docstore.Record) map[string]types.AttributeValue {
+	created := rec.CreatedAt.UTC().Truncate(time.Microsecond)
+	item := map[string]types.AttributeValue{
+		attrID:            str(string(rec.ID)),
+		attrTenant:        str(string(rec.Tenant)),
+		attrFilename:      str(rec.Filename),
+		attrContentType:   str(rec.ContentType),
+		attrSize:          num(rec.Size),
+		attrSHA256:        str(rec.SHA256),
+		attrStatus:        str(string(rec.Status)),
+		attrCreatedAt:     str(created.Format(time.RFC3339Nano)),
+		attrCreatedKey:    str(createdKey(created, rec.ID)),
+		attrWrappedKey:    &types.AttributeValueMemberB{Value: rec.WrappedKey},
+		attrKeyID:         str(rec.KeyID),
+		attrFormatVersion: num(int64(rec.FormatVersion)),
+		attrSegmentSize:   num(int64(rec.SegmentSize)),
+	}
+	if rec.WrappedKey == nil {
+		// B cannot be null; an empty one is at least well-formed.
+		item[attrWrappedKey] = &types.AttributeValueMemberB{Value: []byte{}}
+	}
+	if len(rec.Metadata) > 0 {
+		m := make(map[string]types.AttributeValue, len(rec.Metadata))
+		for k, v := range rec.Metadata {
+			m[k] = str(v)
+		}
+		item[attrMetadata] = &types.AttributeValueMemberM{Value: m}
+	}
+	if rec.Status == docstore.StatusAvailable {
+		item[attrTenantListed] = str(string(rec.Tenant))
+	}
+	if !rec.ExpiresAt.IsZero() {
+		item[attrExpiresAt] = num(rec.ExpiresAt.Unix())
+	}
+	return item
+}
+
+// decode is the record of an item.
+func decode(item map[string]types.AttributeValue) (docstore.Record, error) {
+	d := decoder{item: item}
+	var rec docstore.Record
+	rec.ID = docstore.ID(d.str(attrID, true))
+	rec.Tenant = docstore.Tenant(d.str(attrTenant, true))
+	rec.Filename = d.str(attrFilename, false)
+	rec.ContentType = d.str(attrContentType, false)
+	rec.Size = d.num(attrSize, false)
+	rec.SHA256 = d.str(attrSHA256, false)
+	rec.Status = docstore.Status(d.str(attrStatus, true))
+	rec.CreatedAt = d.time(attrCreatedAt)
+	rec.Metadata = d.strMap(attrMetadata)
+	rec.WrappedKey = d.bytes(attrWrappedKey)
+	rec.KeyID = d.str(attrKeyID, false)
+	rec.FormatVersion = int(d.num(attrFormatVersion, false))
+	rec.SegmentSize = int(d.num(attrSegmentSize, false))
+	if _, ok := item[attrExpiresAt]; ok {
+		rec.ExpiresAt = time.Unix(d.num(attrExpiresAt, true), 0).UTC()
+	}
+	if d.err != nil {
+		return docstore.Record{}, d.err
+	}
+	return rec, nil
+}
+
+// decoder reads attributes, keeping the first error.
+type decoder struct {
+	item map[string]types.AttributeValue
+	err  error
+}
+
+func (d *decoder) fail(name, format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("attribute %s: %s", name, fmt.Sprintf(format, a...))
+	}
+}
+
+func (d *decoder) str(name string, required bool) string {
+	switch v := d.item[name].(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value
+	case nil:
+		if required {
+			d.fail(name, "missing")
+		}
+	default:
+		d.fail(name, "is %T, want S", v)
+	}
+	return ""
+}
+
+func (d *decoder) num(name string, required bool) int64 {
+	switch v := d.item[name].(type) {
+	case *types.AttributeValueMemberN:
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			d.fail(name, "%v", err)
+		}
+		return n
+	case nil:
+		if required {
+			d.fail(name, "missing")
+		}
+	default:
+		d.fail(name, "is %T, want N", v)
+	}
+	return 0
+}
+
+func (d *decoder) time(name string) time.Time {
+	s := d.str(name, true)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		d.fail(name, "%v", err)
+	}
+	return t.UTC()
+}
+
+func (d *decoder) bytes(name string) []byte {
+	switch v := d.item[name].(type) {
+	case *types.AttributeValueMemberB:
+		return v.Value
+	case nil:
+	default:
+		d.fail(name, "is %T, want B", v)
+	}
+	return nil
+}
+
+func (d *decoder) strMap(name string) map[string]string {
+	switch v := d.item[name].(type) {
+	case *types.AttributeValueMemberM:
+		out := make(map[string]string, len(v.Value))
+		for k, av := range v.Value {
+			s, ok := av.(*types.AttributeValueMemberS)
+			if !ok {
+				d.fail(name, "value of %q is %T, want S", k, av)
+				continue
+			}
+			out[k] = s.Value
+		}
+		return out
+	case nil:
+	default:
+		d.fail(name, "is %T, want M", v)
+	}
+	return map[string]string{}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}

@@ -1,0 +1,131 @@
+package dynamostore_test
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/dynamostore"
+	"github.com/imagodocs/imago/internal/storetest"
+	"github.com/imagodocs/imago/internal/testenv"
+)
+
+// localDynamo returns a client of the local DynamoDB server and the table,
+// or skips.
+func localDynamo(t *testing.T) (*dynamodb.Client, string) {
+	t.Helper()
+	table := testenv.Require(t, "IMAGO_TABLE")["IMAGO_TABLE"]
+	return dynamodb.NewFromConfig(testenv.AWSConfig(t, "DYNAMODB")), table
+}
+
+func TestDynamoStore_Contract(t *testing.T) {
+	client, table := localDynamo(t)
+	storetest.TestMetadataStore(t, func(t *testing.T) docstore.MetadataStore {
+		return dynamostore.New(client, table)
+	})
+}
+
+// TestDynamoStore_ItemLayout checks the items themselves: what the sparse
+// index and the TTL rely on, and that no plaintext key is ever written.
+func TestDynamoStore_ItemLayout(t *testing.T) {
+	client, table := localDynamo(t)
+	s := dynamostore.New(client, table)
+	ctx := t.Context()
+	created := time.Date(2025, 3, 4, 5, 6, 7, 891234567, time.FixedZone("CET", 3600))
+	rec := docstore.Record{
+		Document: docstore.Document{
+			ID: docstore.NewID(), Filename: "a.pdf", ContentType: "application/pdf",
+			Status: docstore.StatusPending, CreatedAt: created, Metadata: map[string]string{"k": "v"},
+		},
+		Tenant:     docstore.Tenant("layout-" + string(docstore.NewID())),
+		WrappedKey: []byte{1, 2, 3}, KeyID: "arn:aws:kms:us-east-1:111122223333:key/x",
+		FormatVersion: 1, SegmentSize: 65536,
+		ExpiresAt: time.Unix(1_900_000_000, 0),
+	}
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	t.Cleanup(func() { s.Delete(context.Background(), rec.ID) })
+
+	item := rawItem(t, client, table, rec.ID)
+	if _, ok := item["tenant_listed"]; ok {
+		t.Errorf("a pending item has tenant_listed: it would be listed")
+	}
+	if got := numAttr(item, "expires_at"); got != "1900000000" {
+		t.Errorf("expires_at = %q, want the epoch seconds 1900000000", got)
+	}
+	wantKey := "1741061167891234000#" + string(rec.ID) // UTC, kept to the µs
+	if got := strAttr(item, "created_key"); got != wantKey {
+		t.Errorf("created_key = %q, want %q", got, wantKey)
+	}
+	if got := strAttr(item, "created_at"); got != "2025-03-04T04:06:07.891234Z" {
+		t.Errorf("created_at = %q, want RFC 3339 in UTC", got)
+	}
+	if b, ok := item["wrapped_key"].(*types.AttributeValueMemberB); !ok || string(b.Value) != "\x01\x02\x03" {
+		t.Errorf("wrapped_key = %#v, want B 010203", item["wrapped_key"])
+	}
+	for name := range item {
+		if regexp.MustCompile(`(?i)plain|secret|data_key$`).MatchString(name) {
+			t.Errorf("item has attribute %q", name)
+		}
+	}
+
+	if _, err := s.MarkAvailable(ctx, rec.ID, 99, strings.Repeat("ab", 32)); err != nil {
+		t.Fatalf("MarkAvailable: %v", err)
+	}
+	item = rawItem(t, client, table, rec.ID)
+	if got := strAttr(item, "tenant_listed"); got != string(rec.Tenant) {
+		t.Errorf("after MarkAvailable tenant_listed = %q, want the tenant", got)
+	}
+	if _, ok := item["expires_at"]; ok {
+		t.Errorf("after MarkAvailable the item still expires")
+	}
+	if got := strAttr(item, "status"); got != "available" {
+		t.Errorf("after MarkAvailable status = %q", got)
+	}
+	if got := numAttr(item, "size"); got != "99" {
+		t.Errorf("after MarkAvailable size = %q", got)
+	}
+}
+
+func TestDynamoStore_MissingTableIsInternal(t *testing.T) {
+	client, _ := localDynamo(t)
+	s := dynamostore.New(client, "imago-no-such-table-"+string(docstore.NewID()[:8]))
+	_, err := s.Get(t.Context(), docstore.NewID())
+	if k := docstore.KindOf(err); k != docstore.KindInternal {
+		t.Fatalf("Get from a missing table: a %s error (%v), want internal", k, err)
+	}
+}
+
+func rawItem(t *testing.T, client *dynamodb.Client, table string, id docstore.ID) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: string(id)}},
+	})
+	if err != nil || len(out.Item) == 0 {
+		t.Fatalf("GetItem %s: %v (%d attributes)", id, err, len(out.Item))
+	}
+	return out.Item
+}
+
+func strAttr(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func numAttr(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		return v.Value
+	}
+	return ""
+}

@@ -1,0 +1,369 @@
+// Package s3store keeps the sealed blobs of documents in an S3 bucket, one
+// object per document under blobs/{id}.
+//
+// Put receives the blob from the envelope writer as an unseekable stream of
+// a known size, and must neither hold a multi-GiB document in memory nor
+// send an unchecked body. The SDK does not help with such a body over plain
+// HTTP (the local test servers): it can only checksum an unseekable body as
+// an aws-chunked trailer, which it does over TLS only, and fails otherwise.
+// So Put buffers: a blob up to the part size (5 MiB by default, which covers
+// the typical 2–3 MB document) goes in one PutObject; a larger one in a
+// multipart upload of part-size parts, at most two of them in memory at once
+// (one being read from the stream while the previous one is sent). Every
+// request carries the SHA-256 of exactly the bytes it sends
+// (x-amz-checksum-sha256), which S3 verifies before it stores anything, so
+// memory stays at a few MiB and every byte is checked on the way in. Reads
+// are checked by the blob format itself (AES-GCM per segment).
+//
+// A Put that fails, whether the stream or S3 failed or the context ended,
+// leaves nothing at the key: the single PutObject is only sent once the
+// whole body has been read, and a multipart upload is aborted (its parts are
+// invisible until completed). Overwriting a blob is atomic in S3: a reader
+// sees the old blob or the new one.
+//
+// Get maps (offset, length) to a `Range: bytes=a-b` request, so a ranged
+// download reads only the segments it needs. Errors are classified for the
+// Service: a missing object (NoSuchKey, or 404 on HEAD) is KindNotFound;
+// throttling (SlowDown, 503), 5xx, timeouts and network failures are
+// KindUnavailable; anything else — a missing bucket, access denied — is
+// KindInternal, a configuration problem no retry fixes.
+package s3store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+// S3API is the part of the S3 client that Store uses; *s3.Client
+// implements it.
+type S3API interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}
+
+var (
+	_ S3API              = (*s3.Client)(nil)
+	_ docstore.BlobStore = (*Store)(nil)
+)
+
+const (
+	// KeyPrefix is where blobs live in the bucket; the staging prefix of
+	// presigned uploads is elsewhere.
+	KeyPrefix = "blobs/"
+
+	// MinPartSize is S3's smallest part (but the last) of a multipart upload.
+	MinPartSize = 5 << 20
+	// DefaultPartSize is the part size, and the largest blob sent in a
+	// single PutObject.
+	DefaultPartSize = MinPartSize
+	// DefaultConcurrency is how many parts are in memory at once: one read
+	// from the stream while one is sent.
+	DefaultConcurrency = 2
+
+	maxParts     = 10_000 // S3's limit on parts per upload
+	abortTimeout = 30 * time.Second
+	contentType  = "application/octet-stream"
+)
+
+// Store is a docstore.BlobStore on an S3 bucket.
+type Store struct {
+	client      S3API
+	bucket      string
+	partSize    int64
+	concurrency int
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPartSize sets the part size of multipart uploads, which is also the
+// largest blob sent in one PutObject. Sizes under 5 MiB are raised to it.
+// A blob so large that it would need more than 10,000 parts uses larger
+// parts.
+func WithPartSize(n int64) Option {
+	return func(s *Store) { s.partSize = max(n, MinPartSize) }
+}
+
+// WithConcurrency sets how many parts of one upload may be in memory, read
+// or in flight, at once (at least 1). Memory per Put is about
+// concurrency × part size.
+func WithConcurrency(n int) Option {
+	return func(s *Store) { s.concurrency = max(n, 1) }
+}
+
+// New returns a Store keeping blobs in bucket through client.
+func New(client S3API, bucket string, opts ...Option) *Store {
+	s := &Store{client: client, bucket: bucket, partSize: DefaultPartSize, concurrency: DefaultConcurrency}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// NewClient builds the S3 client from cfg. With an endpoint override
+// (AWS_ENDPOINT_URL_S3, or cfg.BaseEndpoint) it uses path-style addressing,
+// which S3-compatible servers need (the bucket is not a DNS name there).
+// optFns apply after that.
+func NewClient(cfg aws.Config, optFns ...func(*s3.Options)) *s3.Client {
+	fns := append([]func(*s3.Options){func(o *s3.Options) {
+		if o.BaseEndpoint != nil {
+			o.UsePathStyle = true
+		}
+		// Ranged and multipart GETs carry no whole-object checksum to
+		// validate; that is expected, not worth a log line each time.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}}, optFns...)
+	return s3.NewFromConfig(cfg, fns...)
+}
+
+func (s *Store) key(id docstore.ID) *string { return aws.String(KeyPrefix + string(id)) }
+
+// Put stores exactly size bytes from r as the blob of id.
+func (s *Store) Put(ctx context.Context, id docstore.ID, r io.Reader, size int64) error {
+	const op = "s3store.Put"
+	if size < 0 {
+		return docstore.Errorf(op, docstore.KindInvalid, "negative blob size %d", size)
+	}
+	if size <= s.partSize {
+		return s.putSingle(ctx, op, id, r, size)
+	}
+	return s.putMultipart(ctx, op, id, r, size)
+}
+
+func (s *Store) putSingle(ctx context.Context, op string, id docstore.ID, r io.Reader, size int64) error {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return readError(op, id, err, 0, size)
+	}
+	if err := ctx.Err(); err != nil {
+		return docstore.E(op, kindOf(err), err)
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               s.key(id),
+		Body:              bytes.NewReader(buf),
+		ContentLength:     aws.Int64(size),
+		ContentType:       aws.String(contentType),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumSHA256:    checksum(buf),
+	})
+	if err != nil {
+		return docstore.E(op, kindOf(err), fmt.Errorf("put %s: %w", id, err))
+	}
+	return nil
+}
+
+func (s *Store) putMultipart(ctx context.Context, op string, id docstore.ID, r io.Reader, size int64) (err error) {
+	partSize := s.partSize
+	if size > partSize*maxParts {
+		// Round up to whole MiB so that the parts stay within the limit.
+		partSize = ((size+maxParts-1)/maxParts + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	nparts := int((size + partSize - 1) / partSize)
+
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(s.bucket),
+		Key:               s.key(id),
+		ContentType:       aws.String(contentType),
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+	})
+	if err != nil {
+		return docstore.E(op, kindOf(err), fmt.Errorf("create multipart upload of %s: %w", id, err))
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		// The caller's context may be what failed; the abort must still go
+		// out, or the parts would linger (and be billed) until a lifecycle
+		// rule removes them.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.bucket), Key: s.key(id), UploadId: uploadID,
+		}); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("abort multipart upload of %s: %w", id, aerr))
+		}
+	}()
+
+	// Parts go out under uploadCtx, which the first failure cancels.
+	uploadCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		parts    = make([]types.CompletedPart, nparts)
+		buffers  = make(chan []byte, s.concurrency)
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	for range s.concurrency {
+		buffers <- nil // allocated on first use: a 6 MiB blob needs two parts, not concurrency
+	}
+
+	var read int64
+	for n := int32(1); read < size; n++ {
+		var buf []byte
+		select {
+		case buf = <-buffers:
+		case <-uploadCtx.Done():
+		}
+		if err := uploadCtx.Err(); err != nil {
+			fail(err)
+			break
+		}
+		partLen := min(partSize, size-read)
+		if int64(cap(buf)) < partLen {
+			buf = make([]byte, partSize)
+		}
+		buf = buf[:partLen]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			fail(readError(op, id, err, read, size))
+			break
+		}
+		read += partLen
+		wg.Go(func() {
+			defer func() { buffers <- buf }()
+			sum := checksum(buf)
+			out, err := s.client.UploadPart(uploadCtx, &s3.UploadPartInput{
+				Bucket:            aws.String(s.bucket),
+				Key:               s.key(id),
+				UploadId:          uploadID,
+				PartNumber:        aws.Int32(n),
+				Body:              bytes.NewReader(buf),
+				ContentLength:     aws.Int64(int64(len(buf))),
+				ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+				ChecksumSHA256:    sum,
+			})
+			if err != nil {
+				fail(docstore.E(op, kindOf(err), fmt.Errorf("upload part %d of %s: %w", n, id, err)))
+				return
+			}
+			parts[n-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n), ChecksumSHA256: sum}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		if e := (*docstore.Error)(nil); !errors.As(firstErr, &e) {
+			// The context ended (the caller's, not ours: we only cancel
+			// after recording a failure).
+			return docstore.E(op, kindOf(firstErr), fmt.Errorf("put %s: %w", id, firstErr))
+		}
+		return firstErr
+	}
+
+	_, err = s.client.CompleteMultipartUpload(uploadCtx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(s.bucket),
+		Key:             s.key(id),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		MpuObjectSize:   aws.Int64(size),
+	})
+	if err != nil {
+		return docstore.E(op, kindOf(err), fmt.Errorf("complete multipart upload of %s: %w", id, err))
+	}
+	return nil
+}
+
+// Get returns bytes [offset, offset+length) of the blob of id, or from
+// offset to the end when length < 0.
+func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (io.ReadCloser, error) {
+	const op = "s3store.Get"
+	if offset < 0 {
+		return nil, docstore.Errorf(op, docstore.KindBadRange, "negative offset %d", offset)
+	}
+	if length == 0 {
+		// No byte range can ask for nothing; still report a missing blob.
+		if _, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)}); err != nil {
+			return nil, docstore.E(op, kindOf(err), fmt.Errorf("head %s: %w", id, err))
+		}
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)}
+	switch {
+	case length > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case offset > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	// (offset 0 to the end sends no Range: an empty blob has no byte 0.)
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, docstore.E(op, kindOf(err), fmt.Errorf("get %s (offset %d, length %d): %w", id, offset, length, err))
+	}
+	return &body{rc: out.Body, id: id}, nil
+}
+
+// Delete removes the blob of id; S3 answers a delete of a missing key with
+// success.
+func (s *Store) Delete(ctx context.Context, id docstore.ID) error {
+	const op = "s3store.Delete"
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)})
+	if err != nil && kindOf(err) != docstore.KindNotFound {
+		return docstore.E(op, kindOf(err), fmt.Errorf("delete %s: %w", id, err))
+	}
+	return nil
+}
+
+// body classifies errors met while streaming a GetObject body: a connection
+// that drops mid-body is KindUnavailable, like one that fails up front.
+type body struct {
+	rc io.ReadCloser
+	id docstore.ID
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		kind := kindOf(err)
+		if kind == docstore.KindInternal && errors.Is(err, io.ErrUnexpectedEOF) {
+			kind = docstore.KindUnavailable
+		}
+		err = docstore.E("s3store.Get", kind, fmt.Errorf("read %s: %w", b.id, err))
+	}
+	return n, err
+}
+
+func (b *body) Close() error { return b.rc.Close() }
+
+// readError wraps a failure of the caller's stream; it keeps the stream's
+// own kind (the envelope writer's or the upload's).
+func readError(op string, id docstore.ID, err error, at, size int64) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = fmt.Errorf("blob of %s ended before its %d bytes: %w", id, size, io.ErrUnexpectedEOF)
+	}
+	return docstore.E(op, fmt.Errorf("read blob of %s at byte %d: %w", id, at, err))
+}
+
+// checksum is the x-amz-checksum-sha256 value of b.
+func checksum(b []byte) *string {
+	sum := sha256.Sum256(b)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
