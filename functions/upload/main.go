@@ -9,12 +9,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
 )
 
 func main() {
 	log := app.NewLogger(os.Stderr, os.Getenv)
 	a := app.Must(app.FromEnv(context.Background(), os.Getenv, log))
-	lambda.Start(a.Handler(apigw.Upload))
+	lambda.Start(a.NewUploadFunction())
 }

@@ -3,6 +3,7 @@ package apigw
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -160,8 +161,44 @@ func (h *Handler) delete(ctx context.Context, req *request) (*Response, error) {
 	return &Response{Status: 204}, nil
 }
 
+// createUploadBody is the JSON body of POST /documents/uploads.
+type createUploadBody struct {
+	Filename    string            `json:"filename"`
+	ContentType string            `json:"content_type"`
+	Size        *int64            `json:"size"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
 func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, error) {
-	return nil, docstore.Errorf("apigw.createUpload", docstore.KindUnavailable, "presigned uploads are not configured on this deployment")
+	const op = "apigw.createUpload"
+	body, err := req.body()
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(req.header("content-type")); mt != "" && mt != "application/json" {
+		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
+	}
+	var in createUploadBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, docstore.E(op, docstore.KindInvalid, "the body must be JSON {filename, content_type, size, metadata}", err)
+	}
+	if dec.More() {
+		return nil, docstore.E(op, docstore.KindInvalid, "the body must hold one JSON object")
+	}
+	if in.Size == nil {
+		return nil, docstore.E(op, docstore.KindInvalid, "size is required")
+	}
+	up, err := h.svc.CreateUpload(ctx, docstore.CreateUploadRequest{Tenant: req.tenant, Filename: in.Filename,
+		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata})
+	if err != nil {
+		return nil, err
+	}
+	req.id = string(up.ID)
+	resp := jsonResponse(201, up)
+	resp.set("location", "/documents/"+string(up.ID))
+	return resp, nil
 }
 
 func (h *Handler) download(ctx context.Context, req *request) (*Response, error) {

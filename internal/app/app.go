@@ -43,6 +43,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	svc := docstore.NewService(set.Backends, docstore.Config{
 		MaxInlineBytes: cfg.MaxInlineBytes,
 		CacheMaxBytes:  cfg.CacheMaxBytes,
+		StagingPrefix:  cfg.StagingPrefix,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)
 	return &App{Config: cfg, Service: svc, Backends: set, Log: log}, nil

@@ -26,7 +26,9 @@ func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	set := &Set{Kind: "aws"}
-	set.Blobs = s3store.New(s3store.NewClient(awsCfg), cfg.Bucket)
+	s3Client := s3store.NewClient(awsCfg)
+	set.Blobs = s3store.New(s3Client, cfg.Bucket)
+	set.Staging = s3store.NewStaging(s3Client, cfg.Bucket, cfg.StagingPrefix)
 	set.Meta = dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	return set, nil

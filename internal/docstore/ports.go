@@ -105,3 +105,27 @@ type FillLocker interface {
 	// must be called once the entry is filled (or the load failed).
 	TryLock(ctx context.Context, id ID) (release func(), acquired bool, err error)
 }
+
+// PresignedUpload is how a client sends a large document straight to the
+// staging area: an HTTP request it makes itself, valid until ExpiresAt.
+type PresignedUpload struct {
+	URL       string
+	Method    string
+	Headers   map[string]string // headers the client must send as given
+	ExpiresAt time.Time
+}
+
+// Staging is the area large documents are uploaded to, in plaintext, by
+// presigned URL, before the ingest encrypts them into the BlobStore and
+// deletes them. Objects are addressed by their full key (prefix included),
+// as storage events name them.
+type Staging interface {
+	// PresignPut returns a request that uploads exactly size bytes of
+	// contentType to key, valid for ttl.
+	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (PresignedUpload, error)
+	// Open reads the staged object at key and reports its size;
+	// KindNotFound if it is not there.
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// Delete removes the staged object; a missing one is not an error.
+	Delete(ctx context.Context, key string) error
+}

@@ -34,6 +34,8 @@ type Config struct {
 	// PendingTTL is how long a pending record may live before the metadata
 	// store may expire it (an upload that died half-way).
 	PendingTTL time.Duration
+	// StagingPrefix is where presigned uploads are staged.
+	StagingPrefix string
 	// FillWait bounds how long a miss waits for another instance holding
 	// the fill lock before loading the origin itself; FillPoll is the
 	// interval at which it looks at the cache meanwhile.
@@ -53,6 +55,9 @@ func (c *Config) setDefaults() {
 	if c.PendingTTL <= 0 {
 		c.PendingTTL = 24 * time.Hour
 	}
+	if c.StagingPrefix == "" {
+		c.StagingPrefix = "staging/"
+	}
 	if c.FillWait <= 0 {
 		c.FillWait = 2 * time.Second
 	}
@@ -67,21 +72,24 @@ type Backends struct {
 	Meta  MetadataStore
 	Keys  KeyService
 	Cache Cache
+	// Staging is optional: without it there are no presigned uploads.
+	Staging Staging
 }
 
 // Service implements Imago's operations. It is safe for concurrent use and
 // meant to be built once per process (once per Lambda execution environment).
 type Service struct {
-	blobs  BlobStore
-	meta   MetadataStore
-	keys   KeyService
-	cache  Cache
-	locker FillLocker // nil when the cache is not shared between processes
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	flight singleflight.Group
-	stats  counters
+	blobs   BlobStore
+	meta    MetadataStore
+	keys    KeyService
+	cache   Cache
+	staging Staging
+	locker  FillLocker // nil when the cache is not shared between processes
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	flight  singleflight.Group
+	stats   counters
 }
 
 // NewService builds a Service. A nil logger discards logs.
@@ -90,7 +98,7 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, cache: b.Cache, cfg: cfg, log: log,
+	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, cache: b.Cache, staging: b.Staging, cfg: cfg, log: log,
 		now: func() time.Time { return time.Now().UTC() }}
 	if l, ok := b.Cache.(FillLocker); ok {
 		s.locker = l

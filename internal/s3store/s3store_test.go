@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -134,3 +135,41 @@ func TestS3Store_MissingBucketIsInternal(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("reader failed on purpose") }
+
+// TestS3Store_PutMemoryBounded streams a blob many times the part size and
+// checks that Put allocates a small multiple of the part size, not the
+// blob: parts are buffered and reused, never the whole stream.
+func TestS3Store_PutMemoryBounded(t *testing.T) {
+	client, bucket := localS3(t)
+	store := s3store.New(client, bucket)
+	const size = 64 << 20
+	id := docstore.NewID()
+	t.Cleanup(func() { store.Delete(context.Background(), id) })
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if err := store.Put(t.Context(), id, io.LimitReader(pattern{}, size), size); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("Put of %d MiB allocated %.1f MiB in all", size>>20, float64(alloc)/(1<<20))
+	if alloc > size/2 {
+		t.Fatalf("Put of %d MiB allocated %d MiB: the stream is being buffered", size>>20, alloc>>20)
+	}
+	head, err := client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("blobs/" + string(id))})
+	if err != nil || aws.ToInt64(head.ContentLength) != size {
+		t.Fatalf("HeadObject: %v, size %d", err, aws.ToInt64(head.ContentLength))
+	}
+}
+
+// pattern is an endless, unseekable stream of bytes.
+type pattern struct{}
+
+func (pattern) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i * 31)
+	}
+	return len(p), nil
+}
