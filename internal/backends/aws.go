@@ -35,8 +35,10 @@ func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 }
 
 func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, func() error, error) {
+	// IMAGO_REDIS_TIMEOUT is the budget of one cache call, dial included:
+	// the per-call deadline, and no socket operation may wait longer.
 	client, err := rediscache.NewClient(cfg.RedisURL, rediscache.ClientOptions{
-		ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout, ClientName: "imago",
+		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/storetest"
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
@@ -89,8 +90,8 @@ func TestWriteOrdering(t *testing.T) {
 			for _, step := range []string{"generate", "create", "put", "mark"} {
 				t.Run("fail at "+step, func(t *testing.T) {
 					ctx := context.Background()
-					p := &probe{failAt: step}
-					svc := docstore.NewService(p.wrap(set.Backends), docstore.Config{SegmentSize: 4096}, nil)
+					p := &storetest.Probe{FailAt: step}
+					svc := docstore.NewService(p.Wrap(set.Backends), docstore.Config{SegmentSize: 4096}, nil)
 					tenant := docstore.Tenant("ordering-" + string(docstore.NewID()))
 					key := "upload-1"
 					doc := randomDoc(300_000)
@@ -116,7 +117,7 @@ func TestWriteOrdering(t *testing.T) {
 						t.Errorf("download after a failed upload: %v", err)
 					}
 					// The same upload, retried once the backend is back, succeeds.
-					p.failAt = ""
+					p.FailAt = ""
 					d, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: doc, IdempotencyKey: key})
 					if err != nil || d.ID != id {
 						t.Fatalf("retry: %v (id %s, want %s)", err, d.ID, id)
@@ -139,21 +140,21 @@ func TestServiceOnEveryFamily(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			ctx := context.Background()
 			set := open(t, fam.cfg(t))
-			p := &probe{}
-			svc := docstore.NewService(p.wrap(set.Backends), docstore.Config{}, nil)
+			p := &storetest.Probe{}
+			svc := docstore.NewService(p.Wrap(set.Backends), docstore.Config{}, nil)
 			tenant := docstore.Tenant("family-" + string(docstore.NewID()))
 			doc := randomDoc(2_500_000)
 			d, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Filename: "id.pdf", ContentType: "application/pdf", Body: doc})
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.reset()
+			p.Reset()
 			c, err := svc.Download(ctx, docstore.DownloadRequest{Tenant: tenant, ID: d.ID})
 			if err != nil || !c.CacheHit || !bytes.Equal(c.Body, doc) {
 				t.Fatalf("download after upload: hit=%v err=%v", c != nil && c.CacheHit, err)
 			}
-			if n := p.metaReads.Load() + p.blobReads.Load() + p.unwraps.Load(); n != 0 {
-				t.Fatalf("a hit touched the origin %d times", n)
+			if m, b, u := p.Origin(); m+b+u != 0 {
+				t.Fatalf("a hit touched the origin: %d metadata reads, %d blob reads, %d unwraps", m, b, u)
 			}
 			set.Cache.Delete(ctx, d.ID)
 			c, err = svc.Download(ctx, docstore.DownloadRequest{Tenant: tenant, ID: d.ID, Range: "bytes=1000000-1099999"})

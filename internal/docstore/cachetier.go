@@ -9,16 +9,18 @@ import (
 // carries on, so a broken cache costs a request its origin load, never an
 // error.
 
-func (s *Service) cacheGet(ctx context.Context, id ID) *CachedDocument {
+// cacheGet returns the cached entry of id, if any, and whether the cache
+// answered at all (false: it failed, or there is none).
+func (s *Service) cacheGet(ctx context.Context, id ID) (*CachedDocument, bool) {
 	if s.cache == nil {
-		return nil
+		return nil, false
 	}
 	doc, err := s.cache.Get(ctx, id)
 	if err != nil {
 		s.cacheError(ctx, "get", id, err)
-		return nil
+		return nil, false
 	}
-	return doc
+	return doc, true
 }
 
 func (s *Service) cacheSet(ctx context.Context, id ID, doc *CachedDocument) {

@@ -389,7 +389,10 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	if req.Tenant == "" {
 		return nil, E(op, KindUnauthenticated, "no caller identity")
 	}
-	if doc := s.cacheGet(ctx, req.ID); doc != nil {
+	// A cache that failed once in this request is not asked again: a
+	// broken or slow cache costs a request at most one timeout.
+	doc, cacheOK := s.cacheGet(ctx, req.ID)
+	if doc != nil {
 		if doc.Tenant != req.Tenant {
 			return nil, notFound(op, req.ID)
 		}
@@ -408,7 +411,7 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	}
 	c := &Content{ID: rec.ID, Filename: rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256}
 	return s.answer(op, c, req, func(r ByteRange) ([]byte, error) {
-		if r.Start == 0 && r.Length == rec.Size && rec.Size <= s.cfg.CacheMaxBytes {
+		if cacheOK && r.Start == 0 && r.Length == rec.Size && rec.Size <= s.cfg.CacheMaxBytes {
 			return s.loadAndFill(ctx, rec)
 		}
 		return s.readRange(ctx, rec, r)
@@ -471,6 +474,11 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 			}
 			if acquired {
 				defer release()
+				// Another instance may have filled the entry between our
+				// miss and our lock.
+				if doc, err := s.cache.Get(ctx, rec.ID); err == nil && doc != nil && doc.Tenant == rec.Tenant {
+					return doc.Body, nil
+				}
 			} else if err == nil {
 				if doc := s.waitForFill(ctx, rec.ID); doc != nil && doc.Tenant == rec.Tenant {
 					return doc.Body, nil
