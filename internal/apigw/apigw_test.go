@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/textproto"
 	"os"
@@ -583,5 +584,55 @@ func TestBackendFailuresAreHonestAndLeakNothing(t *testing.T) {
 				t.Fatalf("a failed upload is listed: %s", list.body)
 			}
 		})
+	}
+}
+
+func TestRequestLogIsEmbeddedMetricsAndHoldsNoDocument(t *testing.T) {
+	a := newAPI(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	for _, fn := range apigw.Functions {
+		a.handlers[fn] = apigw.New(a.svc, fn, apigw.Options{Logger: log})
+	}
+	doc := []byte("SECRET-PASSPORT-NUMBER-0123456789 " + strings.Repeat("x", 100))
+	d := a.upload("t", doc, "passport.txt")
+	a.do(call{method: "GET", path: "/documents/" + string(d.ID) + "/content", tenant: "t"})
+	if strings.Contains(logs.String(), "SECRET-PASSPORT") || strings.Contains(logs.String(), base64.StdEncoding.EncodeToString(doc[:30])) {
+		t.Fatal("the logs hold document bytes")
+	}
+	var last map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		if rec["msg"] == "request" {
+			last = rec
+		}
+	}
+	if last == nil || last["request_id"] != "test" || last["function"] != "download" || last["cache"] != "hit" {
+		t.Fatalf("request log line: %v", last)
+	}
+	aws, _ := last["_aws"].(map[string]any)
+	directives, _ := aws["CloudWatchMetrics"].([]any)
+	if len(directives) != 1 {
+		t.Fatalf("no EMF directive: %v", last)
+	}
+	directive := directives[0].(map[string]any)
+	for _, dims := range directive["Dimensions"].([]any) {
+		for _, dim := range dims.([]any) {
+			if _, ok := last[dim.(string)].(string); !ok {
+				t.Errorf("dimension %v has no value on the line", dim)
+			}
+		}
+	}
+	for _, m := range directive["Metrics"].([]any) {
+		name := m.(map[string]any)["Name"].(string)
+		if _, ok := last[name].(float64); !ok {
+			t.Errorf("metric %s has no numeric value on the line", name)
+		}
+	}
+	if last["CacheHits"] != float64(1) || last["CacheMisses"] != float64(0) {
+		t.Errorf("cache counts on a hit: hits %v misses %v", last["CacheHits"], last["CacheMisses"])
 	}
 }

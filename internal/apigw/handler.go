@@ -113,10 +113,12 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 		path = ev.RequestContext.HTTP.Path
 	}
 	req := &request{ev: ev, log: log}
+	ctx, stats := docstore.WithRequestStats(ctx)
 	resp := h.route(ctx, req, method, path)
+	elapsed := time.Since(start)
 
 	attrs := []any{"method", method, "route", req.route.Key(), "status", resp.Status,
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes_out", len(resp.Body)}
+		"duration_ms", float64(elapsed.Microseconds()) / 1000, "bytes_out", len(resp.Body)}
 	if req.id != "" {
 		attrs = append(attrs, "document", req.id)
 	}
@@ -126,6 +128,7 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 	if c := resp.Header("x-imago-cache"); c != "" {
 		attrs = append(attrs, "cache", c)
 	}
+	attrs = append(attrs, h.metrics(stats, resp.Status, elapsed)...)
 	log.InfoContext(ctx, "request", attrs...)
 	return resp
 }
@@ -242,4 +245,41 @@ func errorResponse(err error) *Response {
 	body.Error.Code = kind.String()
 	body.Error.Message = docstore.PublicMessage(err)
 	return jsonResponse(Status(kind), body)
+}
+
+// MetricsNamespace is the CloudWatch namespace of Imago's metrics.
+const MetricsNamespace = "Imago"
+
+var metricDefinitions = []map[string]string{
+	{"Name": "CacheHits", "Unit": "Count"},
+	{"Name": "CacheMisses", "Unit": "Count"},
+	{"Name": "CacheFills", "Unit": "Count"},
+	{"Name": "CacheLockWaits", "Unit": "Count"},
+	{"Name": "CacheErrors", "Unit": "Count"},
+	{"Name": "Errors5xx", "Unit": "Count"},
+	{"Name": "Latency", "Unit": "Milliseconds"},
+}
+
+// metrics makes the request's log line a CloudWatch Embedded Metric Format
+// record as well: the "_aws" member declares the metrics, the top-level
+// fields of the same names carry the values, so one line is both the log
+// and the metrics, with no extra API call from the function.
+func (h *Handler) metrics(rs *docstore.RequestStats, status int, elapsed time.Duration) []any {
+	errors5xx := 0
+	if status >= 500 {
+		errors5xx = 1
+	}
+	return []any{
+		"_aws", map[string]any{
+			"Timestamp": time.Now().UnixMilli(),
+			"CloudWatchMetrics": []any{map[string]any{
+				"Namespace":  MetricsNamespace,
+				"Dimensions": [][]string{{"function"}},
+				"Metrics":    metricDefinitions,
+			}},
+		},
+		"CacheHits", rs.Hits.Load(), "CacheMisses", rs.Misses.Load(), "CacheFills", rs.Fills.Load(),
+		"CacheLockWaits", rs.LockWaits.Load(), "CacheErrors", rs.CacheErrors.Load(),
+		"Errors5xx", errors5xx, "Latency", float64(elapsed.Microseconds()) / 1000,
+	}
 }

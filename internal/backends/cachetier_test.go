@@ -343,4 +343,3 @@ func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 		t.Error("no cache error was counted with Redis down")
 	}
 }
-

@@ -42,12 +42,41 @@ func (s *Service) cacheDelete(ctx context.Context, id ID) {
 }
 
 func (s *Service) cacheError(ctx context.Context, what string, id ID, err error) {
-	s.stats.cacheErrors.Add(1)
+	s.count(ctx, &s.stats.cacheErrors, func(r *RequestStats) *atomic.Int64 { return &r.CacheErrors })
 	s.log.WarnContext(ctx, "cache "+what+" failed; using the origin", "document", id, "error", err.Error())
 }
 
 type counters struct {
 	hits, misses, fills, lockWaits, cacheErrors atomic.Int64
+}
+
+// RequestStats counts one request's cache work, for its log line and
+// metrics. A Lambda instance serves one request at a time, but `imago
+// serve` many: the Service's totals cannot tell requests apart.
+type RequestStats struct {
+	Hits, Misses, Fills, LockWaits, CacheErrors atomic.Int64
+}
+
+type requestStatsKey struct{}
+
+// WithRequestStats returns a context under which the Service counts the
+// request's cache work in the returned RequestStats.
+func WithRequestStats(ctx context.Context) (context.Context, *RequestStats) {
+	rs := &RequestStats{}
+	return context.WithValue(ctx, requestStatsKey{}, rs), rs
+}
+
+func requestStats(ctx context.Context) *RequestStats {
+	rs, _ := ctx.Value(requestStatsKey{}).(*RequestStats)
+	return rs
+}
+
+// count adds one to a Service total and to the request's own count.
+func (s *Service) count(ctx context.Context, total *atomic.Int64, pick func(*RequestStats) *atomic.Int64) {
+	total.Add(1)
+	if rs := requestStats(ctx); rs != nil {
+		pick(rs).Add(1)
+	}
 }
 
 // Stats counts the cache tier's work since the Service was built.

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -396,11 +397,11 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		if doc.Tenant != req.Tenant {
 			return nil, notFound(op, req.ID)
 		}
-		s.stats.hits.Add(1)
+		s.count(ctx, &s.stats.hits, func(r *RequestStats) *atomic.Int64 { return &r.Hits })
 		c := &Content{ID: req.ID, Filename: doc.Filename, ContentType: doc.ContentType, Size: doc.Size, SHA256: doc.SHA256, CacheHit: true}
 		return s.answer(op, c, req, func(r ByteRange) ([]byte, error) { return doc.Body[r.Start : r.Start+r.Length], nil })
 	}
-	s.stats.misses.Add(1)
+	s.count(ctx, &s.stats.misses, func(r *RequestStats) *atomic.Int64 { return &r.Misses })
 
 	rec, err := s.record(ctx, op, req.Tenant, req.ID)
 	if err != nil {
@@ -489,7 +490,7 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.stats.fills.Add(1)
+		s.count(ctx, &s.stats.fills, func(r *RequestStats) *atomic.Int64 { return &r.Fills })
 		s.cacheSet(ctx, rec.ID, &CachedDocument{Tenant: rec.Tenant, Filename: rec.Filename,
 			ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256, Body: body})
 		return body, nil
@@ -503,7 +504,7 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 // waitForFill polls the cache while another instance loads the document,
 // for at most FillWait; nil means load it yourself.
 func (s *Service) waitForFill(ctx context.Context, id ID) *CachedDocument {
-	s.stats.lockWaits.Add(1)
+	s.count(ctx, &s.stats.lockWaits, func(r *RequestStats) *atomic.Int64 { return &r.LockWaits })
 	deadline := time.NewTimer(s.cfg.FillWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(s.cfg.FillPoll)

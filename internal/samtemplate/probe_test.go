@@ -16,7 +16,7 @@ func TestProbe(t *testing.T) {
 			t.Logf("opts %+v: %v", opts, err)
 			continue
 		}
-		fns, _ := tpl.GetAllServerlessFunctionResources()
+		fns := tpl.GetAllServerlessFunctionResources()
 		for name, fn := range fns {
 			b, _ := json.MarshalIndent(fn, "", " ")
 			fmt.Println(name, string(b)[:min(len(b), 3000)])
