@@ -71,11 +71,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 			return err
 		}
 	}
-	functions := map[apigw.Function]localfront.Invoker{}
-	for _, fn := range apigw.Functions {
-		functions[fn] = a.Handler(fn)
+	functions := map[apigw.Function]localfront.Invoker{
+		apigw.Upload:   a.NewUploadFunction(),
+		apigw.Download: a.Handler(apigw.Download),
+		apigw.Metadata: a.Handler(apigw.Metadata),
 	}
 	front := localfront.New(functions, a.Config.TenantClaim, tokens, log)
+	if a.Config.UsesAWS() {
+		front.EnableS3Events()
+	}
 
 	ln, err := net.Listen("tcp", a.Config.Addr)
 	if err != nil {

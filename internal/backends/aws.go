@@ -8,6 +8,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/dynamostore"
@@ -34,7 +35,18 @@ func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 	return set, nil
 }
 
+// redisLog sends go-redis's own messages (failed dials, pool trouble) to
+// the structured log instead of plain text on stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
 func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, func() error, error) {
+	if log != nil {
+		redis.SetLogger(redisLog{log}) // go-redis has one process-wide logger
+	}
 	// IMAGO_REDIS_TIMEOUT is the budget of one cache call, dial included:
 	// the per-call deadline, and no socket operation may wait longer.
 	client, err := rediscache.NewClient(cfg.RedisURL, rediscache.ClientOptions{

@@ -6,10 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,87 +206,6 @@ func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
 	}
 }
 
-// flakyProxy sits between the cache and Redis: it forwards, delays every
-// read from Redis, or refuses connections as a stopped Redis would.
-type flakyProxy struct {
-	t        *testing.T
-	target   string
-	addr     string
-	delay    atomic.Int64 // nanoseconds added before each read from Redis is forwarded
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[net.Conn]bool
-	accepted atomic.Int64
-}
-
-func newFlakyProxy(t *testing.T, target string) *flakyProxy {
-	p := &flakyProxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *flakyProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.accepted.Add(1)
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			go io.Copy(up, c)
-			go func() {
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := up.Read(buf)
-					if d := time.Duration(p.delay.Load()); d > 0 {
-						time.Sleep(d)
-					}
-					if n > 0 {
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-}
-
-// stop closes the listener and every connection: Redis is gone.
-func (p *flakyProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
-}
-
 func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 	_, backends, redisURL := origin(t)
 	opt, err := redis.ParseURL(redisURL)
@@ -297,8 +213,8 @@ func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	const timeout = 200 * time.Millisecond
-	proxy := newFlakyProxy(t, opt.Addr)
-	in := newInstance(t, backends, tierOptions{redisURL: "redis://" + proxy.addr + "/0", ttl: time.Minute, timeout: timeout})
+	proxy := testenv.NewProxy(t, opt.Addr)
+	in := newInstance(t, backends, tierOptions{redisURL: "redis://" + proxy.Addr + "/0", ttl: time.Minute, timeout: timeout})
 	docs := make([][]byte, 8)
 	ids := make([]string, len(docs))
 	for i := range docs {
@@ -328,16 +244,16 @@ func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 		}
 	}
 
-	proxy.delay.Store(int64(2 * time.Second)) // Redis answers, but far too slowly
+	proxy.SetDelay(2 * time.Second) // Redis answers, but far too slowly
 	check("slow Redis")
-	before := proxy.accepted.Load()
+	before := proxy.Accepted()
 	check("slow Redis, breaker open")
-	if after := proxy.accepted.Load(); after != before {
+	if after := proxy.Accepted(); after != before {
 		t.Errorf("with the breaker open the cache still dialed Redis %d times", after-before)
 	}
 
-	proxy.delay.Store(0)
-	proxy.stop() // Redis stopped mid-test
+	proxy.SetDelay(0)
+	proxy.Stop() // Redis stopped mid-test
 	check("Redis stopped")
 	if s := in.svc.Stats(); s.CacheErrors == 0 {
 		t.Error("no cache error was counted with Redis down")

@@ -43,6 +43,7 @@ type Front struct {
 	tenantClaim string
 	tokens      map[string]string // bearer token → tenant; nil: everyone is "local"
 	log         *slog.Logger
+	s3Events    bool
 }
 
 // LocalTenant is every caller's tenant when no tokens file is given.
@@ -87,7 +88,35 @@ func LoadTokens(path string) (map[string]string, error) {
 	return tokens, nil
 }
 
+// S3EventsPath is where `imago serve` takes S3 event notifications when it
+// runs on the S3 backend: the local S3 server's event webhook (through
+// scripts/testenv's relay) posts them here, and the upload function
+// ingests them, as S3 would invoke it in AWS.
+const S3EventsPath = "/_local/s3-events"
+
+// EnableS3Events makes the front pass S3 event notifications posted to
+// S3EventsPath to the upload function.
+func (f *Front) EnableS3Events() { f.s3Events = true }
+
+func (f *Front) serveS3Event(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "could not read the event")
+		return
+	}
+	if _, err := f.functions[apigw.Upload].Invoke(r.Context(), body); err != nil {
+		f.log.ErrorContext(r.Context(), "S3 event failed", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath {
+		f.serveS3Event(w, r)
+		return
+	}
 	route, id, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())
 	if !ok {
 		status, code, msg := http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path
