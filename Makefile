@@ -20,9 +20,12 @@ help: ## list the targets
 run: ## serve the HTTP API on IMAGO_ADDR (embedded backends unless IMAGO_TABLE is set)
 	$(GO) run ./cmd/imago serve
 
-run-aws: ## start the local S3/DynamoDB/KMS/Redis servers, then serve on them
+run-aws: ## start the local S3/DynamoDB/KMS/Redis servers, then serve on them (presigned uploads included)
 	scripts/testenv up
-	eval "$$(scripts/testenv env)" && $(GO) run ./cmd/imago serve
+	eval "$$(scripts/testenv env)" && \
+	  curl -fsS -X PUT --data "http://$${IMAGO_ADDR:-127.0.0.1:8080}/_local/s3-events" \
+	    "$$IMAGO_TESTENV_RELAY_URL/target?prefix=$${IMAGO_STAGING_PREFIX:-staging/}&events=ObjectCreated&shape=aws" && \
+	  $(GO) run ./cmd/imago serve
 
 test: ## install and start the local servers, run every test (-race), stop them
 	scripts/test
@@ -40,7 +43,7 @@ fmt: ## gofmt check
 	@out=$$(gofmt -l cmd functions internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 lint: fmt vet ## gofmt, go vet, staticcheck
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 testenv-up: ## start the local servers (scripts/testenv up)
 	scripts/testenv up

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -57,7 +58,10 @@ func isS3Event(payload []byte) bool {
 func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) error {
 	var errs []error
 	for _, rec := range ev.Records {
-		if rec.EventSource != "aws:s3" || len(rec.EventName) < 13 || rec.EventName[:13] != "ObjectCreated" {
+		// AWS names events "ObjectCreated:Put"; S3-compatible servers
+		// often send the notification-configuration form "s3:ObjectCreated:Put".
+		name := strings.TrimPrefix(rec.EventName, "s3:")
+		if rec.EventSource != "aws:s3" || !strings.HasPrefix(name, "ObjectCreated:") {
 			u.app.Log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
 			continue
 		}
