@@ -181,7 +181,13 @@ func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
 	const n = 50
 	instances := make([]*instance, n)
 	for i := range instances {
-		instances[i] = newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute})
+		// Warm instances, as Lambda's are between requests: each holds its
+		// Redis connection already, and a generous timeout keeps a loaded
+		// test machine from turning this into a test of timeouts.
+		instances[i] = newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 2 * time.Second})
+		if _, err := instances[i].cache.Get(context.Background(), docstore.NewID()); err != nil {
+			t.Fatalf("instance %d cannot reach Redis: %v", i, err)
+		}
 	}
 	doc := randomDoc(2 << 20)
 	id := instances[0].put(t, "tenant-a", doc)

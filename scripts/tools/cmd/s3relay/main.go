@@ -5,9 +5,10 @@
 //
 // Routes:
 //
-//	POST   /events  an S3 event ({"Records":[…]}). With a target set, the body is
-//	                POSTed unchanged to the target (one at a time, in arrival
-//	                order) and the target's answer body is returned with 200
+//	POST   /events  an S3 event ({"Records":[…]}). With a target set, the event is
+//	                POSTed to the target (one at a time, in arrival order),
+//	                as AWS S3 would send it to Lambda unless shape=raw (below),
+//	                and the target's answer body is returned with 200
 //	                (502 if the target could not be reached); with no target
 //	                the event is dropped and 200 returned. Bodies without
 //	                "Records" (versitygw's startup s3:TestEvent) are logged and
@@ -20,10 +21,11 @@
 //	                                         object key starts with it
 //	                  events=ObjectCreated   forward only these event names
 //	                                         (comma-separated prefixes, "s3:" optional)
-//	                  shape=aws              rewrite each record as AWS sends it to
-//	                                         Lambda: eventName without "s3:", object
-//	                                         key URL-encoded (versitygw sends neither);
-//	                                         the default shape=raw forwards the body unchanged
+//	                  shape=aws (default)    each record as AWS S3 sends it to Lambda
+//	                                         (see awsShape: versitygw's differ, and
+//	                                         aws-lambda-go's events.S3Event cannot
+//	                                         even decode them)
+//	                  shape=raw              the body exactly as versitygw sent it
 //	                e.g. PUT /target?prefix=staging/&events=ObjectCreated mirrors an S3
 //	                notification configuration filtered on the staging prefix.
 //	GET    /target  the current target URL, empty if none (the filters are in the
@@ -71,7 +73,7 @@ type targetConfig struct {
 	URL    string
 	Prefix string   // object key prefix; "" = every key
 	Events []string // event name prefixes without "s3:"; empty = every event
-	Shape  string   // "raw" (unchanged) or "aws"
+	Shape  string   // "aws" (AWS's record shape) or "raw" (unchanged)
 }
 
 func (t targetConfig) String() string {
@@ -146,7 +148,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("-target: %v", err)
 		}
-		r.target = targetConfig{URL: t, Shape: "raw"}
+		r.target = targetConfig{URL: t, Shape: "aws"}
 	}
 
 	ln, err := net.Listen("tcp", *addr)
@@ -238,16 +240,16 @@ func (rl *relay) putTarget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	cfg := targetConfig{URL: t, Prefix: q.Get("prefix"), Shape: "raw"}
+	cfg := targetConfig{URL: t, Prefix: q.Get("prefix"), Shape: "aws"}
 	for _, e := range strings.Split(q.Get("events"), ",") {
 		if e = strings.TrimPrefix(strings.TrimSpace(e), "s3:"); e != "" && e != "*" {
 			cfg.Events = append(cfg.Events, strings.TrimSuffix(e, "*"))
 		}
 	}
 	switch s := q.Get("shape"); s {
-	case "", "raw":
-	case "aws":
-		cfg.Shape = "aws"
+	case "", "aws":
+	case "raw":
+		cfg.Shape = "raw"
 	default:
 		http.Error(w, fmt.Sprintf("shape %q: want raw or aws", s), http.StatusBadRequest)
 		return
@@ -365,9 +367,15 @@ func (rl *relay) forward(ctx context.Context, target string, body []byte) (int, 
 	return resp.StatusCode, rb, resp.Header, nil
 }
 
-// awsShape rewrites versitygw's records the way S3 writes them for Lambda:
-// "eventName": "ObjectCreated:Put" (no "s3:") and the object key URL-encoded
-// as a form value ("a b.txt" -> "a+b.txt"), slashes kept. Other fields are kept.
+// awsShape rewrites versitygw's (v1.8.0) records the way S3 writes them for
+// Lambda; every other field is kept:
+//   - eventName "s3:ObjectCreated:Put" -> "ObjectCreated:Put"
+//   - s3.object.key "staging/a b.txt" -> "staging/a+b.txt" (AWS URL-encodes keys
+//     as form values, slashes kept)
+//   - s3.object.eTag without the quotes, a null versionId left out
+//   - s3.bucket.arn "arn:aws:s3:::/bucket/key" -> "arn:aws:s3:::bucket"
+//   - glacierEventData left out (AWS sends it only for restore events; versitygw
+//     sends an empty lifecycleRestorationExpiryTime "" that does not decode as a time)
 func awsShape(body []byte) ([]byte, error) {
 	var doc map[string]any
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -382,10 +390,23 @@ func awsShape(body []byte) ([]byte, error) {
 		if n, ok := rec["eventName"].(string); ok {
 			rec["eventName"] = strings.TrimPrefix(n, "s3:")
 		}
+		if n, _ := rec["eventName"].(string); !strings.HasPrefix(n, "ObjectRestore:") {
+			delete(rec, "glacierEventData")
+		}
 		s3, _ := rec["s3"].(map[string]any)
 		obj, _ := s3["object"].(map[string]any)
 		if k, ok := obj["key"].(string); ok {
 			obj["key"] = strings.ReplaceAll(url.QueryEscape(k), "%2F", "/")
+		}
+		if e, ok := obj["eTag"].(string); ok {
+			obj["eTag"] = strings.Trim(e, `"`)
+		}
+		if v, ok := obj["versionId"]; ok && v == nil {
+			delete(obj, "versionId")
+		}
+		bucket, _ := s3["bucket"].(map[string]any)
+		if name, ok := bucket["name"].(string); ok && name != "" {
+			bucket["arn"] = "arn:aws:s3:::" + name
 		}
 	}
 	return json.Marshal(doc)

@@ -55,6 +55,17 @@ func do(t *testing.T, method, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func TestRawShapeUnchanged(t *testing.T) {
+	rs, target, ts := setup(t)
+	if code, body := do(t, "PUT", rs.URL+"/target?shape=raw", ts.URL); code != 200 {
+		t.Fatalf("PUT /target: %d %s", code, body)
+	}
+	do(t, "POST", rs.URL+"/events", event)
+	if got := target.got(); len(got) != 1 || got[0] != event {
+		t.Fatalf("target got %q, want the body unchanged", got)
+	}
+}
+
 func TestNoTargetDrops(t *testing.T) {
 	rs, target, _ := setup(t)
 	if code, _ := do(t, "POST", rs.URL+"/events", event); code != 200 {
@@ -69,7 +80,7 @@ func TestNoTargetDrops(t *testing.T) {
 	}
 }
 
-func TestForwardUnchanged(t *testing.T) {
+func TestForward(t *testing.T) {
 	rs, target, ts := setup(t)
 	if code, body := do(t, "PUT", rs.URL+"/target", ts.URL+"/invoke\n"); code != 200 {
 		t.Fatalf("PUT /target: %d %s", code, body)
@@ -81,7 +92,7 @@ func TestForwardUnchanged(t *testing.T) {
 	if code != 200 || body != `{"ok":true}` {
 		t.Fatalf("POST /events: %d %s", code, body)
 	}
-	if got := target.got(); len(got) != 1 || got[0] != event {
+	if got := target.got(); len(got) != 1 || !strings.Contains(got[0], `"eventName":"ObjectCreated:Put"`) {
 		t.Fatalf("target got %q", got)
 	}
 	// versitygw's startup test event is never forwarded.
@@ -104,7 +115,7 @@ func TestForwardUnchanged(t *testing.T) {
 
 func TestFilterAndShape(t *testing.T) {
 	rs, target, ts := setup(t)
-	if code, body := do(t, "PUT", rs.URL+"/target?prefix=staging/&events=ObjectCreated&shape=aws", ts.URL); code != 200 {
+	if code, body := do(t, "PUT", rs.URL+"/target?prefix=staging/&events=ObjectCreated", ts.URL); code != 200 {
 		t.Fatalf("PUT /target: %d %s", code, body)
 	}
 	do(t, "POST", rs.URL+"/events", strings.Replace(event, "staging/", "blobs/", 1))
@@ -155,5 +166,40 @@ func TestForwardFailureIs502(t *testing.T) {
 	ts.Close()
 	if code, _ := do(t, "POST", rs.URL+"/events", event); code != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", code)
+	}
+}
+
+// A body as versitygw v1.8.0 sends it.
+const versitygwEvent = `{"Records":[{"eventVersion":"2.2","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-27T03:10:41Z","eventName":"s3:ObjectCreated:Put","userIdentity":{"PrincipalId":"imagotest"},"requestParameters":{"sourceIPAddress":"127.0.0.1"},"responseElements":{"x-amz-request-id":"","x-amz-id-2":""},"s3":{"s3SchemaVersion":"1.0","configurationId":"webhook-global","bucket":{"name":"imago-test","ownerIdentity":{"PrincipalId":"imagotest"},"arn":"arn:aws:s3:::/imago-test/staging/a b.txt"},"object":{"key":"staging/a b.txt","size":1,"eTag":"\"9dd4e461268c8034f5c8564e155c67a6\"","versionId":null,"sequencer":"5"}},"glacierEventData":{"restoreEventData":{"lifecycleRestorationExpiryTime":"","lifecycleRestoreStorageClass":""}}}]}`
+
+func TestAWSShapeOfVersitygwEvent(t *testing.T) {
+	out, err := awsShape([]byte(versitygwEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Records []map[string]any `json:"Records"`
+	}
+	if err := json.Unmarshal(out, &ev); err != nil {
+		t.Fatal(err)
+	}
+	r := ev.Records[0]
+	if _, ok := r["glacierEventData"]; ok {
+		t.Errorf("glacierEventData kept")
+	}
+	if r["eventName"] != "ObjectCreated:Put" || r["eventTime"] != "2026-11-27T03:10:41Z" || r["awsRegion"] != "us-east-1" {
+		t.Errorf("record %v", r)
+	}
+	s3 := r["s3"].(map[string]any)
+	obj := s3["object"].(map[string]any)
+	bucket := s3["bucket"].(map[string]any)
+	if obj["key"] != "staging/a+b.txt" || obj["eTag"] != "9dd4e461268c8034f5c8564e155c67a6" || obj["size"] != 1.0 || obj["sequencer"] != "5" {
+		t.Errorf("object %v", obj)
+	}
+	if _, ok := obj["versionId"]; ok {
+		t.Errorf("null versionId kept")
+	}
+	if bucket["arn"] != "arn:aws:s3:::imago-test" || bucket["name"] != "imago-test" {
+		t.Errorf("bucket %v", bucket)
 	}
 }

@@ -1,0 +1,1805 @@
+package samtemplate
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"mime"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/goformation/v7"
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	"github.com/awslabs/goformation/v7/cloudformation/ec2"
+	"github.com/awslabs/goformation/v7/cloudformation/elasticache"
+	"github.com/awslabs/goformation/v7/cloudformation/global"
+	"github.com/awslabs/goformation/v7/cloudformation/kms"
+	"github.com/awslabs/goformation/v7/cloudformation/logs"
+	"github.com/awslabs/goformation/v7/cloudformation/s3"
+	"github.com/awslabs/goformation/v7/cloudformation/secretsmanager"
+	"github.com/awslabs/goformation/v7/cloudformation/serverless"
+	"github.com/awslabs/goformation/v7/intrinsics"
+
+	"github.com/imagodocs/imago/internal/apigw"
+	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/config"
+	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/dynamostore"
+	"github.com/imagodocs/imago/internal/s3store"
+)
+
+// The files under test, relative to this package.
+const (
+	root         = "../.."
+	templatePath = root + "/template.yaml"
+)
+
+// Logical ids of the template's resources that the tests look at.
+const (
+	apiID       = "HttpApi"
+	bucketID    = "DocumentsBucket"
+	bucketPolID = "DocumentsBucketPolicy"
+	tableID     = "DocumentsTable"
+	keyID       = "DocumentKey"
+	aliasID     = "DocumentKeyAlias"
+	secretID    = "CacheKeySecret"
+	cacheID     = "DocumentCache"
+	fnSGID      = "FunctionSecurityGroup"
+	cacheSGID   = "CacheSecurityGroup"
+	endpointSG  = "EndpointSecurityGroup"
+)
+
+// functionIDs maps each apigw.Function to its SAM logical id (DESIGN.md).
+var functionIDs = map[apigw.Function]string{
+	apigw.Upload:   "UploadFunction",
+	apigw.Download: "DownloadFunction",
+	apigw.Metadata: "MetadataFunction",
+}
+
+// placeholderID is the document id the sample events use.
+const placeholderID = "00000000-0000-4000-8000-000000000000"
+
+// ---------------------------------------------------------------- loading
+
+// Template is template.yaml twice: typed by goformation, and as the plain
+// long-form tree (short tags like !Sub turned into {"Fn::Sub": …}).
+type Template struct {
+	*cloudformation.Template
+	Tree map[string]any
+}
+
+// unmodelled lists the SAM properties that goformation v7.14.9's schema
+// does not know (it rejects unknown properties outright): HttpApi's
+// AccessLogSettings (it only has AccessLogSetting, the REST Api spelling)
+// and Function's LoggingConfig. They are removed before the typed parse
+// and checked on the plain tree instead.
+var unmodelled = map[string][]string{
+	"AWS::Serverless::HttpApi":  {"AccessLogSettings"},
+	"AWS::Serverless::Function": {"LoggingConfig"},
+}
+
+// intrinsicNames are the functions goformation's processor recognises.
+var intrinsicNames = []string{
+	"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::If",
+	"Fn::Equals", "Fn::And", "Fn::Or", "Fn::Not", "Fn::Base64", "Fn::FindInMap",
+	"Fn::GetAZs", "Fn::ImportValue", "Fn::Cidr", "Fn::Transform",
+}
+
+var (
+	loadOnce sync.Once
+	loaded   *Template
+	loadErr  error
+)
+
+// load parses template.yaml once.
+//
+// goformation's default processing evaluates intrinsic functions, and what
+// it cannot evaluate it drops: every Fn::GetAtt and every Ref to a resource
+// become null, and Fn::Sub strips them from its string. That would erase
+// exactly what these tests check (which table a policy names, which bucket
+// an environment variable points at). NoProcess keeps them, but as objects
+// where the typed structs expect strings, so unmarshalling fails. Instead
+// every intrinsic is replaced by goformation's own string encoding of an
+// intrinsic (base64 of its JSON, what cloudformation.Sub and friends
+// produce), and longForm decodes them back. A Ref to a list parameter
+// becomes a one-element list (the typed fields are []string there) and a
+// Ref to a Number parameter its default (the typed fields are ints).
+func load(t *testing.T) *Template {
+	t.Helper()
+	loadOnce.Do(func() { loaded, loadErr = parseTemplate(templatePath) })
+	if loadErr != nil {
+		t.Fatalf("parse %s: %v", templatePath, loadErr)
+	}
+	return loaded
+}
+
+func parseTemplate(path string) (*Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		return nil, err
+	}
+	// A second copy for goformation, without the unmodelled properties.
+	var typed map[string]any
+	if err := json.Unmarshal(raw, &typed); err != nil {
+		return nil, err
+	}
+	for _, r := range asMap(typed["Resources"]) {
+		res := asMap(r)
+		props := asMap(res["Properties"])
+		for _, p := range unmodelled[asString(res["Type"])] {
+			delete(props, p)
+		}
+	}
+	params := asMap(tree["Parameters"])
+	handlers := map[string]intrinsics.IntrinsicHandler{}
+	for _, name := range intrinsicNames {
+		handlers[name] = func(name string, input, _ any) any {
+			if name == "Ref" {
+				if p := asMap(params[asString(input)]); p != nil {
+					switch typ := asString(p["Type"]); {
+					case typ == "CommaDelimitedList" || strings.HasPrefix(typ, "List<"):
+						return []any{encodeIntrinsic(name, input)}
+					case typ == "Number":
+						return p["Default"]
+					}
+				}
+			}
+			return encodeIntrinsic(name, input)
+		}
+	}
+	typedJSON, err := json.Marshal(typed)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := goformation.ParseJSONWithOptions(typedJSON, &intrinsics.ProcessorOptions{IntrinsicHandlerOverrides: handlers})
+	if err != nil {
+		return nil, fmt.Errorf("goformation: %w", err)
+	}
+	return &Template{Template: tpl, Tree: tree}, nil
+}
+
+func encodeIntrinsic(name string, input any) string {
+	b, _ := json.Marshal(map[string]any{name: input})
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// decodeIntrinsic recognises goformation's encoding of an intrinsic.
+func decodeIntrinsic(s string) (string, any, bool) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		return "", nil, false
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil || len(m) != 1 {
+		return "", nil, false
+	}
+	for k, v := range m {
+		if slices.Contains(intrinsicNames, k) {
+			return k, v, true
+		}
+	}
+	return "", nil, false
+}
+
+// longForm turns a value of the typed template (or any part of it) back
+// into plain data with long-form intrinsics: {"Fn::Sub": …}.
+func longForm(v any) any {
+	switch x := v.(type) {
+	case string:
+		if name, arg, ok := decodeIntrinsic(x); ok {
+			return map[string]any{name: longForm(arg)}
+		}
+		return x
+	case *string:
+		if x == nil {
+			return nil
+		}
+		return longForm(*x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = longForm(e)
+		}
+		return out
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = longForm(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = longForm(e)
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = longForm(e)
+		}
+		return out
+	default:
+		// Typed structs: through their JSON.
+		b, err := json.Marshal(x)
+		if err != nil {
+			return x
+		}
+		var plain any
+		if json.Unmarshal(b, &plain) != nil {
+			return x
+		}
+		if reflect.DeepEqual(plain, x) {
+			return x
+		}
+		return longForm(plain)
+	}
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+func asSlice(v any) []any        { s, _ := v.([]any); return s }
+func asString(v any) string      { s, _ := v.(string); return s }
+func deref[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
+}
+func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+func intrinsic(v any, name string) (any, bool) {
+	m := asMap(v)
+	if len(m) != 1 {
+		return nil, false
+	}
+	arg, ok := m[name]
+	return arg, ok
+}
+
+// isRef reports whether v is {"Ref": target}, or a list holding only that
+// (how a Ref to a list parameter reads in the typed template).
+func isRef(v any, target string) bool {
+	if l := asSlice(v); len(l) == 1 {
+		v = l[0]
+	}
+	arg, ok := intrinsic(v, "Ref")
+	return ok && arg == target
+}
+
+// getAtt returns the resource and attribute of {"Fn::GetAtt": …}, in either
+// of its forms ("Res.Attr" or ["Res", "Attr"]).
+func getAtt(v any) (string, string, bool) {
+	arg, ok := intrinsic(v, "Fn::GetAtt")
+	if !ok {
+		return "", "", false
+	}
+	switch a := arg.(type) {
+	case string:
+		res, attr, ok := strings.Cut(a, ".")
+		return res, attr, ok
+	case []any:
+		if len(a) == 2 {
+			return asString(a[0]), asString(a[1]), true
+		}
+	}
+	return "", "", false
+}
+
+// sub returns the template and variables of {"Fn::Sub": …}.
+func sub(v any) (string, map[string]any, bool) {
+	arg, ok := intrinsic(v, "Fn::Sub")
+	if !ok {
+		return "", nil, false
+	}
+	switch a := arg.(type) {
+	case string:
+		return a, map[string]any{}, true
+	case []any:
+		if len(a) == 2 {
+			return asString(a[0]), asMap(a[1]), true
+		}
+	}
+	return "", nil, false
+}
+
+func resource[T any](t *testing.T, tpl *Template, id string) T {
+	t.Helper()
+	r, ok := tpl.Resources[id].(T)
+	if !ok {
+		var zero T
+		t.Fatalf("template.yaml: resource %s is %T, want %T", id, tpl.Resources[id], zero)
+	}
+	return r
+}
+
+func functions(t *testing.T, tpl *Template) map[apigw.Function]*serverless.Function {
+	t.Helper()
+	out := map[apigw.Function]*serverless.Function{}
+	for _, fn := range apigw.Functions {
+		id, ok := functionIDs[fn]
+		if !ok {
+			t.Fatalf("apigw.Functions has %q, which has no SAM logical id in this test", fn)
+		}
+		out[fn] = resource[*serverless.Function](t, tpl, id)
+	}
+	return out
+}
+
+func globalFunction(tpl *Template) *global.Function {
+	g, _ := tpl.Globals["Function"].(*global.Function)
+	if g == nil {
+		return &global.Function{}
+	}
+	return g
+}
+
+// treeResource is a resource of the plain tree.
+func treeResource(tpl *Template, id string) map[string]any {
+	return asMap(asMap(tpl.Tree["Resources"])[id])
+}
+
+// stagingPrefix is the template's staging prefix (IMAGO_STAGING_PREFIX).
+func stagingPrefix(t *testing.T, tpl *Template) string {
+	t.Helper()
+	p, ok := environment(tpl, functions(t, tpl)[apigw.Upload])["IMAGO_STAGING_PREFIX"]
+	if !ok || asString(p) == "" {
+		t.Fatal("IMAGO_STAGING_PREFIX is not set to a literal prefix for UploadFunction")
+	}
+	return asString(p)
+}
+
+// environment is a function's environment, Globals merged under its own,
+// in long form.
+func environment(tpl *Template, fn *serverless.Function) map[string]any {
+	env := map[string]any{}
+	if g := globalFunction(tpl); g.Environment != nil {
+		for k, v := range g.Environment.Variables {
+			env[k] = longForm(v)
+		}
+	}
+	if fn.Environment != nil {
+		for k, v := range fn.Environment.Variables {
+			env[k] = longForm(v)
+		}
+	}
+	return env
+}
+
+// ---------------------------------------------------------------- functions
+
+func TestFunctionsAreGoOnArm64BuiltByMake(t *testing.T) {
+	tpl := load(t)
+	fns := functions(t, tpl)
+	if n := len(tpl.GetAllServerlessFunctionResources()); n != len(fns) {
+		t.Errorf("template.yaml has %d functions, want exactly the %d of apigw.Functions", n, len(fns))
+	}
+	makefile, err := os.ReadFile(root + "/Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := globalFunction(tpl)
+	for fn, f := range fns {
+		id := functionIDs[fn]
+		runtime := cmpOr(deref(f.Runtime), deref(g.Runtime))
+		if runtime != "provided.al2023" {
+			t.Errorf("%s: Runtime %q, want provided.al2023", id, runtime)
+		}
+		arch := f.Architectures
+		if arch == nil && g.Architectures != nil {
+			arch = *g.Architectures
+		}
+		if !slices.Equal(arch, []string{"arm64"}) {
+			t.Errorf("%s: Architectures %v, want [arm64]", id, arch)
+		}
+		if h := cmpOr(deref(f.Handler), deref(g.Handler)); h != "bootstrap" {
+			t.Errorf("%s: Handler %q, want bootstrap", id, h)
+		}
+		if f.CodeUri == nil || deref(f.CodeUri.String) != "." {
+			t.Errorf("%s: CodeUri %v, want . (the Makefile builds from the repository root)", id, js(f.CodeUri))
+		}
+		if bm := f.AWSCloudFormationMetadata["BuildMethod"]; bm != "makefile" {
+			t.Errorf("%s: Metadata.BuildMethod %v, want makefile", id, bm)
+		}
+		if !regexp.MustCompile(`(?m)^build-` + id + `:`).Match(makefile) {
+			t.Errorf("%s: the Makefile has no build-%s target for sam build", id, id)
+		}
+		// API Gateway gives an integration 30 s; only the upload function,
+		// which also serves S3 events, may run longer.
+		timeout := cmpOr(deref(f.Timeout), deref(g.Timeout))
+		if timeout == 0 || (fn != apigw.Upload && timeout > 30) {
+			t.Errorf("%s: Timeout %d s, want 1..30 (API Gateway's integration limit)", id, timeout)
+		}
+		if f.Role != nil {
+			t.Errorf("%s: sets Role, which bypasses the least-privilege Policies checked here", id)
+		}
+		// LoggingConfig (not modelled by goformation): a log group of this
+		// stack, with a retention.
+		lc := asMap(asMap(treeResource(tpl, id)["Properties"])["LoggingConfig"])
+		if lg := lc["LogGroup"]; lg != nil {
+			arg, _ := intrinsic(lg, "Ref")
+			if _, ok := tpl.Resources[asString(arg)].(*logs.LogGroup); !ok {
+				t.Errorf("%s: LoggingConfig.LogGroup %s is not a log group of this stack", id, js(lg))
+			} else if resource[*logs.LogGroup](t, tpl, asString(arg)).RetentionInDays == nil {
+				t.Errorf("%s: log group %s keeps logs forever", id, arg)
+			}
+		}
+	}
+}
+
+func cmpOr[T comparable](vals ...T) T {
+	var zero T
+	for _, v := range vals {
+		if v != zero {
+			return v
+		}
+	}
+	return zero
+}
+
+// ---------------------------------------------------------------- routes
+
+func TestRoutesMatchApigwRoutes(t *testing.T) {
+	tpl := load(t)
+	type route struct{ Method, Path string }
+	got := map[route]string{}
+	for fn, f := range functions(t, tpl) {
+		for name, ev := range f.Events {
+			switch ev.Type {
+			case "HttpApi":
+				p := ev.Properties.HttpApiEvent
+				if p == nil {
+					t.Errorf("%s: event %s: properties are not an HttpApi event's", functionIDs[fn], name)
+					continue
+				}
+				if !isRef(longForm(p.ApiId), apiID) {
+					t.Errorf("%s: event %s: ApiId %s, want !Ref %s (otherwise SAM builds an implicit API without the authorizer)", functionIDs[fn], name, js(longForm(p.ApiId)), apiID)
+				}
+				r := route{deref(p.Method), deref(p.Path)}
+				if prev, dup := got[r]; dup {
+					t.Errorf("route %s %s is declared twice (%s and %s)", r.Method, r.Path, prev, functionIDs[fn])
+				}
+				got[r] = functionIDs[fn]
+			case "S3":
+			default:
+				t.Errorf("%s: event %s has type %s; the functions are invoked by the HTTP API and S3 only", functionIDs[fn], name, ev.Type)
+			}
+		}
+	}
+	want := map[route]string{}
+	for _, r := range apigw.Routes {
+		want[route{r.Method, r.Path}] = functionIDs[r.Function]
+	}
+	for r, fn := range want {
+		switch g, ok := got[r]; {
+		case !ok:
+			t.Errorf("route %s %s (apigw.Routes, %s) has no HttpApi event in template.yaml", r.Method, r.Path, fn)
+		case g != fn:
+			t.Errorf("route %s %s is on %s, but apigw.Routes has it on %s", r.Method, r.Path, g, fn)
+		}
+	}
+	for r, fn := range got {
+		if _, ok := want[r]; !ok {
+			t.Errorf("route %s %s on %s is not in apigw.Routes", r.Method, r.Path, fn)
+		}
+	}
+}
+
+func TestJWTAuthorizerIsTheDefaultAndHealthIsOpen(t *testing.T) {
+	tpl := load(t)
+	api := resource[*serverless.HttpApi](t, tpl, apiID)
+	if api.Auth == nil || deref(api.Auth.DefaultAuthorizer) == "" {
+		t.Fatalf("%s: no Auth.DefaultAuthorizer: every route would be open", apiID)
+	}
+	def := *api.Auth.DefaultAuthorizer
+	authz := asMap(asMap(longForm(api.Auth.Authorizers))[def])
+	if authz == nil {
+		t.Fatalf("%s: the default authorizer %q is not among Auth.Authorizers", apiID, def)
+	}
+	jwt := asMap(authz["JwtConfiguration"])
+	if !isRef(jwt["issuer"], "JwtIssuer") || !isRef(jwt["audience"], "JwtAudience") {
+		t.Errorf("authorizer %s: JwtConfiguration %s, want issuer !Ref JwtIssuer and audience !Ref JwtAudience", def, js(jwt))
+	}
+	if src := authz["IdentitySource"]; src != "$request.header.Authorization" {
+		t.Errorf("authorizer %s: IdentitySource %v, want $request.header.Authorization", def, src)
+	}
+	// Parameters of the authorizer.
+	for _, p := range []string{"JwtIssuer", "JwtAudience"} {
+		if _, ok := tpl.Parameters[p]; !ok {
+			t.Errorf("parameter %s is missing", p)
+		}
+	}
+	// Access logs: not modelled by goformation; on the plain tree.
+	als := asMap(asMap(treeResource(tpl, apiID)["Properties"])["AccessLogSettings"])
+	if res, _, ok := getAtt(als["DestinationArn"]); !ok || tpl.Resources[res] == nil || !strings.Contains(asString(als["Format"]), "$context.requestId") {
+		t.Errorf("%s: AccessLogSettings %s, want a log group of this stack and a format with $context.requestId", apiID, js(als))
+	}
+
+	for fn, f := range functions(t, tpl) {
+		for name, ev := range f.Events {
+			p := ev.Properties.HttpApiEvent
+			if ev.Type != "HttpApi" || p == nil {
+				continue
+			}
+			authorizer := ""
+			if p.Auth != nil {
+				authorizer = deref(p.Auth.Authorizer)
+			}
+			switch {
+			case deref(p.Path) == "/health" && authorizer != "NONE":
+				t.Errorf("%s: event %s (GET /health) must have Auth.Authorizer NONE, has %q", functionIDs[fn], name, authorizer)
+			case deref(p.Path) != "/health" && authorizer != "" && authorizer != def:
+				t.Errorf("%s: event %s (%s %s) overrides the authorizer with %q", functionIDs[fn], name, deref(p.Method), deref(p.Path), authorizer)
+			}
+		}
+	}
+}
+
+// ---------------------------------------------------------------- environment
+
+// Variables the code reads that a deployment does not set: `imago serve`
+// only, or optional with a good default.
+var (
+	serveOnlyVars = []string{"IMAGO_DATA_DIR", "IMAGO_ADDR", "IMAGO_TOKENS"}
+	optionalVars  = []string{"IMAGO_REDIS_TIMEOUT"}
+)
+
+// productionVars finds every IMAGO_* name the production code reads: the
+// string literals that are exactly such a name, in the non-test Go files of
+// functions/ and internal/ (but internal/testenv and internal/storetest,
+// which only tests use), minus serveOnlyVars and optionalVars.
+func productionVars(t *testing.T) []string {
+	t.Helper()
+	name := regexp.MustCompile(`^IMAGO_[A-Z0-9_]+$`)
+	found := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, dir := range []string{root + "/functions", root + "/internal"} {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				switch d.Name() {
+				case "testenv", "storetest", "samtemplate":
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					if s, err := strconv.Unquote(lit.Value); err == nil && name.MatchString(s) {
+						found[s] = true
+					}
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A scan that finds nothing would pass vacuously.
+	for _, must := range []string{"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_CACHE_KEY", "IMAGO_LOG_LEVEL"} {
+		if !found[must] {
+			t.Fatalf("the source scan did not find %s: fix productionVars", must)
+		}
+	}
+	var vars []string
+	for v := range found {
+		if !slices.Contains(serveOnlyVars, v) && !slices.Contains(optionalVars, v) {
+			vars = append(vars, v)
+		}
+	}
+	sort.Strings(vars)
+	return vars
+}
+
+func TestEnvironmentCoversEveryVariableTheCodeReads(t *testing.T) {
+	tpl := load(t)
+	vars := productionVars(t)
+	known := map[string]bool{}
+	for _, v := range append(append(productionVars(t), serveOnlyVars...), optionalVars...) {
+		known[v] = true
+	}
+	for fn, f := range functions(t, tpl) {
+		env := environment(tpl, f)
+		for _, v := range vars {
+			val, ok := env[v]
+			if !ok {
+				t.Errorf("%s: %s is not set (Globals or the function's Environment)", functionIDs[fn], v)
+			} else if val == "" && v != "IMAGO_CACHE_KEY" {
+				t.Errorf("%s: %s is empty", functionIDs[fn], v)
+			}
+		}
+		for k := range env {
+			if strings.HasPrefix(k, "IMAGO_") && !known[k] {
+				t.Errorf("%s: sets %s, which no code reads (a typo?)", functionIDs[fn], k)
+			}
+			if slices.Contains(serveOnlyVars, k) {
+				t.Errorf("%s: sets %s, which only `imago serve` reads", functionIDs[fn], k)
+			}
+		}
+	}
+}
+
+func TestEnvironmentPointsAtThisStack(t *testing.T) {
+	tpl := load(t)
+	bucketName := longForm(resource[*s3.Bucket](t, tpl, bucketID).BucketName)
+	for fn, f := range functions(t, tpl) {
+		id := functionIDs[fn]
+		env := environment(tpl, f)
+		if !isRef(env["IMAGO_TABLE"], tableID) {
+			t.Errorf("%s: IMAGO_TABLE %s, want !Ref %s", id, js(env["IMAGO_TABLE"]), tableID)
+		}
+		// Not !Ref: see the cycle test. The same expression as the name.
+		if bucketName == nil || !reflect.DeepEqual(env["IMAGO_BUCKET"], bucketName) {
+			t.Errorf("%s: IMAGO_BUCKET %s, want the bucket's BucketName expression %s", id, js(env["IMAGO_BUCKET"]), js(bucketName))
+		}
+		if res, attr, ok := getAtt(env["IMAGO_KMS_KEY_ID"]); !(ok && res == keyID && attr == "Arn") && !isRef(env["IMAGO_KMS_KEY_ID"], keyID) && !isRef(env["IMAGO_KMS_KEY_ID"], aliasID) {
+			t.Errorf("%s: IMAGO_KMS_KEY_ID %s, want %s's ARN, id or alias", id, js(env["IMAGO_KMS_KEY_ID"]), keyID)
+		}
+		tmpl, _, ok := sub(env["IMAGO_REDIS_URL"])
+		if !ok || !strings.HasPrefix(tmpl, "rediss://${"+cacheID+".Endpoint.Address}:${"+cacheID+".Endpoint.Port}") {
+			t.Errorf("%s: IMAGO_REDIS_URL %s, want !Sub rediss://${%s.Endpoint.Address}:${%[3]s.Endpoint.Port}", id, js(env["IMAGO_REDIS_URL"]), cacheID)
+		}
+		for v, param := range map[string]string{"IMAGO_CACHE_TTL": "CacheTtl", "IMAGO_TENANT_CLAIM": "TenantClaim", "IMAGO_LOG_LEVEL": "LogLevel"} {
+			if !isRef(env[v], param) {
+				t.Errorf("%s: %s %s, want !Ref %s", id, v, js(env[v]), param)
+			}
+		}
+		if d := tpl.Parameters["TenantClaim"].Default; d != config.DefaultTenantClaim {
+			t.Errorf("parameter TenantClaim defaults to %v, want %q (DESIGN.md)", d, config.DefaultTenantClaim)
+		}
+		if stagingPrefix(t, tpl) == "" {
+			t.Errorf("%s: no staging prefix", id)
+		}
+	}
+}
+
+// secretAlphabet is the set of characters Secrets Manager's
+// GenerateSecretString may draw from under gen's settings.
+func secretAlphabet(gen *secretsmanager.Secret_GenerateSecretString) string {
+	const (
+		upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		lower = "abcdefghijklmnopqrstuvwxyz"
+		digit = "0123456789"
+		punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	)
+	var set string
+	if !deref(gen.ExcludeUppercase) {
+		set += upper
+	}
+	if !deref(gen.ExcludeLowercase) {
+		set += lower
+	}
+	if !deref(gen.ExcludeNumbers) {
+		set += digit
+	}
+	if !deref(gen.ExcludePunctuation) {
+		set += punct
+	}
+	if deref(gen.IncludeSpace) {
+		set += " "
+	}
+	var out []rune
+	for _, r := range set {
+		if !strings.ContainsRune(deref(gen.ExcludeCharacters), r) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return string(out)
+}
+
+var dynamicRef = regexp.MustCompile(`\{\{resolve:secretsmanager:\$\{([A-Za-z0-9]+)\}:SecretString\}\}`)
+
+// TestCacheKeyIsAValidGeneratedSecret checks the IMAGO_CACHE_KEY trick: a
+// generated secret of 43 base64-alphabet characters plus "=" is always the
+// base64 of 32 bytes, which config.FromEnv accepts.
+func TestCacheKeyIsAValidGeneratedSecret(t *testing.T) {
+	tpl := load(t)
+	for fn, f := range functions(t, tpl) {
+		v := environment(tpl, f)["IMAGO_CACHE_KEY"]
+		tmpl, _, ok := sub(v)
+		m := dynamicRef.FindStringSubmatch(tmpl)
+		if !ok || m == nil || tmpl != m[0]+"=" {
+			t.Fatalf("%s: IMAGO_CACHE_KEY %s, want !Sub '{{resolve:secretsmanager:${Secret}:SecretString}}='", functionIDs[fn], js(v))
+		}
+		secret := resource[*secretsmanager.Secret](t, tpl, m[1])
+		gen := secret.GenerateSecretString
+		if gen == nil || secret.SecretString != nil {
+			t.Fatalf("%s: want a generated secret (GenerateSecretString), not a literal", m[1])
+		}
+		if gen.GenerateStringKey != nil || gen.SecretStringTemplate != nil {
+			t.Errorf("%s: a JSON secret; the reference takes the whole SecretString", m[1])
+		}
+		const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+		want := []rune(b64)
+		slices.Sort(want)
+		if got := secretAlphabet(gen); got != string(want) {
+			t.Errorf("%s: the secret draws from %q, want exactly the base64 alphabet %q", m[1], got, string(want))
+		}
+		if n := deref(gen.PasswordLength); n != 43 {
+			t.Errorf("%s: PasswordLength %d, want 43 (with the '=' appended: the base64 of 32 bytes)", m[1], n)
+		}
+		// Any such value is accepted, whatever its last character.
+		alphabet := []rune(b64)
+		for i := range alphabet {
+			key := make([]rune, 43)
+			for j := range key {
+				key[j] = alphabet[(i+j*7)%len(alphabet)]
+			}
+			cfg, err := config.FromEnv(mapEnv(map[string]string{"IMAGO_CACHE_KEY": string(key) + "="}))
+			if err != nil || len(cfg.CacheKey) != 32 {
+				t.Fatalf("a generated key %q= is rejected: %v", string(key), err)
+			}
+		}
+	}
+}
+
+// TestTemplateEnvironmentPassesConfig runs config.FromEnv on each
+// function's environment, with stand-ins for what only exists once deployed.
+func TestTemplateEnvironmentPassesConfig(t *testing.T) {
+	tpl := load(t)
+	for fn, f := range functions(t, tpl) {
+		env := map[string]string{}
+		for k, v := range environment(tpl, f) {
+			env[k] = standIn(t, tpl, v)
+		}
+		cfg, err := config.FromEnv(mapEnv(env))
+		if err != nil {
+			t.Errorf("%s: config.FromEnv on the template's environment %v: %v", functionIDs[fn], env, err)
+			continue
+		}
+		if !cfg.UsesAWS() || cfg.RedisURL == "" || cfg.CacheKey == nil {
+			t.Errorf("%s: the template's environment does not select AWS, Redis and a sealed cache: %+v", functionIDs[fn], cfg)
+		}
+		if cfg.MaxInlineBytes > config.HardMaxInlineBytes {
+			t.Errorf("%s: IMAGO_MAX_INLINE_BYTES %d is over what a Lambda response carries", functionIDs[fn], cfg.MaxInlineBytes)
+		}
+	}
+}
+
+// standIn gives a value of the template plausible content: literals as they
+// are, Refs to parameters their default, anything else a placeholder.
+func standIn(t *testing.T, tpl *Template, v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if arg, ok := intrinsic(v, "Ref"); ok {
+		if p, ok := tpl.Parameters[asString(arg)]; ok && p.Default != nil {
+			return fmt.Sprint(p.Default)
+		}
+		return "ref-" + asString(arg)
+	}
+	if tmpl, _, ok := sub(v); ok {
+		if m := dynamicRef.FindStringSubmatch(tmpl); m != nil {
+			sec := resource[*secretsmanager.Secret](t, tpl, m[1])
+			tmpl = strings.ReplaceAll(tmpl, m[0], strings.Repeat("Q", deref(sec.GenerateSecretString.PasswordLength)))
+		}
+		return regexp.MustCompile(`\$\{[^}]+\}`).ReplaceAllString(tmpl, "x")
+	}
+	return "standin"
+}
+
+func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// ---------------------------------------------------------------- S3
+
+func TestStagingNotificationTargetsUploadOnly(t *testing.T) {
+	tpl := load(t)
+	staging := stagingPrefix(t, tpl)
+	if staging != config.DefaultStagingPrefix {
+		t.Errorf("IMAGO_STAGING_PREFIX %q differs from the code's default %q", staging, config.DefaultStagingPrefix)
+	}
+	// The function writes blobs/…: a blob must never match the filter.
+	if strings.HasPrefix(s3store.KeyPrefix, staging) || strings.HasPrefix(staging, s3store.KeyPrefix) {
+		t.Fatalf("staging prefix %q and blob prefix %q overlap: an ingest could trigger itself", staging, s3store.KeyPrefix)
+	}
+	count := 0
+	for fn, f := range functions(t, tpl) {
+		for name, ev := range f.Events {
+			if ev.Type != "S3" {
+				continue
+			}
+			count++
+			if fn != apigw.Upload {
+				t.Errorf("%s: event %s: S3 events go to UploadFunction only", functionIDs[fn], name)
+			}
+			p := ev.Properties.S3Event
+			if p == nil {
+				t.Errorf("%s: event %s: properties are not an S3 event's", functionIDs[fn], name)
+				continue
+			}
+			if !isRef(longForm(p.Bucket), bucketID) {
+				t.Errorf("%s: event %s: Bucket %s, want !Ref %s", functionIDs[fn], name, js(longForm(p.Bucket)), bucketID)
+			}
+			var types []string
+			if p.Events != nil {
+				if p.Events.String != nil {
+					types = []string{*p.Events.String}
+				} else if p.Events.StringArray != nil {
+					types = *p.Events.StringArray
+				}
+			}
+			if len(types) == 0 {
+				t.Errorf("%s: event %s: no S3 event types", functionIDs[fn], name)
+			}
+			for _, typ := range types {
+				if !strings.HasPrefix(typ, "s3:ObjectCreated:") {
+					t.Errorf("%s: event %s: %s; only ObjectCreated events start an ingest", functionIDs[fn], name, typ)
+				}
+			}
+			var rules []serverless.Function_S3KeyFilterRule
+			if p.Filter != nil && p.Filter.S3Key != nil {
+				rules = p.Filter.S3Key.Rules
+			}
+			if len(rules) != 1 || !strings.EqualFold(rules[0].Name, "prefix") || rules[0].Value != staging {
+				t.Errorf("%s: event %s: filter %s, want exactly prefix %q", functionIDs[fn], name, js(rules), staging)
+			}
+		}
+	}
+	if count != 1 {
+		t.Errorf("%d S3 events, want exactly one (UploadFunction, on %s)", count, staging)
+	}
+	if b := resource[*s3.Bucket](t, tpl, bucketID); b.NotificationConfiguration != nil {
+		t.Errorf("%s declares its own NotificationConfiguration; SAM builds it from UploadFunction's S3 event", bucketID)
+	}
+}
+
+func TestBucketIsPrivateTLSOnlyAndExpiresStaging(t *testing.T) {
+	tpl := load(t)
+	b := resource[*s3.Bucket](t, tpl, bucketID)
+	pab := b.PublicAccessBlockConfiguration
+	if pab == nil || !deref(pab.BlockPublicAcls) || !deref(pab.BlockPublicPolicy) || !deref(pab.IgnorePublicAcls) || !deref(pab.RestrictPublicBuckets) {
+		t.Errorf("%s: PublicAccessBlockConfiguration %s, want all four true", bucketID, js(pab))
+	}
+	if b.BucketEncryption == nil || len(b.BucketEncryption.ServerSideEncryptionConfiguration) == 0 ||
+		b.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault == nil {
+		t.Errorf("%s: no default encryption", bucketID)
+	}
+	// A deleted staged plaintext must be gone, not a noncurrent version.
+	if v := b.VersioningConfiguration; v != nil && v.Status == "Enabled" {
+		t.Errorf("%s: versioning keeps deleted staged plaintext as noncurrent versions", bucketID)
+	}
+	staging := stagingPrefix(t, tpl)
+	expires, aborts := false, false
+	if b.LifecycleConfiguration != nil {
+		for _, r := range b.LifecycleConfiguration.Rules {
+			if r.Status != "Enabled" {
+				continue
+			}
+			prefix := deref(r.Prefix)
+			if prefix == staging && r.ExpirationInDays != nil && *r.ExpirationInDays <= 1 {
+				expires = true
+			}
+			if (prefix == "" || prefix == staging) && r.AbortIncompleteMultipartUpload != nil {
+				aborts = true
+			}
+		}
+	}
+	if !expires || !aborts {
+		t.Errorf("%s: lifecycle rules %s, want %s expired after 1 day and incomplete multipart uploads aborted", bucketID, js(b.LifecycleConfiguration), staging)
+	}
+
+	pol := resource[*s3.BucketPolicy](t, tpl, bucketPolID)
+	if !isRef(longForm(pol.Bucket), bucketID) {
+		t.Fatalf("%s is not on %s", bucketPolID, bucketID)
+	}
+	tlsOnly := false
+	for _, st := range asSlice(asMap(longForm(pol.PolicyDocument))["Statement"]) {
+		s := asMap(st)
+		cond := asMap(asMap(s["Condition"])["Bool"])
+		if s["Effect"] != "Deny" || s["Principal"] != "*" || fmt.Sprint(cond["aws:SecureTransport"]) != "false" {
+			continue
+		}
+		actions := fmt.Sprint(s["Action"])
+		var res []string
+		for _, r := range toList(s["Resource"]) {
+			if name, attr, ok := getAtt(r); ok && name == bucketID && attr == "Arn" {
+				res = append(res, "bucket")
+			} else if tmpl, _, ok := sub(r); ok && tmpl == "${"+bucketID+".Arn}/*" {
+				res = append(res, "objects")
+			}
+		}
+		if strings.Contains(actions, "s3:*") && slices.Contains(res, "bucket") && slices.Contains(res, "objects") {
+			tlsOnly = true
+		}
+	}
+	if !tlsOnly {
+		t.Errorf("%s: no Deny of s3:* to * on the bucket and its objects when aws:SecureTransport is false", bucketPolID)
+	}
+}
+
+func toList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+// ---------------------------------------------------------------- IAM
+
+// The exact grants of each function: action → resource, where resources
+// are named by what they are (see classify). Adding an action, or widening
+// a resource, fails this test on purpose: change it together with the
+// template, and say why in both.
+func wantGrants(staging string) map[apigw.Function][]string {
+	blobs := "bucket/" + s3store.KeyPrefix + "*"
+	staged := "bucket/" + staging + "*"
+	index := "table/index/" + dynamostore.IndexName
+	return map[apigw.Function][]string{
+		apigw.Upload: {
+			"s3:PutObject " + blobs, // PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload
+			"s3:AbortMultipartUpload " + blobs,
+			"s3:DeleteObject " + blobs, // a failed upload removes its blob
+			"s3:PutObject " + staged,   // presigned PUT URLs are signed by this role
+			"s3:GetObject " + staged,   // the ingest reads the staged plaintext
+			"s3:DeleteObject " + staged,
+			"dynamodb:PutItem table",
+			"dynamodb:UpdateItem table",
+			"dynamodb:GetItem table",
+			"dynamodb:DeleteItem table",
+			"kms:GenerateDataKey key",
+			"kms:Decrypt key", // the ingest unwraps the key CreateUpload generated
+		},
+		apigw.Download: {
+			"s3:GetObject " + blobs,
+			"dynamodb:GetItem table",
+			"kms:Decrypt key",
+		},
+		apigw.Metadata: {
+			"dynamodb:GetItem table",
+			"dynamodb:DeleteItem table",
+			"dynamodb:Query " + index,
+			"s3:DeleteObject " + blobs,
+		},
+	}
+}
+
+// classify names a policy resource by what it is in this stack, or reports
+// what it is not.
+func classify(tpl *Template, bucketName any, r any) (string, error) {
+	if s, ok := r.(string); ok {
+		if strings.Contains(s, "*") && !strings.Contains(s, "/") {
+			return "", fmt.Errorf("unscoped resource %q", s)
+		}
+		return "", fmt.Errorf("literal resource %q: name this stack's resources with !GetAtt / !Sub", s)
+	}
+	if res, attr, ok := getAtt(r); ok && attr == "Arn" {
+		switch res {
+		case tableID:
+			return "table", nil
+		case keyID:
+			return "key", nil
+		case bucketID:
+			return "bucket", nil
+		}
+	}
+	if tmpl, vars, ok := sub(r); ok {
+		if rest, ok := strings.CutPrefix(tmpl, "${"+tableID+".Arn}/"); ok && len(vars) == 0 {
+			return "table/" + rest, nil
+		}
+		if rest, ok := strings.CutPrefix(tmpl, "${"+bucketID+".Arn}/"); ok && len(vars) == 0 {
+			return "bucket/" + rest, nil
+		}
+		// The computed bucket name (UploadFunction must not depend on the
+		// bucket): the same template and variables as its BucketName.
+		if btmpl, bvars, ok := sub(bucketName); ok && reflect.DeepEqual(vars, bvars) {
+			if rest, ok := strings.CutPrefix(tmpl, "arn:${AWS::Partition}:s3:::"+btmpl+"/"); ok {
+				return "bucket/" + rest, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("resource %s is not one of this stack's bucket prefixes, table, index or key", js(r))
+}
+
+func TestPoliciesAreLeastPrivilege(t *testing.T) {
+	tpl := load(t)
+	bucketName := longForm(resource[*s3.Bucket](t, tpl, bucketID).BucketName)
+	want := wantGrants(stagingPrefix(t, tpl))
+	ecKeys := slices.Sorted(maps.Keys(docstore.ContextFor("tenant", "document")))
+	for fn := range functions(t, tpl) {
+		id := functionIDs[fn]
+		// The plain tree: goformation's union type would hide a managed
+		// policy name or a SAM policy template next to the documents.
+		policies := asSlice(asMap(treeResource(tpl, id)["Properties"])["Policies"])
+		if len(policies) == 0 {
+			t.Errorf("%s: no Policies", id)
+		}
+		var got []string
+		for i, p := range policies {
+			doc := asMap(p)
+			if doc == nil || doc["Statement"] == nil || len(doc) > 2 {
+				t.Errorf("%s: Policies[%d] is %s; only inline policy documents are allowed (no managed policies, no SAM policy templates)", id, i, js(p))
+				continue
+			}
+			for _, st := range asSlice(doc["Statement"]) {
+				s := asMap(st)
+				sid := asString(s["Sid"])
+				if s["Effect"] != "Allow" {
+					t.Errorf("%s: statement %s: Effect %v (Deny statements are not expected here)", id, sid, s["Effect"])
+				}
+				for _, k := range []string{"NotAction", "NotResource", "Principal", "NotPrincipal"} {
+					if s[k] != nil {
+						t.Errorf("%s: statement %s uses %s", id, sid, k)
+					}
+				}
+				var resources []string
+				for _, r := range toList(s["Resource"]) {
+					name, err := classify(tpl, bucketName, r)
+					if err != nil {
+						t.Errorf("%s: statement %s: %v", id, sid, err)
+						continue
+					}
+					resources = append(resources, name)
+				}
+				for _, a := range toList(s["Action"]) {
+					action := asString(a)
+					if strings.ContainsAny(action, "*?") {
+						t.Errorf("%s: statement %s: wildcard action %q", id, sid, action)
+					}
+					if strings.HasPrefix(action, "kms:") {
+						checkEncryptionContextCondition(t, id, sid, s["Condition"], ecKeys)
+					}
+					for _, r := range resources {
+						got = append(got, action+" "+r)
+					}
+				}
+			}
+		}
+		slices.Sort(got)
+		got = slices.Compact(got)
+		w := slices.Clone(want[fn])
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			t.Errorf("%s grants\n  %s\nwant exactly\n  %s\nextra: %v\nmissing: %v", id,
+				strings.Join(got, "\n  "), strings.Join(w, "\n  "), minus(got, w), minus(w, got))
+		}
+	}
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// checkEncryptionContextCondition wants KMS use bound to data keys of
+// documents: the context keys are exactly docstore.ContextFor's, and a
+// context is present (ForAllValues alone also matches none).
+func checkEncryptionContextCondition(t *testing.T, fn, sid string, cond any, keys []string) {
+	t.Helper()
+	c := asMap(cond)
+	var got []string
+	for _, k := range toList(asMap(c["ForAllValues:StringEquals"])["kms:EncryptionContextKeys"]) {
+		got = append(got, asString(k))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, keys) {
+		t.Errorf("%s: statement %s: kms:EncryptionContextKeys %v under ForAllValues:StringEquals, want %v", fn, sid, got, keys)
+	}
+	if v := asMap(c["Null"])["kms:EncryptionContextKeys"]; fmt.Sprint(v) != "false" {
+		t.Errorf("%s: statement %s: want Null kms:EncryptionContextKeys false (a call without a context matches ForAllValues)", fn, sid)
+	}
+}
+
+// ---------------------------------------------------------------- DynamoDB
+
+// schemaNames reads the attribute names of dynamostore's schema from its
+// source: they are unexported constants (only IndexName is exported).
+func schemaNames(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), root+"/internal/dynamostore/dynamostore.go", nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if vs, ok := n.(*ast.ValueSpec); ok {
+			for i, id := range vs.Names {
+				if i < len(vs.Values) {
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						names[id.Name], _ = strconv.Unquote(lit.Value)
+					}
+				}
+			}
+		}
+		return true
+	})
+	for _, c := range []string{"attrID", "attrTenantListed", "attrCreatedKey", "attrExpiresAt"} {
+		if names[c] == "" {
+			t.Fatalf("internal/dynamostore has no string constant %s any more: update this test", c)
+		}
+	}
+	return names
+}
+
+func TestTableMatchesDynamostoreSchema(t *testing.T) {
+	tpl := load(t)
+	names := schemaNames(t)
+	tb := resource[*dynamodb.Table](t, tpl, tableID)
+	if deref(tb.BillingMode) != "PAY_PER_REQUEST" {
+		t.Errorf("BillingMode %q, want PAY_PER_REQUEST", deref(tb.BillingMode))
+	}
+	if p := tb.PointInTimeRecoverySpecification; p == nil || !deref(p.PointInTimeRecoveryEnabled) {
+		t.Errorf("point-in-time recovery is off")
+	}
+	if s := tb.SSESpecification; s == nil || !s.SSEEnabled {
+		t.Errorf("SSESpecification.SSEEnabled is not true")
+	}
+	if tb.TableName != nil {
+		t.Errorf("TableName is fixed (%s): a second stack could not deploy, and a replacement would fail", deref(tb.TableName))
+	}
+	keys := func(ks []dynamodb.Table_KeySchema) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, k.AttributeName+" "+k.KeyType)
+		}
+		return out
+	}
+	if got, want := keys(tb.KeySchema), []string{names["attrID"] + " HASH"}; !slices.Equal(got, want) {
+		t.Errorf("KeySchema %v, want %v", got, want)
+	}
+	var gsi *dynamodb.Table_GlobalSecondaryIndex
+	for i := range tb.GlobalSecondaryIndexes {
+		if tb.GlobalSecondaryIndexes[i].IndexName == dynamostore.IndexName {
+			gsi = &tb.GlobalSecondaryIndexes[i]
+		}
+	}
+	if gsi == nil || len(tb.GlobalSecondaryIndexes) != 1 {
+		t.Fatalf("GlobalSecondaryIndexes %s, want exactly %s", js(tb.GlobalSecondaryIndexes), dynamostore.IndexName)
+	}
+	if got, want := keys(gsi.KeySchema), []string{names["attrTenantListed"] + " HASH", names["attrCreatedKey"] + " RANGE"}; !slices.Equal(got, want) {
+		t.Errorf("%s KeySchema %v, want %v", dynamostore.IndexName, got, want)
+	}
+	if gsi.Projection == nil || deref(gsi.Projection.ProjectionType) != "ALL" {
+		t.Errorf("%s projection %s, want ALL", dynamostore.IndexName, js(gsi.Projection))
+	}
+	// CloudFormation wants exactly the key attributes defined.
+	defs := map[string]string{}
+	for _, d := range tb.AttributeDefinitions {
+		defs[d.AttributeName] = d.AttributeType
+	}
+	wantDefs := map[string]string{names["attrID"]: "S", names["attrTenantListed"]: "S", names["attrCreatedKey"]: "S"}
+	if !maps.Equal(defs, wantDefs) {
+		t.Errorf("AttributeDefinitions %v, want %v", defs, wantDefs)
+	}
+	if ttl := tb.TimeToLiveSpecification; ttl == nil || !ttl.Enabled || deref(ttl.AttributeName) != names["attrExpiresAt"] {
+		t.Errorf("TimeToLiveSpecification %s, want %s enabled", js(ttl), names["attrExpiresAt"])
+	}
+}
+
+// ---------------------------------------------------------------- KMS
+
+func TestKeyRotatesAndIsAdministeredByTheAccount(t *testing.T) {
+	tpl := load(t)
+	k := resource[*kms.Key](t, tpl, keyID)
+	if !deref(k.EnableKeyRotation) {
+		t.Errorf("%s: EnableKeyRotation is not true", keyID)
+	}
+	if spec := deref(k.KeySpec); spec != "" && spec != "SYMMETRIC_DEFAULT" {
+		t.Errorf("%s: KeySpec %s; GenerateDataKey needs a symmetric key", keyID, spec)
+	}
+	rootAdmin := false
+	for _, st := range asSlice(asMap(longForm(k.KeyPolicy))["Statement"]) {
+		s := asMap(st)
+		tmpl, _, _ := sub(asMap(s["Principal"])["AWS"])
+		if s["Effect"] == "Allow" && tmpl == "arn:${AWS::Partition}:iam::${AWS::AccountId}:root" && fmt.Sprint(s["Action"]) == "kms:*" {
+			rootAdmin = true
+		}
+	}
+	if !rootAdmin {
+		t.Errorf("%s: the key policy does not give the account root kms:* (without it IAM policies cannot grant the key, and it can be locked out)", keyID)
+	}
+	a := resource[*kms.Alias](t, tpl, aliasID)
+	if !isRef(longForm(a.TargetKeyId), keyID) {
+		t.Errorf("%s targets %s, want !Ref %s", aliasID, js(longForm(a.TargetKeyId)), keyID)
+	}
+	alias := longForm(a.AliasName)
+	if arg, ok := intrinsic(alias, "Ref"); ok {
+		alias = tpl.Parameters[asString(arg)].Default
+	}
+	if alias != "alias/imago" {
+		t.Errorf("%s: AliasName (default) %v, want alias/imago", aliasID, alias)
+	}
+}
+
+// ---------------------------------------------------------------- network
+
+func TestCacheAndEndpointsAreReachableFromTheFunctionsOnly(t *testing.T) {
+	tpl := load(t)
+	g := globalFunction(tpl)
+	for fn, f := range functions(t, tpl) {
+		vpc := f.VpcConfig
+		if vpc == nil {
+			vpc = g.VpcConfig
+		}
+		if vpc == nil || !isRef(longForm(vpc.SubnetIds), "PrivateSubnetIds") || len(vpc.SecurityGroupIds) != 1 || !isRef(longForm(vpc.SecurityGroupIds[0]), fnSGID) {
+			t.Errorf("%s: VpcConfig %s, want the private subnets and %s", functionIDs[fn], js(longForm(vpc)), fnSGID)
+		}
+	}
+	if p := tpl.Parameters["PrivateSubnetIds"]; p.Type != "List<AWS::EC2::Subnet::Id>" {
+		t.Errorf("parameter PrivateSubnetIds has type %s", p.Type)
+	}
+
+	c := resource[*elasticache.ServerlessCache](t, tpl, cacheID)
+	if c.Engine != "valkey" && c.Engine != "redis" {
+		t.Errorf("%s: Engine %s, want valkey or redis", cacheID, c.Engine)
+	}
+	if !isRef(longForm(c.SubnetIds), "PrivateSubnetIds") || len(c.SecurityGroupIds) != 1 || !isRef(longForm(c.SecurityGroupIds[0]), cacheSGID) {
+		t.Errorf("%s: subnets %s, security groups %s", cacheID, js(longForm(c.SubnetIds)), js(longForm(c.SecurityGroupIds)))
+	}
+	onlyFromFunctions(t, tpl, cacheSGID, 6379, 6380)
+	onlyFromFunctions(t, tpl, endpointSG, 443, 443)
+
+	type endpoint struct{ service, kind string }
+	found := map[endpoint]bool{}
+	for id, r := range tpl.Resources {
+		e, ok := r.(*ec2.VPCEndpoint)
+		if !ok {
+			continue
+		}
+		tmpl, _, _ := sub(longForm(e.ServiceName))
+		service := strings.TrimPrefix(tmpl, "com.amazonaws.${AWS::Region}.")
+		kind := deref(e.VpcEndpointType)
+		found[endpoint{service, kind}] = true
+		switch kind {
+		case "Gateway":
+			if !isRef(longForm(e.RouteTableIds), "PrivateRouteTableIds") {
+				t.Errorf("%s: RouteTableIds %s, want !Ref PrivateRouteTableIds", id, js(longForm(e.RouteTableIds)))
+			}
+		case "Interface":
+			if !deref(e.PrivateDnsEnabled) || !isRef(longForm(e.SubnetIds), "PrivateSubnetIds") ||
+				len(e.SecurityGroupIds) != 1 || !isRef(longForm(e.SecurityGroupIds[0]), endpointSG) {
+				t.Errorf("%s: want private DNS, the private subnets and %s", id, endpointSG)
+			}
+		}
+	}
+	for _, want := range []endpoint{{"s3", "Gateway"}, {"dynamodb", "Gateway"}, {"kms", "Interface"}} {
+		if !found[want] {
+			t.Errorf("no %s endpoint for %s", want.kind, want.service)
+		}
+	}
+}
+
+// onlyFromFunctions wants group id to admit TCP on exactly [from, to], and
+// only from the functions' group.
+func onlyFromFunctions(t *testing.T, tpl *Template, id string, from, to int) {
+	t.Helper()
+	sg := resource[*ec2.SecurityGroup](t, tpl, id)
+	if len(sg.SecurityGroupIngress) == 0 {
+		t.Errorf("%s admits nothing", id)
+	}
+	for _, in := range sg.SecurityGroupIngress {
+		if in.CidrIp != nil || in.CidrIpv6 != nil || in.SourcePrefixListId != nil ||
+			!isRef(longForm(in.SourceSecurityGroupId), fnSGID) ||
+			in.IpProtocol != "tcp" || deref(in.FromPort) != from || deref(in.ToPort) != to {
+			t.Errorf("%s: ingress %s, want tcp %d-%d from %s only", id, js(longForm(in)), from, to, fnSGID)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- cycles
+
+// refs lists the logical ids a long-form value refers to.
+func refs(v any, out map[string]bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		if arg, ok := intrinsic(x, "Ref"); ok {
+			out[asString(arg)] = true
+			return
+		}
+		if res, _, ok := getAtt(x); ok {
+			out[res] = true
+			return
+		}
+		if tmpl, vars, ok := sub(x); ok {
+			for _, m := range regexp.MustCompile(`\$\{([^}!]+)\}`).FindAllStringSubmatch(tmpl, -1) {
+				name, _, _ := strings.Cut(m[1], ".")
+				if _, local := vars[name]; !local {
+					out[name] = true
+				}
+			}
+			for _, e := range vars {
+				refs(e, out)
+			}
+			return
+		}
+		for _, e := range x {
+			refs(e, out)
+		}
+	case []any:
+		for _, e := range x {
+			refs(e, out)
+		}
+	}
+}
+
+// TestNoDependencyCycle follows Ref, GetAtt, Sub and DependsOn, plus what
+// SAM adds: a function inherits Globals' references; a bucket with an S3
+// event depends on the function (its notification names it); the API
+// depends on the functions its routes integrate.
+func TestNoDependencyCycle(t *testing.T) {
+	tpl := load(t)
+	resources := asMap(tpl.Tree["Resources"])
+	deps := map[string]map[string]bool{}
+	add := func(from, to string) {
+		if _, ok := resources[to]; !ok || from == to {
+			return
+		}
+		if deps[from] == nil {
+			deps[from] = map[string]bool{}
+		}
+		deps[from][to] = true
+	}
+	globalRefs := map[string]bool{}
+	refs(asMap(tpl.Tree["Globals"])["Function"], globalRefs)
+	for id, r := range resources {
+		res := asMap(r)
+		props := maps.Clone(asMap(res["Properties"]))
+		out := map[string]bool{}
+		if res["Type"] == "AWS::Serverless::Function" {
+			maps.Copy(out, globalRefs)
+			// An event's source depends on the function, not the reverse.
+			for _, ev := range asMap(props["Events"]) {
+				sources := map[string]bool{}
+				refs(asMap(ev)["Properties"], sources)
+				for source := range sources {
+					add(source, id)
+				}
+			}
+			delete(props, "Events")
+		}
+		refs(props, out)
+		for _, d := range toList(res["DependsOn"]) {
+			out[asString(d)] = true
+		}
+		for to := range out {
+			add(id, to)
+		}
+	}
+	// Depth-first search for a back edge.
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) bool
+	visit = func(n string) bool {
+		state[n] = active
+		path = append(path, n)
+		for _, m := range slices.Sorted(maps.Keys(deps[n])) {
+			if state[m] == active {
+				i := slices.Index(path, m)
+				t.Errorf("dependency cycle: %s -> %s", strings.Join(path[i:], " -> "), m)
+				return true
+			}
+			if state[m] == unseen && visit(m) {
+				return true
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return false
+	}
+	for _, n := range slices.Sorted(maps.Keys(resources)) {
+		if state[n] == unseen && visit(n) {
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------- outputs
+
+func TestOutputs(t *testing.T) {
+	tpl := load(t)
+	for _, name := range []string{"ApiUrl", "BucketName", "TableName", "KeyAlias"} {
+		if _, ok := tpl.Outputs[name]; !ok {
+			t.Errorf("output %s is missing", name)
+		}
+	}
+	tmpl, _, _ := sub(longForm(tpl.Outputs["ApiUrl"].Value))
+	if !strings.HasPrefix(tmpl, "https://${"+apiID+"}.execute-api.") {
+		t.Errorf("ApiUrl %s, want https://${%s}.execute-api.…", js(longForm(tpl.Outputs["ApiUrl"].Value)), apiID)
+	}
+}
+
+// ---------------------------------------------------------------- samconfig.toml, env.json
+
+// testenvVars runs `scripts/testenv env`, which only prints its export lines.
+func testenvVars(t *testing.T) map[string]string {
+	t.Helper()
+	out, err := exec.Command("bash", root+"/scripts/testenv", "env").Output()
+	if err != nil {
+		t.Skipf("scripts/testenv env: %v", err)
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+func TestEnvJSONPointsAtTheLocalServers(t *testing.T) {
+	tpl := load(t)
+	data, err := os.ReadFile(root + "/env.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envs map[string]map[string]string
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&envs); err != nil {
+		t.Fatalf("env.json: %v", err)
+	}
+	local := testenvVars(t)
+	vars := productionVars(t)
+	for fn, f := range functions(t, tpl) {
+		id := functionIDs[fn]
+		env, ok := envs[id]
+		if !ok {
+			t.Errorf("env.json has no %s", id)
+			continue
+		}
+		declared := environment(tpl, f)
+		for k := range env {
+			// sam local ignores, silently, what the template does not declare.
+			if _, ok := declared[k]; !ok {
+				t.Errorf("env.json: %s.%s is not declared in template.yaml, so sam local ignores it", id, k)
+			}
+		}
+		for _, v := range vars {
+			if _, ok := env[v]; !ok {
+				t.Errorf("env.json: %s does not set %s (sam local would pass the template's unresolved value)", id, v)
+			}
+		}
+		for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS", "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL"} {
+			if env[k] != local[k] {
+				t.Errorf("env.json: %s.%s = %q, scripts/testenv has %q", id, k, env[k], local[k])
+			}
+		}
+		if _, err := config.FromEnv(mapEnv(env)); err != nil {
+			t.Errorf("env.json: %s: %v", id, err)
+		}
+	}
+	for k := range envs {
+		if k != "Parameters" && tpl.Resources[k] == nil {
+			t.Errorf("env.json names %s, which is not a function of template.yaml", k)
+		}
+	}
+}
+
+func TestSamconfig(t *testing.T) {
+	tpl := load(t)
+	data, err := os.ReadFile(root + "/samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	sections := map[string]map[string]string{}
+	section := ""
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			section = strings.Trim(line, "[]")
+			sections[section] = map[string]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("samconfig.toml: cannot read %q", line)
+			}
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if uq, err := strconv.Unquote(v); err == nil {
+				v = uq
+			}
+			if section == "" {
+				sections[""] = map[string]string{k: v}
+			} else {
+				sections[section][k] = v
+			}
+		}
+	}
+	checks := map[string]map[string]string{
+		"":                                   {"version": "0.1"},
+		"default.deploy.parameters":          {"stack_name": "imago", "capabilities": "CAPABILITY_IAM", "resolve_s3": "true", "confirm_changeset": "true"},
+		"default.local_invoke.parameters":    {"env_vars": "env.json"},
+		"default.local_start_api.parameters": {"env_vars": "env.json"},
+	}
+	for sec, kv := range checks {
+		if _, ok := sections[sec]; !ok {
+			t.Errorf("samconfig.toml: no [%s]", sec)
+		}
+		for k, v := range kv {
+			if got := sections[sec][k]; got != v {
+				t.Errorf("samconfig.toml [%s] %s = %q, want %q", sec, k, got, v)
+			}
+		}
+	}
+	if _, ok := sections["default.build.parameters"]; !ok {
+		t.Errorf("samconfig.toml: no [default.build.parameters]")
+	}
+	// parameter_overrides: only parameters that exist, and every one
+	// without a default.
+	overrides := map[string]string{}
+	for _, m := range regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`).FindAllStringSubmatch(sections["default.deploy.parameters"]["parameter_overrides"], -1) {
+		overrides[m[1]] = strings.Trim(m[2], `"`)
+	}
+	for k := range overrides {
+		if _, ok := tpl.Parameters[k]; !ok {
+			t.Errorf("samconfig.toml overrides %s, which template.yaml does not declare", k)
+		}
+	}
+	for name, p := range tpl.Parameters {
+		if _, ok := overrides[name]; !ok && p.Default == nil {
+			t.Errorf("samconfig.toml: parameter %s has no default and no override", name)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- events/
+
+func eventFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	paths, err := filepath.Glob(root + "/events/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(p)] = b
+	}
+	for _, want := range []string{"health.json", "upload.json", "upload-multipart.json", "create-upload.json",
+		"get-metadata.json", "list.json", "delete.json", "download.json", "download-range.json", "s3-object-created.json"} {
+		if files[want] == nil {
+			t.Errorf("events/%s is missing", want)
+		}
+	}
+	return files
+}
+
+func isS3Event(b []byte) bool {
+	var probe struct{ Records []json.RawMessage }
+	return json.Unmarshal(b, &probe) == nil && len(probe.Records) > 0
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data")
+	}
+	return nil
+}
+
+func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
+	tpl := load(t)
+	staging := stagingPrefix(t, tpl)
+	covered := map[string]bool{}
+	for name, b := range eventFiles(t) {
+		t.Run(name, func(t *testing.T) {
+			if isS3Event(b) {
+				checkS3Event(t, b, staging)
+				return
+			}
+			var ev events.APIGatewayV2HTTPRequest
+			if err := strictDecode(b, &ev); err != nil {
+				t.Fatalf("not an API Gateway HTTP API (payload 2.0) event: %v", err)
+			}
+			covered[ev.RouteKey] = true
+			checkAPIEvent(t, &ev)
+		})
+	}
+	for _, r := range apigw.Routes {
+		if !covered[r.Key()] {
+			t.Errorf("no event in events/ for route %s", r.Key())
+		}
+	}
+}
+
+func checkAPIEvent(t *testing.T, ev *events.APIGatewayV2HTTPRequest) {
+	t.Helper()
+	rc := ev.RequestContext
+	if ev.Version != "2.0" {
+		t.Errorf("version %q, want 2.0", ev.Version)
+	}
+	route, id, ok, _ := apigw.Match(rc.HTTP.Method, ev.RawPath)
+	if !ok || route.Key() != ev.RouteKey {
+		t.Fatalf("routeKey %q, but %s %s matches %q", ev.RouteKey, rc.HTTP.Method, ev.RawPath, route.Key())
+	}
+	if rc.RouteKey != ev.RouteKey || rc.HTTP.Path != ev.RawPath {
+		t.Errorf("requestContext routeKey %q / http.path %q disagree with the event's %q / %q", rc.RouteKey, rc.HTTP.Path, ev.RouteKey, ev.RawPath)
+	}
+	if rc.Stage != "$default" || rc.RequestID == "" || rc.APIID == "" || rc.AccountID == "" || rc.DomainName == "" {
+		t.Errorf("requestContext lacks stage $default, requestId, apiId, accountId or domainName: %+v", rc)
+	}
+	if rc.HTTP.Protocol == "" || rc.HTTP.SourceIP == "" || rc.HTTP.UserAgent == "" {
+		t.Errorf("requestContext.http lacks protocol, sourceIp or userAgent: %+v", rc.HTTP)
+	}
+	if when, err := time.Parse("02/Jan/2006:15:04:05 -0700", rc.Time); err != nil || when.UnixMilli()/1000 != rc.TimeEpoch/1000 {
+		t.Errorf("requestContext time %q and timeEpoch %d disagree (%v)", rc.Time, rc.TimeEpoch, err)
+	}
+	for k := range ev.Headers {
+		if k != strings.ToLower(k) {
+			t.Errorf("header %q: API Gateway lower-cases header names", k)
+		}
+	}
+	if ev.Headers["host"] != rc.DomainName {
+		t.Errorf("host header %q, domainName %q", ev.Headers["host"], rc.DomainName)
+	}
+	q, err := url.ParseQuery(ev.RawQueryString)
+	if err != nil {
+		t.Errorf("rawQueryString %q: %v", ev.RawQueryString, err)
+	}
+	if len(q) != len(ev.QueryStringParameters) {
+		t.Errorf("rawQueryString %q and queryStringParameters %v disagree", ev.RawQueryString, ev.QueryStringParameters)
+	}
+	for k, v := range ev.QueryStringParameters {
+		if strings.Join(q[k], ",") != v {
+			t.Errorf("queryStringParameters[%s] = %q, rawQueryString has %q", k, v, q[k])
+		}
+	}
+	if strings.Contains(route.Path, "{id}") {
+		if id != placeholderID || ev.PathParameters["id"] != placeholderID {
+			t.Errorf("path id %q, pathParameters %v, want the placeholder %s", id, ev.PathParameters, placeholderID)
+		}
+	} else if len(ev.PathParameters) != 0 {
+		t.Errorf("pathParameters %v on a route without parameters", ev.PathParameters)
+	}
+	// The authorizer: none on /health (Authorizer NONE), the JWT one on
+	// every other route.
+	a := rc.Authorizer
+	if route.Path == "/health" {
+		if a != nil || ev.Headers["authorization"] != "" {
+			t.Errorf("GET /health has no authorizer; the event carries one")
+		}
+	} else if a == nil || a.JWT == nil || a.JWT.Claims["sub"] == "" || a.JWT.Scopes == nil || !strings.HasPrefix(ev.Headers["authorization"], "Bearer ") {
+		t.Errorf("want a JWT authorizer context with claims.sub and scopes, and a Bearer authorization header")
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
+			t.Fatalf("isBase64Encoded, but the body is not base64: %v", err)
+		}
+	}
+	if cl := ev.Headers["content-length"]; cl != "" && cl != strconv.Itoa(len(body)) {
+		t.Errorf("content-length %s, the body has %d bytes", cl, len(body))
+	}
+	if len(body) > 0 {
+		if _, _, err := mime.ParseMediaType(ev.Headers["content-type"]); err != nil {
+			t.Errorf("a body without a usable content-type: %v", err)
+		}
+	}
+}
+
+func checkS3Event(t *testing.T, b []byte, staging string) {
+	t.Helper()
+	var ev events.S3Event
+	if err := strictDecode(b, &ev); err != nil {
+		t.Fatalf("not an S3 event: %v", err)
+	}
+	if len(ev.Records) == 0 {
+		t.Fatal("no Records")
+	}
+	for _, r := range ev.Records {
+		if r.EventSource != "aws:s3" || !strings.HasPrefix(r.EventName, "ObjectCreated:") || r.EventVersion == "" || r.AWSRegion == "" {
+			t.Errorf("record source %q, name %q, version %q, region %q; want an aws:s3 ObjectCreated record", r.EventSource, r.EventName, r.EventVersion, r.AWSRegion)
+		}
+		// S3 URL-encodes keys in events (a space as '+').
+		key, err := url.QueryUnescape(r.S3.Object.Key)
+		if err != nil {
+			t.Fatalf("key %q is not URL-encoded: %v", r.S3.Object.Key, err)
+		}
+		rest, ok := strings.CutPrefix(key, staging)
+		if !ok {
+			t.Fatalf("key %q is not under %s, the only prefix the notification sends", key, staging)
+		}
+		if _, err := docstore.ParseID(rest); err != nil {
+			t.Errorf("key %q does not name a document id: %v", key, err)
+		}
+		if r.S3.Bucket.Name == "" || r.S3.Bucket.Arn != "arn:aws:s3:::"+r.S3.Bucket.Name || r.S3.Object.Size <= 0 {
+			t.Errorf("bucket %q (arn %q), size %d", r.S3.Bucket.Name, r.S3.Bucket.Arn, r.S3.Object.Size)
+		}
+	}
+}
+
+// TestEventsThroughTheHandlers answers every API event with the handler of
+// the function its route names, on embedded backends: a well-formed event
+// is never a 400, 401, 405 or 415, and the ones that can succeed there do.
+func TestEventsThroughTheHandlers(t *testing.T) {
+	want := map[string][]int{
+		"health.json":           {200},
+		"upload.json":           {201},
+		"upload-multipart.json": {201},
+		"list.json":             {200},
+		"get-metadata.json":     {404}, // the placeholder id exists nowhere
+		"delete.json":           {404},
+		"download.json":         {404},
+		"download-range.json":   {404},
+		"create-upload.json":    {201, 503}, // 503: no staging area on embedded backends
+	}
+	cfg, err := config.FromEnv(mapEnv(map[string]string{"IMAGO_DATA_DIR": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for name, b := range eventFiles(t) {
+		if isS3Event(b) {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			var ev events.APIGatewayV2HTTPRequest
+			if err := json.Unmarshal(b, &ev); err != nil {
+				t.Fatal(err)
+			}
+			route, _, ok, _ := apigw.Match(ev.RequestContext.HTTP.Method, ev.RawPath)
+			if !ok {
+				t.Fatalf("no route for %s", ev.RouteKey)
+			}
+			resp := a.Handler(route.Function).Handle(ctx, &ev)
+			allowed, listed := want[name]
+			switch {
+			case listed && !slices.Contains(allowed, resp.Status):
+				t.Errorf("%s answered %d %s, want %v", ev.RouteKey, resp.Status, resp.Body, allowed)
+			case !listed && slices.Contains([]int{400, 401, 405, 415}, resp.Status):
+				t.Errorf("%s answered %d %s: the event is malformed", ev.RouteKey, resp.Status, resp.Body)
+			}
+		})
+	}
+}
