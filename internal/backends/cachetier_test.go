@@ -34,6 +34,7 @@ type tierOptions struct {
 	ttl      time.Duration
 	sealKey  []byte
 	timeout  time.Duration
+	fillWait time.Duration
 }
 
 func newInstance(t *testing.T, origin docstore.Backends, o tierOptions) *instance {
@@ -49,7 +50,7 @@ func newInstance(t *testing.T, origin docstore.Backends, o tierOptions) *instanc
 	t.Cleanup(func() { client.Close() })
 	cache := rediscache.New(client, rediscache.Options{TTL: o.ttl, MaxBytes: 8 << 20, SealKey: o.sealKey, Timeout: o.timeout})
 	origin.Cache = cache
-	svc := docstore.NewService(origin, docstore.Config{}, nil)
+	svc := docstore.NewService(origin, docstore.Config{FillWait: o.fillWait}, nil)
 	return &instance{svc: svc, cache: cache,
 		upload:   apigw.New(svc, apigw.Upload, apigw.Options{}),
 		download: apigw.New(svc, apigw.Download, apigw.Options{})}
@@ -182,14 +183,16 @@ func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
 	instances := make([]*instance, n)
 	for i := range instances {
 		// Warm instances, as Lambda's are between requests: each holds its
-		// Redis connection already, and a generous timeout keeps a loaded
-		// test machine from turning this into a test of timeouts.
-		instances[i] = newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 2 * time.Second})
+		// Redis connection already. Generous timeouts keep a loaded test
+		// machine (-race, 2 cores, 50 instances reading 1 MiB each from one
+		// Redis at once) from turning this into a test of timeouts, which
+		// TestCacheTier_BrokenRedisNeverFailsARequest covers.
+		instances[i] = newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 15 * time.Second, fillWait: 30 * time.Second})
 		if _, err := instances[i].cache.Get(context.Background(), docstore.NewID()); err != nil {
 			t.Fatalf("instance %d cannot reach Redis: %v", i, err)
 		}
 	}
-	doc := randomDoc(2 << 20)
+	doc := randomDoc(1 << 20)
 	id := instances[0].put(t, "tenant-a", doc)
 	instances[0].cache.Delete(context.Background(), docstore.ID(id))
 	p.Reset()
