@@ -92,6 +92,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
+	if st := a.Backends.LocalStaging; st != nil {
+		st.SetBaseURL("http://" + ln.Addr().String())
+		front.EnableLocalStaging(st, st.PathPrefix())
+	}
 	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), a.Backends.Kind, a.Backends.CacheKind)
 
 	errc := make(chan error, 1)

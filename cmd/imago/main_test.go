@@ -266,3 +266,94 @@ func TestMainRejectsBadConfiguration(t *testing.T) {
 		t.Fatal("unknown command accepted")
 	}
 }
+
+// TestServePresignedUploadOnEmbeddedBackends takes a document over the
+// inline limit through POST /documents/uploads and the presigned PUT that
+// `imago serve` receives itself, then reads it back in Range parts.
+func TestServePresignedUploadOnEmbeddedBackends(t *testing.T) {
+	dataDir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "1MiB"})
+	doc := make([]byte, 3_500_000)
+	rand.Read(doc)
+	sum := sha256.Sum256(doc)
+
+	resp, err := http.Post(srv.url+"/documents/uploads", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"filename":"scan 2.tiff","content_type":"image/tiff","size":%d,"metadata":{"case":"9"}}`, len(doc))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		ID        string            `json:"id"`
+		UploadURL string            `json:"upload_url"`
+		Method    string            `json:"method"`
+		Headers   map[string]string `json:"headers"`
+		ExpiresAt time.Time         `json:"expires_at"`
+	}
+	json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || up.Method != "PUT" || !strings.HasPrefix(up.UploadURL, srv.url) || up.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("create upload: %d %+v", resp.StatusCode, up)
+	}
+	if _, body := get(t, srv.url+"/documents/"+up.ID); !strings.Contains(string(body), `"status":"pending"`) {
+		t.Fatalf("before the PUT: %s", body)
+	}
+	put := func(url string, body []byte, contentType string) int {
+		req, _ := http.NewRequest(up.Method, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ct := up.Headers["Content-Type"]
+	if status := put(up.UploadURL, doc[:1000], ct); status != 400 {
+		t.Fatalf("PUT of fewer bytes than signed: %d", status)
+	}
+	if status := put(up.UploadURL, doc, "text/plain"); status != 403 {
+		t.Fatalf("PUT with another Content-Type than signed: %d", status)
+	}
+	if status := put(strings.Replace(up.UploadURL, "signature=", "signature=0", 1), doc, ct); status != 403 {
+		t.Fatalf("PUT with a forged signature: %d", status)
+	}
+	if status := put(up.UploadURL, doc, ct); status != 200 {
+		t.Fatalf("presigned PUT: %d", status)
+	}
+	_, body := get(t, srv.url+"/documents/"+up.ID)
+	if !strings.Contains(string(body), `"status":"available"`) || !strings.Contains(string(body), fmt.Sprintf("%x", sum)) {
+		t.Fatalf("after the PUT: %s", body)
+	}
+	if resp, body := get(t, srv.url+"/documents/"+up.ID+"/content"); resp.StatusCode != 413 || !strings.Contains(string(body), "1048576") {
+		t.Fatalf("whole GET over the limit: %d %s", resp.StatusCode, body)
+	}
+	var got []byte
+	for off := 0; off < len(doc); off += 1 << 20 {
+		req, _ := http.NewRequest("GET", srv.url+"/documents/"+up.ID+"/content", nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+(1<<20)-1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 206 {
+			t.Fatalf("range at %d: %d", off, resp.StatusCode)
+		}
+		got = append(got, part...)
+	}
+	if sha256.Sum256(got) != sum {
+		t.Fatal("the document assembled from ranges differs")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dataDir, "staging")); len(entries) != 0 {
+		t.Fatalf("staged plaintext left behind: %v", entries)
+	}
+	assertNoPlaintext(t, dataDir, doc)
+	// A replayed PUT of the same URL after ingest changes nothing.
+	if status := put(up.UploadURL, doc, ct); status != 200 {
+		t.Fatalf("replayed PUT: %d", status)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dataDir, "staging")); len(entries) != 0 {
+		t.Fatalf("a replayed PUT left plaintext behind: %v", entries)
+	}
+}

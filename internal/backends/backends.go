@@ -26,7 +26,10 @@ type Set struct {
 	Kind string
 	// CacheKind is "memory" or "redis".
 	CacheKind string
-	closers   []func() error
+	// LocalStaging is the embedded staging area, whose presigned PUTs
+	// `imago serve` receives itself; nil on the AWS backends (S3 does).
+	LocalStaging *fsstore.Staging
+	closers      []func() error
 }
 
 // Close releases files and connections.
@@ -73,7 +76,17 @@ func openEmbedded(cfg config.Config) (*Set, error) {
 		meta.Close()
 		return nil, err
 	}
-	set.Blobs, set.Meta, set.Keys = blobs, meta, keys
+	stagingKey, err := localkeys.KeyFile(filepath.Join(cfg.DataDir, "staging.key"))
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	staging, err := fsstore.NewStaging(filepath.Join(cfg.DataDir, "staging"), cfg.StagingPrefix, stagingKey)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	set.Blobs, set.Meta, set.Keys, set.Staging, set.LocalStaging = blobs, meta, keys, staging, staging
 	return set, nil
 }
 

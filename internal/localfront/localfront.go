@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/imagodocs/imago/internal/apigw"
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // MaxRequestBytes is API Gateway's payload limit: larger requests never
@@ -44,6 +46,8 @@ type Front struct {
 	tokens      map[string]string // bearer token → tenant; nil: everyone is "local"
 	log         *slog.Logger
 	s3Events    bool
+	staging     StagingReceiver
+	stagingPath string
 }
 
 // LocalTenant is every caller's tenant when no tokens file is given.
@@ -104,17 +108,76 @@ func (f *Front) serveS3Event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the event")
 		return
 	}
-	if _, err := f.functions[apigw.Upload].Invoke(r.Context(), body); err != nil {
-		f.log.ErrorContext(r.Context(), "S3 event failed", "error", err.Error())
-		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+	if !f.invokeS3Event(r.Context(), w, body) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// invokeS3Event hands an S3 event to the upload function, answering the
+// failure itself; it reports success.
+func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event []byte) bool {
+	if _, err := f.functions[apigw.Upload].Invoke(ctx, event); err != nil {
+		f.log.ErrorContext(ctx, "S3 event failed", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+		return false
+	}
+	return true
+}
+
+// StagingReceiver is the receiving end of the embedded staging area
+// (fsstore.Staging): it checks a presigned PUT and stores its body.
+type StagingReceiver interface {
+	Receive(key, contentType string, query url.Values, body io.Reader, length int64) error
+}
+
+// EnableLocalStaging makes the front take the presigned PUTs of the
+// embedded staging area under stagingPath, then give the upload function
+// the ObjectCreated event S3 would send. The ingest runs before the PUT is
+// answered, so a client knows the document is available once it returns.
+func (f *Front) EnableLocalStaging(st StagingReceiver, stagingPath string) {
+	f.staging, f.stagingPath = st, stagingPath
+}
+
+func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
+	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), f.stagingPath))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
+		return
+	}
+	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), r.URL.Query(), r.Body, r.ContentLength); err != nil {
+		kind := docstore.KindOf(err)
+		if kind == docstore.KindInternal {
+			f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
+		}
+		status := apigw.Status(kind)
+		if kind == docstore.KindUnauthenticated {
+			status = http.StatusForbidden // as S3 answers a bad signature
+		}
+		writeError(w, status, kind.String(), docstore.PublicMessage(err))
+		return
+	}
+	event, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
+		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "local",
+		"eventTime": time.Now().UTC().Format(time.RFC3339), "eventName": "ObjectCreated:Put",
+		"s3": map[string]any{
+			"bucket": map[string]any{"name": "imago-local"},
+			"object": map[string]any{"key": url.QueryEscape(key), "size": r.ContentLength},
+		},
+	}}})
+	if !f.invokeS3Event(r.Context(), w, event) {
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath {
+	switch {
+	case f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath:
 		f.serveS3Event(w, r)
+		return
+	case f.staging != nil && r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, f.stagingPath):
+		f.serveStagingPut(w, r)
 		return
 	}
 	route, id, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())

@@ -39,17 +39,27 @@ type Keys struct {
 // Open loads the master key from path, creating it (0600, in a 0700
 // folder) with a fresh random key if it does not exist.
 func Open(path string) (*Keys, error) {
-	master, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		master, err = create(path)
-	}
+	master, err := KeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("localkeys: master key %s: %w", path, err)
-	}
-	if len(master) != keySize {
-		return nil, fmt.Errorf("localkeys: master key %s is %d bytes, want %d", path, len(master), keySize)
+		return nil, err
 	}
 	return New(master)
+}
+
+// KeyFile loads a 32-byte secret key from path, creating it (0600, in a
+// 0700 folder) with fresh random bytes if it does not exist.
+func KeyFile(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = create(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("localkeys: key file %s: %w", path, err)
+	}
+	if len(key) != keySize {
+		return nil, fmt.Errorf("localkeys: key file %s is %d bytes, want %d", path, len(key), keySize)
+	}
+	return key, nil
 }
 
 func create(path string) ([]byte, error) {

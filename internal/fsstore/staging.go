@@ -1,0 +1,182 @@
+package fsstore
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagodocs/imago/internal/docstore"
+)
+
+var _ docstore.Staging = (*Staging)(nil)
+
+// StagingPath is where `imago serve` takes the presigned PUTs of Staging.
+const StagingPath = "/_local/staging/"
+
+// Staging is the embedded stand-in for the S3 staging prefix: presigned
+// uploads are PUT to `imago serve` itself, at URLs signed (HMAC-SHA256)
+// like S3's, binding the key, content type, exact length and expiry. The
+// server (package localfront) verifies them with Receive, then hands the
+// upload function an S3-shaped ObjectCreated event, as S3 would.
+type Staging struct {
+	dir    string
+	prefix string
+	key    []byte
+	now    func() time.Time
+
+	mu      sync.RWMutex
+	baseURL string
+}
+
+// NewStaging keeps staged uploads under dir, for keys under prefix,
+// signing URLs with key.
+func NewStaging(dir, prefix string, key []byte) (*Staging, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("fsstore: create %s: %w", dir, err)
+	}
+	return &Staging{dir: dir, prefix: prefix, key: key, now: time.Now}, nil
+}
+
+// PathPrefix is the URL path under which the server receives the PUTs.
+func (s *Staging) PathPrefix() string { return StagingPath }
+
+// SetBaseURL tells the staging area where the server that receives its
+// PUTs listens (known only once it listens); until then PresignPut fails.
+func (s *Staging) SetBaseURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.baseURL = strings.TrimSuffix(u, "/")
+}
+
+// path maps a staging key to its file, refusing anything that is not one
+// plain name under the prefix.
+func (s *Staging) path(op, key string) (string, error) {
+	name, ok := strings.CutPrefix(key, s.prefix)
+	if !ok || name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", docstore.Errorf(op, docstore.KindInvalid, "key %q is not a staging key", key)
+	}
+	return filepath.Join(s.dir, name), nil
+}
+
+func (s *Staging) signature(key, contentType string, size, expires int64) string {
+	m := hmac.New(sha256.New, s.key)
+	fmt.Fprintf(m, "PUT\n%s\n%s\n%d\n%d", key, contentType, size, expires)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// PresignPut signs a PUT of exactly size bytes of contentType to key.
+func (s *Staging) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (docstore.PresignedUpload, error) {
+	const op = "fsstore.PresignPut"
+	if _, err := s.path(op, key); err != nil {
+		return docstore.PresignedUpload{}, err
+	}
+	s.mu.RLock()
+	base := s.baseURL
+	s.mu.RUnlock()
+	if base == "" {
+		return docstore.PresignedUpload{}, docstore.E(op, docstore.KindUnavailable, "presigned uploads need `imago serve` (or the S3 backend)")
+	}
+	expires := s.now().Add(ttl).Unix()
+	q := url.Values{
+		"expires":   {strconv.FormatInt(expires, 10)},
+		"size":      {strconv.FormatInt(size, 10)},
+		"signature": {s.signature(key, contentType, size, expires)},
+	}
+	return docstore.PresignedUpload{
+		URL:       base + StagingPath + url.PathEscape(key) + "?" + q.Encode(),
+		Method:    "PUT",
+		Headers:   map[string]string{"Content-Type": contentType},
+		ExpiresAt: time.Unix(expires, 0).UTC(),
+	}, nil
+}
+
+// Receive checks a presigned PUT (its key, Content-Type header, query and
+// length) and stores its body, atomically, as the staged object.
+func (s *Staging) Receive(key, contentType string, query url.Values, body io.Reader, length int64) error {
+	const op = "fsstore.Receive"
+	final, err := s.path(op, key)
+	if err != nil {
+		return err
+	}
+	expires, err1 := strconv.ParseInt(query.Get("expires"), 10, 64)
+	size, err2 := strconv.ParseInt(query.Get("size"), 10, 64)
+	want := s.signature(key, contentType, size, expires)
+	if err1 != nil || err2 != nil || !hmac.Equal([]byte(want), []byte(query.Get("signature"))) {
+		return docstore.E(op, docstore.KindUnauthenticated, "the upload URL's signature does not match (key, Content-Type or length differ from what was signed)")
+	}
+	if s.now().Unix() > expires {
+		return docstore.E(op, docstore.KindUnauthenticated, "the upload URL has expired")
+	}
+	if length != size {
+		return docstore.Errorf(op, docstore.KindInvalid, "the body must be exactly %d bytes, as signed", size)
+	}
+	tmp, err := os.CreateTemp(s.dir, ".put.*.tmp")
+	if err != nil {
+		return docstore.E(op, fmt.Errorf("create temp file: %w", err))
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	n, err := io.Copy(tmp, io.LimitReader(body, size+1))
+	if err == nil && n != size {
+		err = docstore.Errorf(op, docstore.KindInvalid, "the body was %d bytes, %d were signed", n, size)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), final)
+	}
+	if err != nil {
+		return docstore.E(op, fmt.Errorf("stage %s: %w", key, err))
+	}
+	return nil
+}
+
+// Open reads the staged object at key.
+func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	const op = "fsstore.Staging.Open"
+	p, err := s.path(op, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, docstore.E(op, docstore.KindNotFound, fmt.Errorf("staged %s: %w", key, err))
+	}
+	if err != nil {
+		return nil, 0, docstore.E(op, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, docstore.E(op, err)
+	}
+	return f, fi.Size(), nil
+}
+
+// Delete removes the staged object at key.
+func (s *Staging) Delete(ctx context.Context, key string) error {
+	const op = "fsstore.Staging.Delete"
+	p, err := s.path(op, key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return docstore.E(op, err)
+	}
+	return nil
+}
