@@ -30,12 +30,15 @@ func main() {
 	}
 }
 
-const usage = `usage: imago <command>
+const usage = `usage: imago <command> [arguments]
 
 commands:
-  serve    serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
+  serve                                  serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
+  put [-type T] [-meta k=v]... FILE      upload a document of any size; prints its metadata
+  get [-o FILE] ID                       download a document (in Range parts when it is large)
 
-Configuration comes from the environment; see the README.
+put and get talk to IMAGO_URL (default http://$IMAGO_ADDR), with IMAGO_TOKEN as
+bearer token if set. Configuration comes from the environment; see the README.
 `
 
 // Main runs the imago command; it returns when ctx is cancelled (serve) or
@@ -48,6 +51,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	switch args[0] {
 	case "serve":
 		return serve(ctx, getenv, stdout, stderr)
+	case "put":
+		return runPut(ctx, args[1:], getenv, stdout, stderr)
+	case "get":
+		return runGet(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

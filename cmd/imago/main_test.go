@@ -357,3 +357,46 @@ func TestServePresignedUploadOnEmbeddedBackends(t *testing.T) {
 		t.Fatalf("a replayed PUT left plaintext behind: %v", entries)
 	}
 }
+
+// TestCLIPutAndGet uses `imago put` and `imago get` against `imago serve`:
+// a small document inline, a large one through the presigned path and
+// back in Range parts.
+func TestCLIPutAndGet(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "512KiB"})
+	env := map[string]string{"IMAGO_URL": srv.url}
+	getenv := func(k string) string { return env[k] }
+	for _, size := range []int{1000, 2_000_000} {
+		doc := make([]byte, size)
+		rand.Read(doc)
+		src := filepath.Join(dir, fmt.Sprintf("in-%d.pdf", size))
+		os.WriteFile(src, doc, 0o600)
+		var out, errOut bytes.Buffer
+		// The client's inline limit is the API's default (4 MiB); the
+		// server's is lower, so the 2 MB document exercises the 413 path.
+		if err := Main(context.Background(), []string{"put", "-meta", "case=1", src}, getenv, &out, &errOut); err != nil {
+			t.Fatalf("put %d bytes: %v %s", size, err, errOut.String())
+		}
+		var md map[string]any
+		json.Unmarshal(out.Bytes(), &md)
+		id, _ := md["id"].(string)
+		if md["content_type"] != "application/pdf" || md["status"] != "available" {
+			t.Fatalf("put %d bytes: %s", size, out.String())
+		}
+		dst := filepath.Join(dir, fmt.Sprintf("out-%d", size))
+		if err := Main(context.Background(), []string{"get", "-o", dst, id}, getenv, &out, &errOut); err != nil {
+			t.Fatalf("get %d bytes: %v", size, err)
+		}
+		got, _ := os.ReadFile(dst)
+		if !bytes.Equal(got, doc) {
+			t.Fatalf("get %d bytes: the file differs", size)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if err := Main(context.Background(), []string{"get", "-o", filepath.Join(dir, "x"), "00000000-0000-4000-8000-000000000000"}, getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("get of an unknown id: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Fatal("a failed get left a file")
+	}
+}
