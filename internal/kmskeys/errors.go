@@ -1,44 +1,30 @@
 package kmskeys
 
 import (
-	"context"
-	"errors"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/smithy-go"
-
+	"github.com/imagodocs/imago/internal/awskind"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// kindOf classifies an error of the KMS client.
-func kindOf(err error) docstore.Kind {
-	if err == nil {
-		return docstore.KindInternal
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return docstore.KindUnavailable
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "InvalidCiphertextException", "IncorrectKeyException", "NotFoundException",
-			"DisabledException", "KMSInvalidStateException", "AccessDeniedException",
-			"InvalidKeyUsageException", "InvalidGrantTokenException":
-			// The key or the ciphertext is wrong: no retry will help.
-			// (KMS does not say which, by design: a wrong encryption
-			// context is an InvalidCiphertextException too.)
-			return docstore.KindInternal
-		case "ThrottlingException", "LimitExceededException", "KMSInternalException",
-			"DependencyTimeoutException", "KeyUnavailableException", "ServiceUnavailable", "InternalFailure":
-			return docstore.KindUnavailable
-		}
-		if ae.ErrorFault() == smithy.FaultServer {
-			return docstore.KindUnavailable
-		}
-	}
-	if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary {
-		return docstore.KindUnavailable
-	}
-	return docstore.KindInternal
+// codes fixes the kind of KMS's error codes. The key or the ciphertext
+// being wrong is internal: no retry helps, and KMS does not say which, by
+// design (a wrong encryption context is an InvalidCiphertextException too).
+var codes = map[string]docstore.Kind{
+	"InvalidCiphertextException": docstore.KindInternal,
+	"IncorrectKeyException":      docstore.KindInternal,
+	"NotFoundException":          docstore.KindInternal,
+	"DisabledException":          docstore.KindInternal,
+	"KMSInvalidStateException":   docstore.KindInternal,
+	"AccessDeniedException":      docstore.KindInternal,
+	"InvalidKeyUsageException":   docstore.KindInternal,
+	"InvalidGrantTokenException": docstore.KindInternal,
+	"ThrottlingException":        docstore.KindUnavailable,
+	"LimitExceededException":     docstore.KindUnavailable,
+	"KMSInternalException":       docstore.KindUnavailable,
+	"DependencyTimeoutException": docstore.KindUnavailable,
+	"KeyUnavailableException":    docstore.KindUnavailable,
+	"ServiceUnavailable":         docstore.KindUnavailable,
+	"InternalFailure":            docstore.KindUnavailable,
 }
+
+// kindOf classifies an error of the KMS client.
+func kindOf(err error) docstore.Kind { return awskind.Of(err, codes) }

@@ -1,42 +1,20 @@
 package s3store
 
 import (
-	"context"
-	"errors"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/smithy-go"
-
+	"github.com/imagodocs/imago/internal/awskind"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// kindOf classifies an error of the S3 client.
-func kindOf(err error) docstore.Kind {
-	if err == nil {
-		return docstore.KindInternal
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return docstore.KindUnavailable
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NoSuchKey", "NotFound":
-			return docstore.KindNotFound
-		case "InvalidRange":
-			return docstore.KindBadRange
-		case "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout":
-			return docstore.KindUnavailable
-		}
-		if ae.ErrorFault() == smithy.FaultServer {
-			return docstore.KindUnavailable
-		}
-	}
-	// Throttling codes, 5xx statuses, connection and timeout errors: what
-	// the SDK itself would retry is what a later request may get through.
-	if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary {
-		return docstore.KindUnavailable
-	}
-	return docstore.KindInternal
+// codes are the S3 error codes whose kind S3's meaning fixes.
+var codes = map[string]docstore.Kind{
+	"NoSuchKey":          docstore.KindNotFound,
+	"NotFound":           docstore.KindNotFound,
+	"InvalidRange":       docstore.KindBadRange,
+	"InternalError":      docstore.KindUnavailable,
+	"ServiceUnavailable": docstore.KindUnavailable,
+	"SlowDown":           docstore.KindUnavailable,
+	"RequestTimeout":     docstore.KindUnavailable,
 }
+
+// kindOf classifies an error of the S3 client.
+func kindOf(err error) docstore.Kind { return awskind.Of(err, codes) }
