@@ -131,25 +131,7 @@ func TestServeIngestsS3Events(t *testing.T) {
 	doc := make([]byte, 6_000_000)
 	rand.Read(doc)
 
-	resp, err := http.Post(srv.url+"/documents/uploads", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"filename":"big scan.tiff","content_type":"image/tiff","size":%d,"metadata":{"case":"7"}}`, len(doc))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var up struct {
-		ID        string            `json:"id"`
-		UploadURL string            `json:"upload_url"`
-		Method    string            `json:"method"`
-		Headers   map[string]string `json:"headers"`
-	}
-	json.NewDecoder(resp.Body).Decode(&up)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || up.Method != "PUT" {
-		t.Fatalf("create upload: %d %+v", resp.StatusCode, up)
-	}
-	if _, body := get(t, srv.url+"/documents/"+up.ID); !strings.Contains(string(body), `"status":"pending"`) {
-		t.Fatalf("before the PUT: %s", body)
-	}
+	up := createUpload(t, srv.url, len(doc))
 	req, _ := http.NewRequest(up.Method, up.UploadURL, bytes.NewReader(doc))
 	for k, v := range up.Headers {
 		req.Header.Set(k, v)
@@ -180,22 +162,7 @@ func TestServeIngestsS3Events(t *testing.T) {
 	if resp, _ := get(t, srv.url+"/documents/"+up.ID+"/content"); resp.StatusCode != 413 {
 		t.Fatalf("whole GET of a 6 MB document: %d", resp.StatusCode)
 	}
-	var got []byte
-	for off := 0; off < len(doc); off += 4 << 20 {
-		req, _ := http.NewRequest("GET", srv.url+"/documents/"+up.ID+"/content", nil)
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+(4<<20)-1))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var part bytes.Buffer
-		part.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 206 {
-			t.Fatalf("range at %d: %d", off, resp.StatusCode)
-		}
-		got = append(got, part.Bytes()...)
-	}
+	got := getInRanges(t, srv.url, up.ID, len(doc), 4<<20)
 	if sha256.Sum256(got) != sum {
 		t.Fatal("the document assembled from ranges differs")
 	}

@@ -186,6 +186,56 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
+type createdUpload struct {
+	ID        string            `json:"id"`
+	UploadURL string            `json:"upload_url"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers"`
+	ExpiresAt time.Time         `json:"expires_at"`
+}
+
+// createUpload announces a document of size bytes and checks the answer.
+func createUpload(t *testing.T, url string, size int) createdUpload {
+	t.Helper()
+	resp, err := http.Post(url+"/documents/uploads", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"filename":"big scan.tiff","content_type":"image/tiff","size":%d,"metadata":{"case":"7"}}`, size)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up createdUpload
+	json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || up.Method != "PUT" || up.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("create upload: %d %+v", resp.StatusCode, up)
+	}
+	if _, body := get(t, url+"/documents/"+up.ID); !strings.Contains(string(body), `"status":"pending"`) {
+		t.Fatalf("before the PUT: %s", body)
+	}
+	return up
+}
+
+// getInRanges downloads a document of size bytes in Range parts of part
+// bytes, each of which must be a 206.
+func getInRanges(t *testing.T, url, id string, size, part int) []byte {
+	t.Helper()
+	var got []byte
+	for off := 0; off < size; off += part {
+		req, _ := http.NewRequest("GET", url+"/documents/"+id+"/content", nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+part-1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 206 {
+			t.Fatalf("range at %d: %d %s", off, resp.StatusCode, body)
+		}
+		got = append(got, body...)
+	}
+	return got
+}
+
 func assertNoPlaintext(t *testing.T, dir string, doc []byte) {
 	t.Helper()
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -277,25 +327,9 @@ func TestServePresignedUploadOnEmbeddedBackends(t *testing.T) {
 	rand.Read(doc)
 	sum := sha256.Sum256(doc)
 
-	resp, err := http.Post(srv.url+"/documents/uploads", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"filename":"scan 2.tiff","content_type":"image/tiff","size":%d,"metadata":{"case":"9"}}`, len(doc))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var up struct {
-		ID        string            `json:"id"`
-		UploadURL string            `json:"upload_url"`
-		Method    string            `json:"method"`
-		Headers   map[string]string `json:"headers"`
-		ExpiresAt time.Time         `json:"expires_at"`
-	}
-	json.NewDecoder(resp.Body).Decode(&up)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || up.Method != "PUT" || !strings.HasPrefix(up.UploadURL, srv.url) || up.ExpiresAt.Before(time.Now()) {
-		t.Fatalf("create upload: %d %+v", resp.StatusCode, up)
-	}
-	if _, body := get(t, srv.url+"/documents/"+up.ID); !strings.Contains(string(body), `"status":"pending"`) {
-		t.Fatalf("before the PUT: %s", body)
+	up := createUpload(t, srv.url, len(doc))
+	if !strings.HasPrefix(up.UploadURL, srv.url) {
+		t.Fatalf("upload URL %s is not imago serve's", up.UploadURL)
 	}
 	put := func(url string, body []byte, contentType string) int {
 		req, _ := http.NewRequest(up.Method, url, bytes.NewReader(body))
@@ -327,21 +361,7 @@ func TestServePresignedUploadOnEmbeddedBackends(t *testing.T) {
 	if resp, body := get(t, srv.url+"/documents/"+up.ID+"/content"); resp.StatusCode != 413 || !strings.Contains(string(body), "1048576") {
 		t.Fatalf("whole GET over the limit: %d %s", resp.StatusCode, body)
 	}
-	var got []byte
-	for off := 0; off < len(doc); off += 1 << 20 {
-		req, _ := http.NewRequest("GET", srv.url+"/documents/"+up.ID+"/content", nil)
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+(1<<20)-1))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 206 {
-			t.Fatalf("range at %d: %d", off, resp.StatusCode)
-		}
-		got = append(got, part...)
-	}
+	got := getInRanges(t, srv.url, up.ID, len(doc), 1<<20)
 	if sha256.Sum256(got) != sum {
 		t.Fatal("the document assembled from ranges differs")
 	}

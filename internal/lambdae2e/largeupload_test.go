@@ -174,7 +174,7 @@ func TestLambdaE2E_LargeUpload(t *testing.T) {
 	// previous target is put back afterwards, unless someone changed it
 	// meanwhile.
 	before := rl.target(t)
-	mine := relayTarget{url: up.url, prefix: stagingKey, events: "ObjectCreated", shape: "raw"}
+	mine := relayTarget{url: up.url, prefix: stagingKey, events: "ObjectCreated", shape: "aws"}
 	rl.setTarget(t, mine)
 	t.Cleanup(func() {
 		if now := rl.target(t); now.url == mine.url {
