@@ -51,6 +51,9 @@ testenv-up: ## start the local servers (scripts/testenv up)
 testenv-down: ## stop the local servers
 	scripts/testenv down
 
+invoke: ## run one function under the Lambda emulator with an event: make invoke FN=download EVENT=events/download.json
+	scripts/invoke "$(FN)" "$(EVENT)"
+
 build-local: ## the imago command and the three bootstraps for this machine, in bin/
 	$(GO) build -o $(BIN)/imago ./cmd/imago
 	for fn in upload download metadata; do \

@@ -65,10 +65,11 @@ var functionSettings = map[string][2]int{
 const maxInline = 4 << 20
 
 var build struct {
-	once sync.Once
-	dir  string // DIR/{upload,download,metadata}/bootstrap
-	err  error
-	took time.Duration
+	once   sync.Once
+	logged sync.Once
+	dir    string // DIR/{upload,download,metadata}/bootstrap
+	err    error
+	took   time.Duration
 }
 
 func TestMain(m *testing.M) {
@@ -158,6 +159,7 @@ func bootstraps(t *testing.T) string {
 	if build.err != nil {
 		t.Fatal(build.err)
 	}
+	build.logged.Do(func() { t.Logf("built the three bootstraps in %s", build.took.Round(time.Millisecond)) })
 	return build.dir
 }
 

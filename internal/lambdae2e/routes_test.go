@@ -273,6 +273,28 @@ func TestLambdaE2E_Routes(t *testing.T) {
 		t.Fatalf("416: content-range %q", cr)
 	}
 
+	// The inline limit exactly: the largest upload and the largest whole
+	// download, which must fit Lambda's payloads (6 MB) base64 and all.
+	big := randomBytes(maxInline)
+	r = up.call(t, apiEvent(t, apiRequest{sample: "upload", route: "POST /documents", sub: tenant,
+		query: url.Values{"filename": {"big.bin"}}, headers: map[string]string{"content-type": "application/octet-stream"},
+		body: big, binary: true})).expect(t, "POST /documents of exactly the limit", 201)
+	var dBig document
+	decodeStrict(t, "POST /documents of exactly the limit", r, &dBig)
+	evictFromCache(t, dBig.ID) // the download reads S3 and refills the cache
+	r = content(dBig.ID, tenant, nil).expect(t, "GET content of exactly the limit", 200)
+	if !bytes.Equal(r.body, big) || r.header("x-imago-cache") != "miss" {
+		t.Fatalf("GET content of %d bytes: identical %v, cache %q", len(big), bytes.Equal(r.body, big), r.header("x-imago-cache"))
+	}
+	if len(r.raw) > 6<<20 {
+		t.Fatalf("the answer to GET content is %d bytes, over Lambda's 6 MB response payload", len(r.raw))
+	}
+	up.call(t, apiEvent(t, apiRequest{sample: "upload", route: "POST /documents", sub: tenant,
+		headers: map[string]string{"content-type": "application/octet-stream"}, body: append(big, 0), binary: true})).
+		expectError(t, "POST /documents over the limit", 413, "too_large")
+	meta.call(t, apiEvent(t, apiRequest{sample: "delete", route: "DELETE /documents/{id}", id: dBig.ID, sub: tenant})).
+		expect(t, "DELETE (limit-sized document)", 204)
+
 	// Another tenant's document is a 404, the very answer an unknown id gets.
 	unknown := "00000000-0000-4000-8000-" + randomHex(6)
 	sameAsUnknown := func(what string, theirs, unknownReply reply) {

@@ -39,31 +39,7 @@
 //
 // # Invoking locally
 //
-//	scripts/testenv up                  # S3, DynamoDB, KMS, Redis on 127.0.0.1
-//	eval "$(scripts/testenv env)"       # their dummy credentials and region
-//	sam build
-//	sam local invoke MetadataFunction -e events/health.json
-//	sam local invoke UploadFunction -e events/upload.json
-//	sam local start-api                 # then: curl http://127.0.0.1:3000/health
-//
-// env.json (used through samconfig.toml) points every function at those
-// servers. Two things about `sam local` to know:
-//
-//   - It sets only the variables template.yaml declares (env.json cannot add
-//     any; undeclared ones are ignored without a word), which is why the
-//     template declares AWS_ENDPOINT_URL_S3, _DYNAMODB and _KMS with empty
-//     values. AWS credentials and region cannot be set through env.json at
-//     all: SAM passes its own session's, so export the test servers' dummy
-//     ones first, as `eval "$(scripts/testenv env)"` does.
-//   - The function runs in a Docker container, where 127.0.0.1 is the
-//     container itself, not the host running scripts/testenv (whose servers
-//     listen on the host's loopback only). It needs the host's network:
-//     `--docker-network host`, which samconfig.toml sets for local_invoke
-//     and local_start_api (Linux; Docker Desktop needs host networking
-//     enabled). The functions are arm64: on an x86-64 host Docker runs them
-//     through QEMU emulation (binfmt_misc must be set up).
-//
-// With the placeholder document id of the events, the {id} routes answer 404
-// until a document with that id exists; events/s3-object-created.json is the
-// notification S3 sends when a presigned upload lands in staging/.
+// events/README.md: `sam local invoke` and `sam local start-api` with
+// env.json against the servers of scripts/testenv, and what to know about
+// SAM's container network, its environment handling and credentials.
 package samtemplate

@@ -265,16 +265,23 @@ func longForm(v any) any {
 	}
 }
 
+// Small accessors of plain data.
 func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
 func asSlice(v any) []any        { s, _ := v.([]any); return s }
 func asString(v any) string      { s, _ := v.(string); return s }
+
+// deref is *p, or the zero value for nil.
 func deref[T any](p *T) (v T) {
 	if p != nil {
 		v = *p
 	}
 	return v
 }
+
+// js renders v as JSON, for messages.
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// intrinsic returns the argument of v when v is the intrinsic name.
 func intrinsic(v any, name string) (any, bool) {
 	m := asMap(v)
 	if len(m) != 1 {
@@ -633,7 +640,7 @@ func TestEnvironmentCoversEveryVariableTheCodeReads(t *testing.T) {
 	tpl := load(t)
 	vars := productionVars(t)
 	known := map[string]bool{}
-	for _, v := range append(append(productionVars(t), serveOnlyVars...), optionalVars...) {
+	for _, v := range slices.Concat(vars, serveOnlyVars, optionalVars) {
 		known[v] = true
 	}
 	for fn, f := range functions(t, tpl) {
