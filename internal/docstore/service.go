@@ -468,6 +468,10 @@ func matchesETag(header, etag string) bool {
 // lock when it has one.
 func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 	v, err, _ := s.flight.Do(string(rec.ID), func() (any, error) {
+		// The load is shared: one caller giving up must not fail the
+		// others waiting on it, so it runs on its own bounded context.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLoadTimeout)
+		defer cancel()
 		if s.locker != nil {
 			release, acquired, err := s.locker.TryLock(ctx, rec.ID)
 			if err != nil {
@@ -500,6 +504,9 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 	}
 	return v.([]byte), nil
 }
+
+// sharedLoadTimeout bounds a load shared by concurrent requests.
+const sharedLoadTimeout = 30 * time.Second
 
 // waitForFill polls the cache while another instance loads the document,
 // for at most FillWait; nil means load it yourself.

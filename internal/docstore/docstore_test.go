@@ -1,0 +1,166 @@
+package docstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRange(t *testing.T) {
+	const size = 1000
+	for _, tc := range []struct {
+		header        string
+		start, length int64
+		ok            bool
+	}{
+		{"bytes=0-0", 0, 1, true},
+		{"bytes=0-999", 0, 1000, true},
+		{"bytes=0-5000", 0, 1000, true}, // clamped to the end
+		{"bytes=990-", 990, 10, true},
+		{"bytes=-1", 999, 1, true},
+		{"bytes=-5000", 0, 1000, true},
+		{" bytes = 10-19 ", 0, 0, false},
+		{"bytes=10-19", 10, 10, true},
+		{"bytes=1000-", 0, 0, false},
+		{"bytes=1000-2000", 0, 0, false},
+		{"bytes=5-4", 0, 0, false},
+		{"bytes=-0", 0, 0, false},
+		{"bytes=0-1,3-4", 0, 0, false},
+		{"items=0-1", 0, 0, false},
+		{"bytes=a-b", 0, 0, false},
+		{"bytes=", 0, 0, false},
+		{"bytes=--1", 0, 0, false},
+	} {
+		r, err := ParseRange(tc.header, size)
+		if tc.ok != (err == nil) || tc.ok && (r.Start != tc.start || r.Length != tc.length) {
+			t.Errorf("ParseRange(%q) = %+v, %v; want start %d length %d ok %v", tc.header, r, err, tc.start, tc.length, tc.ok)
+		}
+		var unsat *UnsatisfiableRange
+		if err != nil && (KindOf(err) != KindBadRange || !errors.As(err, &unsat) || unsat.Size != size) {
+			t.Errorf("ParseRange(%q): error %v is not a bad range of a %d-byte document", tc.header, err, size)
+		}
+	}
+	if _, err := ParseRange("bytes=-1", 0); err == nil {
+		t.Error("a suffix range of an empty document was accepted")
+	}
+}
+
+func TestCursorRoundTripAndTampering(t *testing.T) {
+	pos := ListPosition{CreatedAt: time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC), ID: NewID()}
+	c := EncodeCursor("alice", pos)
+	got, err := DecodeCursor("alice", c)
+	if err != nil || !got.CreatedAt.Equal(pos.CreatedAt) || got.ID != pos.ID {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if _, err := DecodeCursor("bob", c); KindOf(err) != KindInvalid {
+		t.Errorf("another tenant's cursor: %v", err)
+	}
+	for i := range c {
+		b := []byte(c)
+		b[i] ^= 0x01
+		if _, err := DecodeCursor("alice", string(b)); err == nil {
+			// Flipping a bit of a base64 character may leave the decoded
+			// bytes unchanged only in the unused low bits of the last one.
+			if i != len(c)-1 {
+				t.Errorf("cursor with character %d changed was accepted", i)
+			}
+		}
+	}
+	for _, bad := range []string{"", "x", strings.Repeat("A", 100), "!!!!"} {
+		if _, err := DecodeCursor("alice", bad); KindOf(err) != KindInvalid {
+			t.Errorf("DecodeCursor(%q): %v", bad, err)
+		}
+	}
+}
+
+func TestErrorsCarryKindAndHideDetail(t *testing.T) {
+	cause := errors.New("dial tcp 10.0.0.1:443: i/o timeout")
+	err := E("s3store.Get", KindUnavailable, cause)
+	wrapped := fmt.Errorf("get blob x: %w", err)
+	outer := E("docstore.Download", wrapped)
+	if KindOf(outer) != KindUnavailable {
+		t.Fatalf("kind %v, want unavailable (inherited through wrapping)", KindOf(outer))
+	}
+	if !errors.Is(outer, cause) {
+		t.Fatal("the cause is lost")
+	}
+	if msg := PublicMessage(outer); strings.Contains(msg, "10.0.0.1") {
+		t.Fatalf("public message leaks detail: %q", msg)
+	}
+	if msg := PublicMessage(errors.New("secret")); msg != "internal error" {
+		t.Fatalf("a plain error's public message: %q", msg)
+	}
+	nf := Errorf("docstore.Get", KindNotFound, "document %s not found", "abc")
+	if PublicMessage(E("outer", nf)) != "document abc not found" {
+		t.Fatalf("public message of a wrapped not-found: %q", PublicMessage(E("outer", nf)))
+	}
+	if KindOf(nil) != KindInternal || IsNotFound(nil) {
+		t.Fatal("nil error kinds")
+	}
+}
+
+func TestInputValidation(t *testing.T) {
+	for in, want := range map[string]string{
+		`C:\\Users\\me\\scan.pdf`: "scan.pdf",
+		"/etc/passwd":             "passwd",
+		"../../x.pdf":             "x.pdf",
+		"  Relevé.pdf ":           "Relevé.pdf",
+		"..":                      "",
+		"":                        "",
+	} {
+		if got, err := CleanFilename(in); err != nil || got != want {
+			t.Errorf("CleanFilename(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a\x00b", "a\nb", "\xff\xfe", strings.Repeat("a", MaxFilenameBytes+1)} {
+		if _, err := CleanFilename(bad); KindOf(err) != KindInvalid {
+			t.Errorf("CleanFilename(%q): %v", bad, err)
+		}
+	}
+	if ct, err := CleanContentType("Text/Plain; Charset=UTF-8"); err != nil || ct != "text/plain; charset=UTF-8" {
+		t.Errorf("CleanContentType: %q %v", ct, err)
+	}
+	for _, bad := range []string{"text", "/", "a/b; x", "text/plain; =x"} {
+		if _, err := CleanContentType(bad); KindOf(err) != KindUnsupportedMedia {
+			t.Errorf("CleanContentType(%q): %v", bad, err)
+		}
+	}
+	if err := ValidateMetadata(map[string]string{"case-id": "42", "owner.name": "Zoë"}); err != nil {
+		t.Errorf("valid metadata: %v", err)
+	}
+	tooMany := map[string]string{}
+	for i := 0; i <= MaxMetadataPairs; i++ {
+		tooMany[fmt.Sprintf("k%d", i)] = "v"
+	}
+	for name, md := range map[string]map[string]string{
+		"upper-case key":   {"Case": "1"},
+		"space in key":     {"a b": "1"},
+		"empty key":        {"": "1"},
+		"control in value": {"a": "x\x00"},
+		"long value":       {"a": strings.Repeat("v", MaxMetadataValBytes+1)},
+		"too many pairs":   tooMany,
+	} {
+		if err := ValidateMetadata(md); KindOf(err) != KindInvalid {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestIdempotentIDsAreScopedToTheTenant(t *testing.T) {
+	a, b := IDForIdempotencyKey("alice", "k1"), IDForIdempotencyKey("alice", "k1")
+	if a != b {
+		t.Fatal("the same tenant and key gave two ids")
+	}
+	if IDForIdempotencyKey("bob", "k1") == a || IDForIdempotencyKey("alice", "k2") == a {
+		t.Fatal("another tenant or key gave the same id")
+	}
+	// The separator keeps ("ab", "c") and ("a", "bc") apart.
+	if IDForIdempotencyKey("ab", "c") == IDForIdempotencyKey("a", "bc") {
+		t.Fatal("tenant and key run together")
+	}
+	if _, err := ParseID(string(a)); err != nil {
+		t.Fatalf("derived id %s is not a valid id: %v", a, err)
+	}
+}
