@@ -1455,10 +1455,21 @@ func TestOutputs(t *testing.T) {
 
 // ---------------------------------------------------------------- samconfig.toml, env.json
 
-// testenvVars runs `scripts/testenv env`, which only prints its export lines.
+// testenvVars runs `scripts/testenv env`, which only prints its export
+// lines, with its default ports: env.json names those, whatever ports this
+// run's servers were moved to.
 func testenvVars(t *testing.T) map[string]string {
 	t.Helper()
-	out, err := exec.Command("bash", root+"/scripts/testenv", "env").Output()
+	cmd := exec.Command("bash", root+"/scripts/testenv", "env")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IMAGO_TESTENV_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	out, err := cmd.Output()
 	if err != nil {
 		t.Skipf("scripts/testenv env: %v", err)
 	}
