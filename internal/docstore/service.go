@@ -135,18 +135,8 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	if int64(len(req.Body)) > s.cfg.MaxInlineBytes {
 		return Document{}, Errorf(op, KindTooLarge, "the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes)
 	}
-	filename, err := CleanFilename(req.Filename)
+	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
 	if err != nil {
-		return Document{}, err
-	}
-	contentType, err := CleanContentType(req.ContentType)
-	if err != nil {
-		return Document{}, err
-	}
-	if req.Metadata == nil {
-		req.Metadata = map[string]string{}
-	}
-	if err := ValidateMetadata(req.Metadata); err != nil {
 		return Document{}, err
 	}
 	sum := sha256.Sum256(req.Body)
@@ -160,22 +150,11 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		id = IDForIdempotencyKey(req.Tenant, req.IdempotencyKey)
 	}
 
-	dk, err := s.keys.GenerateDataKey(ctx, ContextFor(req.Tenant, id))
+	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, int64(len(req.Body)))
 	if err != nil {
-		return Document{}, E(op, fmt.Errorf("generate data key for %s: %w", id, err))
+		return Document{}, E(op, err)
 	}
 	defer clear(dk.Plaintext)
-
-	now := s.now()
-	rec := Record{
-		Document: Document{
-			ID: id, Filename: filename, ContentType: contentType, Size: int64(len(req.Body)),
-			Status: StatusPending, CreatedAt: now, Metadata: req.Metadata,
-		},
-		Tenant: req.Tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
-		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,
-		ExpiresAt: now.Add(s.cfg.PendingTTL),
-	}
 	if err := s.meta.Create(ctx, rec); err != nil {
 		if KindOf(err) == KindConflict && req.IdempotencyKey != "" {
 			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
@@ -193,11 +172,50 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
 	}
 	s.cacheSet(ctx, id, &CachedDocument{
-		Tenant: req.Tenant, Filename: filename, ContentType: contentType,
+		Tenant: req.Tenant, Filename: desc.filename, ContentType: desc.contentType,
 		Size: int64(len(req.Body)), SHA256: digest, Body: req.Body,
 	})
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
 	return done.Document, nil
+}
+
+// description is what a caller says of a new document, checked.
+type description struct {
+	filename, contentType string
+	metadata              map[string]string
+}
+
+func describe(filename, contentType string, metadata map[string]string) (description, error) {
+	var d description
+	var err error
+	if d.filename, err = CleanFilename(filename); err != nil {
+		return d, err
+	}
+	if d.contentType, err = CleanContentType(contentType); err != nil {
+		return d, err
+	}
+	if d.metadata = metadata; d.metadata == nil {
+		d.metadata = map[string]string{}
+	}
+	return d, ValidateMetadata(d.metadata)
+}
+
+// newPending generates a document's data key, bound to the document and
+// its tenant, and builds its pending record. The caller clears the key's
+// plaintext once done with it.
+func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d description, size int64) (Record, DataKey, error) {
+	dk, err := s.keys.GenerateDataKey(ctx, ContextFor(tenant, id))
+	if err != nil {
+		return Record{}, DataKey{}, fmt.Errorf("generate data key for %s: %w", id, err)
+	}
+	now := s.now()
+	return Record{
+		Document: Document{ID: id, Filename: d.filename, ContentType: d.contentType, Size: size,
+			Status: StatusPending, CreatedAt: now, Metadata: d.metadata},
+		Tenant: tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
+		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,
+		ExpiresAt: now.Add(s.cfg.PendingTTL),
+	}, dk, nil
 }
 
 // repeatedUpload answers an upload whose Idempotency-Key was used before:

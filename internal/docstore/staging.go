@@ -8,8 +8,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/imagodocs/imago/internal/envelope"
 )
 
 // Limits of presigned uploads.
@@ -59,38 +57,22 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 	if req.Size > MaxStagedBytes {
 		return CreatedUpload{}, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a presigned upload", req.Size, int64(MaxStagedBytes))
 	}
-	filename, err := CleanFilename(req.Filename)
+	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
 	if err != nil {
 		return CreatedUpload{}, err
 	}
-	contentType, err := CleanContentType(req.ContentType)
-	if err != nil {
-		return CreatedUpload{}, err
-	}
-	if req.Metadata == nil {
-		req.Metadata = map[string]string{}
-	}
-	if err := ValidateMetadata(req.Metadata); err != nil {
-		return CreatedUpload{}, err
-	}
+	// The data key is generated now and stored wrapped; the ingest only
+	// has to unwrap it.
 	id := NewID()
-	dk, err := s.keys.GenerateDataKey(ctx, ContextFor(req.Tenant, id))
+	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, req.Size)
 	if err != nil {
-		return CreatedUpload{}, E(op, fmt.Errorf("generate data key for %s: %w", id, err))
+		return CreatedUpload{}, E(op, err)
 	}
 	clear(dk.Plaintext)
-	now := s.now()
-	rec := Record{
-		Document: Document{ID: id, Filename: filename, ContentType: contentType, Size: req.Size,
-			Status: StatusPending, CreatedAt: now, Metadata: req.Metadata},
-		Tenant: req.Tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
-		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,
-		ExpiresAt: now.Add(s.cfg.PendingTTL),
-	}
 	if err := s.meta.Create(ctx, rec); err != nil {
 		return CreatedUpload{}, E(op, fmt.Errorf("create record %s: %w", id, err))
 	}
-	up, err := s.staging.PresignPut(ctx, s.stagingKey(id), contentType, req.Size, PresignTTL)
+	up, err := s.staging.PresignPut(ctx, s.stagingKey(id), desc.contentType, req.Size, PresignTTL)
 	if err != nil {
 		s.abandon(id, "presign", err)
 		return CreatedUpload{}, E(op, fmt.Errorf("presign upload of %s: %w", id, err))
