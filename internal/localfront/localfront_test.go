@@ -148,4 +148,3 @@ func TestTokensNameTheTenant(t *testing.T) {
 		}
 	}
 }
-
