@@ -132,17 +132,8 @@ func TestServeIngestsS3Events(t *testing.T) {
 	rand.Read(doc)
 
 	up := createUpload(t, srv.url, len(doc))
-	req, _ := http.NewRequest(up.Method, up.UploadURL, bytes.NewReader(doc))
-	for k, v := range up.Headers {
-		req.Header.Set(k, v)
-	}
-	put, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put.Body.Close()
-	if put.StatusCode != 200 {
-		t.Fatalf("presigned PUT: %d", put.StatusCode)
+	if status := send(t, up.Method, up.UploadURL, doc, up.Headers); status != 200 {
+		t.Fatalf("presigned PUT: %d", status)
 	}
 	event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
 		"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, env["IMAGO_BUCKET"], up.ID, len(doc))

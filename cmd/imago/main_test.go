@@ -170,20 +170,30 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 
-	req, _ := http.NewRequest("DELETE", srv.url+"/documents/"+id, nil)
-	dresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dresp.Body.Close()
-	if dresp.StatusCode != 204 {
-		t.Fatalf("delete: %d", dresp.StatusCode)
+	if status := send(t, "DELETE", srv.url+"/documents/"+id, nil, nil); status != 204 {
+		t.Fatalf("delete: %d", status)
 	}
 	for _, p := range []string{"/documents/" + id, "/documents/" + id + "/content"} {
 		if resp, body := get(t, srv.url+p); resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("GET %s after delete: %d %s", p, resp.StatusCode, body)
 		}
 	}
+}
+
+// send makes one request and returns its status.
+func send(t *testing.T, method, url string, body []byte, header map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 type createdUpload struct {
@@ -332,14 +342,7 @@ func TestServePresignedUploadOnEmbeddedBackends(t *testing.T) {
 		t.Fatalf("upload URL %s is not imago serve's", up.UploadURL)
 	}
 	put := func(url string, body []byte, contentType string) int {
-		req, _ := http.NewRequest(up.Method, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return send(t, up.Method, url, body, map[string]string{"Content-Type": contentType})
 	}
 	ct := up.Headers["Content-Type"]
 	if status := put(up.UploadURL, doc[:1000], ct); status != 400 {
