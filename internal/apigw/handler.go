@@ -143,10 +143,8 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		var pathExists bool
 		route, id, ok, pathExists = Match(method, path)
 		if !ok && pathExists {
-			resp := errorResponse(docstore.Errorf("apigw", docstore.KindInvalid, "method %s is not allowed on %s", method, path))
-			resp.Status = 405
-			resp.Body = []byte(`{"error":{"code":"method_not_allowed","message":` + string(appendJSONString(nil, "method "+method+" is not allowed on "+path)) + `}}`)
-			return resp
+			// Not a domain error: no kind, and the only 405 there is.
+			return errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
 		}
 	}
 	if !ok || route.Function != h.fn {
@@ -241,10 +239,14 @@ type errorBody struct {
 
 func errorResponse(err error) *Response {
 	kind := docstore.KindOf(err)
+	return errorJSON(Status(kind), kind.String(), docstore.PublicMessage(err))
+}
+
+// errorJSON is the one shape of every error answer.
+func errorJSON(status int, code, message string) *Response {
 	var body errorBody
-	body.Error.Code = kind.String()
-	body.Error.Message = docstore.PublicMessage(err)
-	return jsonResponse(Status(kind), body)
+	body.Error.Code, body.Error.Message = code, message
+	return jsonResponse(status, body)
 }
 
 // MetricsNamespace is the CloudWatch namespace of Imago's metrics.

@@ -31,7 +31,8 @@
 //
 //   - Concurrent misses for one id, across Lambda instances, load the
 //     origin once: the first takes a short fill lock (SET NX PX with a
-//     random token) and the others wait for the entry (WaitFill) or, after
+//     random token) and the others poll Get for the entry (docstore.Service
+//     does the waiting) or, after
 //     a short while, load it themselves. The lock is released with a
 //     compare-and-delete script, so a holder whose lock expired cannot
 //     delete a newer holder's lock.
@@ -85,8 +86,6 @@ const (
 	// origin (S3, KMS, decryption); if it does not, a second process loads
 	// too, which costs only the duplicate work.
 	DefaultFillLockTTL = 5 * time.Second
-	DefaultFillPoll    = 50 * time.Millisecond
-	DefaultFillWait    = time.Second
 )
 
 // SealKeySize is the length of Options.SealKey.
@@ -132,9 +131,6 @@ type Options struct {
 	BreakerCooldown  time.Duration
 	// FillLockTTL is the lifetime of a fill lock that is never released.
 	FillLockTTL time.Duration
-	// FillPoll and FillWait pace WaitFill.
-	FillPoll time.Duration
-	FillWait time.Duration
 }
 
 // Cache is a docstore.Cache and docstore.FillLocker on Redis. It is safe
@@ -146,8 +142,6 @@ type Cache struct {
 	maxBytes int64
 	timeout  time.Duration
 	lockTTL  time.Duration
-	poll     time.Duration
-	wait     time.Duration
 	log      *slog.Logger
 	br       *breaker
 	stats    counters
@@ -167,8 +161,6 @@ func New(client Client, opts Options) *Cache {
 		maxBytes: pick(opts.MaxBytes, DefaultMaxBytes),
 		timeout:  pick(opts.Timeout, DefaultTimeout),
 		lockTTL:  pick(opts.FillLockTTL, DefaultFillLockTTL),
-		poll:     pick(opts.FillPoll, DefaultFillPoll),
-		wait:     pick(opts.FillWait, DefaultFillWait),
 		log:      opts.Logger,
 	}
 	if c.log == nil {
@@ -349,32 +341,6 @@ func (c *Cache) unlock(ctx context.Context, key, token string) {
 		return
 	}
 	c.br.record(true)
-}
-
-// WaitFill waits for another process, which holds the fill lock of id, to
-// fill its entry: it polls Get every FillPoll for up to FillWait and returns
-// the entry, or (nil, nil) if the wait ended without one (the caller then
-// loads the origin itself). It returns at the first error.
-func (c *Cache) WaitFill(ctx context.Context, id docstore.ID) (*docstore.CachedDocument, error) {
-	deadline := time.Now().Add(c.wait)
-	t := time.NewTimer(c.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, docstore.E("rediscache.WaitFill", docstore.KindUnavailable, ctx.Err())
-		case <-t.C:
-		}
-		doc, err := c.Get(ctx, id)
-		if doc != nil || err != nil {
-			return doc, err
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, nil
-		}
-		t.Reset(min(c.poll, left))
-	}
 }
 
 // callCtx bounds one call by the cache's timeout.

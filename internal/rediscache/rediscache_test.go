@@ -437,32 +437,6 @@ func TestFillLockReleaseAfterCancel(t *testing.T) {
 	}
 }
 
-func TestWaitFill(t *testing.T) {
-	ctx := context.Background()
-	c, raw := newCache(t, Options{FillPoll: 20 * time.Millisecond, FillWait: 3 * time.Second})
-	id := docstore.NewID()
-	doc := sampleDoc([]byte("filled by another process"))
-	t.Cleanup(func() { raw.Del(ctx, docKey(id)) })
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		c.Set(ctx, id, doc)
-	}()
-	got, err := c.WaitFill(ctx, id)
-	if err != nil || !sameDoc(got, doc) {
-		t.Fatalf("WaitFill: (%v, %v), want the document", got, err)
-	}
-
-	short, _ := newCache(t, Options{FillPoll: 20 * time.Millisecond, FillWait: 150 * time.Millisecond})
-	start := time.Now()
-	got, err = short.WaitFill(ctx, docstore.NewID())
-	if err != nil || got != nil {
-		t.Fatalf("WaitFill of an entry never filled: (%v, %v), want (nil, nil)", got, err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("WaitFill with FillWait 150ms took %v", d)
-	}
-}
-
 // rediss:// through a TLS terminator in front of the test server: the
 // client negotiates TLS, verifies the certificate against the name in the
 // URL, and the cache works over it.
