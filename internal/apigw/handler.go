@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,6 +36,10 @@ type Handler struct {
 	fn          Function
 	tenantClaim string
 	log         *slog.Logger
+	// answered is set by the first request: the request log line says
+	// cold_start on that one (in Lambda, the first API request of the
+	// execution environment; the handler is built once per environment).
+	answered atomic.Bool
 }
 
 // New returns the Handler of function fn.
@@ -102,6 +107,7 @@ func (r *request) body() ([]byte, error) {
 // Handle routes one event and answers it; errors become JSON responses.
 func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) *Response {
 	start := time.Now()
+	coldStart := !h.answered.Swap(true)
 	reqID := ev.RequestContext.RequestID
 	if lc, ok := lambdacontext.FromContext(ctx); ok && reqID == "" {
 		reqID = lc.AwsRequestID
@@ -119,6 +125,8 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 
 	attrs := []any{"method", method, "route", req.route.Key(), "status", resp.Status,
 		"duration_ms", float64(elapsed.Microseconds()) / 1000, "bytes_out", len(resp.Body)}
+	attrs = append(attrs, "cold_start", coldStart)
+	attrs = append(attrs, invocationOf(ctx).attrs()...)
 	if req.id != "" {
 		attrs = append(attrs, "document", req.id)
 	}

@@ -595,13 +595,14 @@ var (
 )
 
 // functionVars are the variables only some functions need, and which: the
-// cursor key only where documents are listed, the multipart threshold
-// only where uploads are planned. They are known names even before the
-// code reads them (DESIGN.md names both).
+// multipart threshold only where uploads are planned.
 var functionVars = map[string][]apigw.Function{
-	"IMAGO_CURSOR_SECRET":       {apigw.Metadata},
 	"IMAGO_MULTIPART_THRESHOLD": {apigw.Upload},
 }
+
+// designVars are names DESIGN.md and the deployment define that the code
+// may not read yet (they arrive with other branches): known, not typos.
+var designVars = []string{"IMAGO_CURSOR_SECRET", "IMAGO_MULTIPART_THRESHOLD"}
 
 // needs reports whether function fn must set variable v.
 func needs(fn apigw.Function, v string) bool {
@@ -671,7 +672,7 @@ func TestEnvironmentCoversEveryVariableTheCodeReads(t *testing.T) {
 	tpl := load(t)
 	vars := productionVars(t)
 	known := map[string]bool{}
-	for _, v := range slices.Concat(vars, serveOnlyVars, optionalVars, slices.Collect(maps.Keys(functionVars))) {
+	for _, v := range slices.Concat(vars, serveOnlyVars, optionalVars, designVars) {
 		known[v] = true
 	}
 	for fn, f := range functions(t, tpl) {
@@ -777,47 +778,58 @@ func secretAlphabet(gen *secretsmanager.Secret_GenerateSecretString) string {
 
 var dynamicRef = regexp.MustCompile(`\{\{resolve:secretsmanager:\$\{([A-Za-z0-9]+)\}:SecretString\}\}`)
 
-// TestCacheKeyIsAValidGeneratedSecret checks the IMAGO_CACHE_KEY trick: a
-// generated secret of 43 base64-alphabet characters plus "=" is always the
-// base64 of 32 bytes, which config.FromEnv accepts.
+// TestCacheKeyIsAValidGeneratedSecret checks the IMAGO_CACHE_KEY trick,
+// which IMAGO_CURSOR_SECRET uses too: a generated secret of 43
+// base64-alphabet characters plus "=" is always the base64 of 32 bytes,
+// which config.FromEnv accepts. The two keys are two secrets.
 func TestCacheKeyIsAValidGeneratedSecret(t *testing.T) {
 	tpl := load(t)
+	secrets := map[string]string{} // variable → secret
 	for fn, f := range functions(t, tpl) {
-		v := environment(tpl, f)["IMAGO_CACHE_KEY"]
-		tmpl, _, ok := sub(v)
-		m := dynamicRef.FindStringSubmatch(tmpl)
-		if !ok || m == nil || tmpl != m[0]+"=" {
-			t.Fatalf("%s: IMAGO_CACHE_KEY %s, want !Sub '{{resolve:secretsmanager:${Secret}:SecretString}}='", functionIDs[fn], js(v))
-		}
-		secret := resource[*secretsmanager.Secret](t, tpl, m[1])
-		gen := secret.GenerateSecretString
-		if gen == nil || secret.SecretString != nil {
-			t.Fatalf("%s: want a generated secret (GenerateSecretString), not a literal", m[1])
-		}
-		if gen.GenerateStringKey != nil || gen.SecretStringTemplate != nil {
-			t.Errorf("%s: a JSON secret; the reference takes the whole SecretString", m[1])
-		}
-		const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-		want := []rune(b64)
-		slices.Sort(want)
-		if got := secretAlphabet(gen); got != string(want) {
-			t.Errorf("%s: the secret draws from %q, want exactly the base64 alphabet %q", m[1], got, string(want))
-		}
-		if n := deref(gen.PasswordLength); n != 43 {
-			t.Errorf("%s: PasswordLength %d, want 43 (with the '=' appended: the base64 of 32 bytes)", m[1], n)
-		}
-		// Any such value is accepted, whatever its last character.
-		alphabet := []rune(b64)
-		for i := range alphabet {
-			key := make([]rune, 43)
-			for j := range key {
-				key[j] = alphabet[(i+j*7)%len(alphabet)]
+		for _, name := range []string{"IMAGO_CACHE_KEY", "IMAGO_CURSOR_SECRET"} {
+			v := environment(tpl, f)[name]
+			tmpl, _, ok := sub(v)
+			m := dynamicRef.FindStringSubmatch(tmpl)
+			if !ok || m == nil || tmpl != m[0]+"=" {
+				t.Fatalf("%s: %s %s, want !Sub '{{resolve:secretsmanager:${Secret}:SecretString}}='", functionIDs[fn], name, js(v))
 			}
-			cfg, err := config.FromEnv(mapEnv(map[string]string{"IMAGO_CACHE_KEY": string(key) + "="}))
-			if err != nil || len(cfg.CacheKey) != 32 {
-				t.Fatalf("a generated key %q= is rejected: %v", string(key), err)
+			if prev, seen := secrets[name]; seen && prev != m[1] {
+				t.Errorf("%s: %s comes from %s here and %s elsewhere", functionIDs[fn], name, m[1], prev)
+			}
+			secrets[name] = m[1]
+			secret := resource[*secretsmanager.Secret](t, tpl, m[1])
+			gen := secret.GenerateSecretString
+			if gen == nil || secret.SecretString != nil {
+				t.Fatalf("%s: want a generated secret (GenerateSecretString), not a literal", m[1])
+			}
+			if gen.GenerateStringKey != nil || gen.SecretStringTemplate != nil {
+				t.Errorf("%s: a JSON secret; the reference takes the whole SecretString", m[1])
+			}
+			const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+			want := []rune(b64)
+			slices.Sort(want)
+			if got := secretAlphabet(gen); got != string(want) {
+				t.Errorf("%s: the secret draws from %q, want exactly the base64 alphabet %q", m[1], got, string(want))
+			}
+			if n := deref(gen.PasswordLength); n != 43 {
+				t.Errorf("%s: PasswordLength %d, want 43 (with the '=' appended: the base64 of 32 bytes)", m[1], n)
+			}
+			// Any such value is accepted, whatever its last character.
+			alphabet := []rune(b64)
+			for i := range alphabet {
+				key := make([]rune, 43)
+				for j := range key {
+					key[j] = alphabet[(i+j*7)%len(alphabet)]
+				}
+				cfg, err := config.FromEnv(mapEnv(map[string]string{name: string(key) + "="}))
+				if err != nil || (name == "IMAGO_CACHE_KEY" && len(cfg.CacheKey) != 32) {
+					t.Fatalf("%s: a generated key %q= is rejected: %v", name, string(key), err)
+				}
 			}
 		}
+	}
+	if secrets["IMAGO_CACHE_KEY"] == secrets["IMAGO_CURSOR_SECRET"] {
+		t.Errorf("IMAGO_CACHE_KEY and IMAGO_CURSOR_SECRET are one secret (%s): one key, two uses", secrets["IMAGO_CACHE_KEY"])
 	}
 }
 
@@ -1621,6 +1633,13 @@ func TestSamconfig(t *testing.T) {
 	for name, p := range tpl.Parameters {
 		if _, ok := overrides[name]; !ok && p.Default == nil {
 			t.Errorf("samconfig.toml: parameter %s has no default and no override", name)
+		}
+	}
+	// `sam deploy` works unedited: nothing in it waits to be filled in.
+	placeholder := regexp.MustCompile(`(?i)\b(REGION|USER_POOL_ID|APP_CLIENT_ID|ACCOUNT_ID|CHANGE_?ME|TODO)\b|0123456789abcdef|<[a-z-]+>`)
+	for k, v := range overrides {
+		if placeholder.MatchString(v) {
+			t.Errorf("samconfig.toml overrides %s with a placeholder, %q: sam deploy would fail or deploy nonsense", k, v)
 		}
 	}
 }
