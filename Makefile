@@ -73,5 +73,18 @@ build: ## the three Lambda bootstraps for arm64 Linux, in .aws-sam-like folders 
 	$(MAKE) build-DownloadFunction ARTIFACTS_DIR=$(BIN)/lambda/DownloadFunction
 	$(MAKE) build-MetadataFunction ARTIFACTS_DIR=$(BIN)/lambda/MetadataFunction
 
+# sam build runs the build-<Function> targets above; sam deploy takes
+# samconfig.toml (stack imago, every parameter at its template default
+# unless SAM_DEPLOY_FLAGS says otherwise, e.g. SAM_DEPLOY_FLAGS=--guided).
+SAM ?= sam
+deploy: ## sam build && sam deploy (AWS credentials of the target account in the environment)
+	@command -v $(SAM) >/dev/null 2>&1 || { \
+	  echo "deploy: the AWS SAM CLI ('$(SAM)') is not installed; see https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/install-sam-cli.html" >&2; \
+	  echo "deploy: make build builds the three bootstraps without it; scripts/cfn-check checks the template" >&2; \
+	  exit 127; }
+	$(SAM) validate --lint
+	$(SAM) build
+	$(SAM) deploy $(SAM_DEPLOY_FLAGS)
+
 clean: ## remove build output
 	rm -rf $(BIN)
