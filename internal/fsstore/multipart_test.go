@@ -12,6 +12,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/fsstore"
+	"github.com/imagodocs/imago/internal/storetest"
 )
 
 func newStaging(t *testing.T) (*fsstore.Staging, string) {
@@ -165,4 +166,15 @@ func TestStaging_PartURLsAreBound(t *testing.T) {
 	if _, err := st.CreateMultipart(ctx, "staging/.multipart", "x"); docstore.KindOf(err) != docstore.KindInvalid {
 		t.Fatalf("a staging key naming the staging area's own folder: %v", err)
 	}
+}
+
+func TestStaging_MultipartContract(t *testing.T) {
+	var current *fsstore.Staging // the suite's subtests run one at a time
+	storetest.TestMultipartStaging(t, func(t *testing.T) storetest.PartsStaging {
+		current, _ = newStaging(t)
+		return current
+	}, func(t *testing.T, up docstore.PresignedUpload, body []byte) (string, bool) {
+		etag, err := sendPart(current, up, body)
+		return etag, err == nil
+	})
 }
