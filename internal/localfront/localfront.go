@@ -145,7 +145,21 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
 		return
 	}
-	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), r.URL.Query(), r.Body, r.ContentLength); err != nil {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
+		return
+	}
+	body := &clientBody{r: r.Body}
+	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), query, body, r.ContentLength); err != nil {
+		if body.err != nil {
+			// The client's doing: its body ended before its Content-Length
+			// or its connection went away. Whatever the store made of the
+			// short read, this is no server error.
+			f.log.InfoContext(r.Context(), "staging PUT body unreadable", "key", key, "error", body.err.Error())
+			writeError(w, http.StatusBadRequest, "invalid", "the request body could not be read in full")
+			return
+		}
 		kind := docstore.KindOf(err)
 		if kind == docstore.KindInternal {
 			f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
@@ -171,6 +185,23 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// clientBody is a request body that remembers the first error reading it
+// gave (io.ErrUnexpectedEOF for a body cut short, a network error for a
+// lost connection), so that a failure it caused is answered as the
+// client's, not the server's.
+type clientBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath:
@@ -185,6 +216,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, code, msg := http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path
 		if pathExists {
 			status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path
+			w.Header().Set("Allow", strings.Join(apigw.AllowedMethods(r.URL.EscapedPath()), ", "))
 		}
 		writeError(w, status, code, msg)
 		return
@@ -192,6 +224,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn, ok := f.functions[route.Function]
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no function serves "+route.Key())
+		return
+	}
+	// API Gateway refuses what it cannot decode; url.Query would drop
+	// the bad pairs without a word, and a listing would start over.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
@@ -204,7 +243,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the request body")
 		return
 	}
-	ev := f.event(r, route, id, body)
+	ev := f.event(r, route, id, query, body)
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
@@ -226,7 +265,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // event builds the payload 2.0 event API Gateway would send.
-func (f *Front) event(r *http.Request, route apigw.Route, id string, body []byte) *events.APIGatewayV2HTTPRequest {
+func (f *Front) event(r *http.Request, route apigw.Route, id string, q url.Values, body []byte) *events.APIGatewayV2HTTPRequest {
 	now := time.Now()
 	headers := make(map[string]string, len(r.Header)+1)
 	for k, v := range r.Header {
@@ -236,7 +275,7 @@ func (f *Front) event(r *http.Request, route apigw.Route, id string, body []byte
 		headers["host"] = r.Host
 	}
 	query := map[string]string{}
-	for k, v := range r.URL.Query() {
+	for k, v := range q {
 		query[k] = strings.Join(v, ",")
 	}
 	ev := &events.APIGatewayV2HTTPRequest{
