@@ -226,8 +226,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no function serves "+route.Key())
 		return
 	}
-	// API Gateway refuses what it cannot decode; url.Query would drop
-	// the bad pairs without a word, and a listing would start over.
+	// An undecodable query is the caller's error: url.Query would drop
+	// the bad pairs without a word, and a listing whose cursor was
+	// dropped would silently start over at the first page.
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
