@@ -36,6 +36,10 @@ test-unit: ## tests that need no local server (integration tests skip)
 bench: ## benchmarks, each reported against a baseline measured in the same run
 	scripts/bench
 
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s; FUZZ_MATCH=regexp picks some); make test runs their seeds
+	FUZZTIME="$(or $(FUZZTIME),10s)" scripts/fuzz
+
 vet: ## go vet
 	$(GO) vet $(PKGS)
 

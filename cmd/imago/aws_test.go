@@ -42,6 +42,7 @@ func TestServeOnAWSAndRedis(t *testing.T) {
 	env["IMAGO_REDIS_URL"] = "redis://" + proxy.Addr + "/0"
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
 	env["IMAGO_REDIS_TIMEOUT"] = "200ms"
+	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key: imago serve on AWS keeps the cursor secret there
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
 		env[k] = os.Getenv(k)
 	}
@@ -124,6 +125,7 @@ func TestServeIngestsS3Events(t *testing.T) {
 	env := testenv.Require(t, awsVars...)
 	testenv.AWSConfig(t)
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
+	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
 		env[k] = os.Getenv(k)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -81,7 +80,15 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 	sawFile := false
 	for {
 		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
+		// Only a bare io.EOF is an end: NextPart wraps the io.EOF of a
+		// body cut short. And it answers a bare io.EOF, too, to a
+		// delimiter followed by nothing, so the close delimiter
+		// ("--boundary--", RFC 2046 §5.1.1) must be there: a body without
+		// it may have lost any number of bytes.
+		if err == io.EOF {
+			if !hasCloseDelimiter(body, boundary) {
+				return docstore.Errorf(op, docstore.KindInvalid, "the multipart body is truncated: it has no closing boundary")
+			}
 			break
 		}
 		if err != nil {
@@ -120,6 +127,28 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 		return docstore.Errorf(op, docstore.KindInvalid, "the multipart body has no \"file\" part")
 	}
 	return nil
+}
+
+// hasCloseDelimiter reports whether body holds the close delimiter of
+// boundary, with the line ending the multipart reader settled on: bare LF
+// when the first delimiter line is exactly "--boundary\n", else CRLF. No
+// part can hold that sequence (the reader would end the part there) and
+// the reader ends at the first one, so, once it has reported a clean end,
+// finding one proves that it was the end the reader saw.
+func hasCloseDelimiter(body []byte, boundary string) bool {
+	dash := []byte("--" + boundary)
+	for rest := body; len(rest) > 0; {
+		line, next, _ := bytes.Cut(rest, []byte("\n"))
+		if bytes.Equal(bytes.TrimRight(line, " \t\r"), dash) {
+			nl := "\r\n"
+			if len(line) == len(dash) {
+				nl = "\n"
+			}
+			return bytes.Contains(rest, []byte(nl+string(dash)+"--"))
+		}
+		rest = next
+	}
+	return false
 }
 
 func (h *Handler) metadata(ctx context.Context, req *request) (*Response, error) {
@@ -176,8 +205,12 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 	if err != nil {
 		return nil, err
 	}
-	if mt, _, _ := mime.ParseMediaType(req.header("content-type")); mt != "" && mt != "application/json" {
-		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
+	// No Content-Type is taken as JSON; anything else must parse, as
+	// application/json.
+	if ct := req.header("content-type"); strings.TrimSpace(ct) != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
+		}
 	}
 	var in createUploadBody
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -1,6 +1,7 @@
 package apigw
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/imagodocs/imago/internal/docstore"
@@ -117,4 +118,18 @@ func Status(kind docstore.Kind) int {
 	default:
 		return 500
 	}
+}
+
+// AllowedMethods lists, sorted, the methods of the routes whose path
+// matches path: the Allow header of a 405 answer (RFC 9110 §15.5.6).
+func AllowedMethods(path string) []string {
+	path = strings.TrimSuffix(path, "/")
+	var methods []string
+	for _, r := range Routes {
+		if _, ok := matchPath(r.Path, path); ok && !slices.Contains(methods, r.Method) {
+			methods = append(methods, r.Method)
+		}
+	}
+	slices.Sort(methods)
+	return methods
 }

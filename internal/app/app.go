@@ -36,6 +36,10 @@ func NewLogger(w io.Writer, getenv func(string) string) *slog.Logger {
 
 // New builds an App from cfg.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	cursorKey, err := cfg.CursorSecret()
+	if err != nil {
+		return nil, err
+	}
 	set, err := backends.Open(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -44,8 +48,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxInlineBytes: cfg.MaxInlineBytes,
 		CacheMaxBytes:  cfg.CacheMaxBytes,
 		StagingPrefix:  cfg.StagingPrefix,
-
 		MultipartThreshold: cfg.MultipartThreshold,
+		CursorKey:          cursorKey,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)
 	return &App{Config: cfg, Service: svc, Backends: set, Log: log}, nil

@@ -21,6 +21,7 @@ type Config struct {
 	CacheTTL       time.Duration // IMAGO_CACHE_TTL
 	CacheMaxBytes  int64         // IMAGO_CACHE_MAX_BYTES
 	CacheKey       []byte        // IMAGO_CACHE_KEY, 32 bytes, or nil
+	CursorKey      []byte        // IMAGO_CURSOR_SECRET, 32 bytes, or nil: see CursorSecret
 	MaxInlineBytes int64         // IMAGO_MAX_INLINE_BYTES
 	StagingPrefix  string        // IMAGO_STAGING_PREFIX
 	TenantClaim    string        // IMAGO_TENANT_CLAIM
@@ -98,6 +99,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		} else {
 			c.CacheKey = key
 		}
+	}
+	if v := getenv("IMAGO_CURSOR_SECRET"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != CursorKeySize {
+			errs = append(errs, errors.New("IMAGO_CURSOR_SECRET must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"))
+		} else {
+			c.CursorKey = key
+		}
+	} else if c.UsesAWS() && getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
+		// Every instance of every function must sign and check listing
+		// cursors with one secret, and a Lambda function has no folder
+		// that outlives it to keep one in.
+		errs = append(errs, errors.New("IMAGO_CURSOR_SECRET is required in a Lambda function on the AWS backends: the deployment's secret (32 bytes, base64) that authenticates listing cursors"))
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))

@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -9,47 +10,60 @@ import (
 )
 
 // Listing cursors are opaque to callers: version ‖ created-at (unix ns) ‖
-// id ‖ MAC, base64url. The MAC (HMAC-SHA256 over the tenant and the
-// position, truncated to 16 bytes) makes a forged, corrupted or
-// other-tenant cursor a clean 400 instead of a query at an arbitrary
-// position. The key is fixed: the cursor carries nothing secret and the
-// store query is scoped to the caller's tenant regardless, so the MAC
-// guards integrity and binds the tenant rather than hiding anything.
-var cursorKey = sha256.Sum256([]byte("imago listing cursor v1"))
-
+// id ‖ MAC, base64url. The MAC is HMAC-SHA256, truncated to 16 bytes, over
+// the tenant and the position, under the deployment's cursor secret
+// (IMAGO_CURSOR_SECRET, or the embedded backends' cursor.key): a forged,
+// corrupted or other-tenant cursor is a clean 400 instead of a query at a
+// position the caller chose. The secret is never in the source, so nobody
+// can mint a cursor the service did not hand out.
 const (
-	cursorVersion = 1
+	cursorVersion = 2
 	cursorMACSize = 16
+	cursorLen     = 1 + 8 + 36 + cursorMACSize
+
+	// CursorKeySize is the size of the secret that authenticates cursors.
+	CursorKeySize = 32
 )
 
-func cursorMAC(tenant Tenant, body []byte) []byte {
-	m := hmac.New(sha256.New, cursorKey[:])
+// cursorLabel separates this MAC from any other use of the secret.
+const cursorLabel = "imago listing cursor\x00"
+
+func cursorMAC(key []byte, tenant Tenant, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(cursorLabel))
+	// The tenant's length first, so that no tenant ‖ body split is
+	// ambiguous with another.
+	m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(tenant))))
 	m.Write([]byte(tenant))
-	m.Write([]byte{0})
 	m.Write(body)
 	return m.Sum(nil)[:cursorMACSize]
 }
 
-// EncodeCursor makes the opaque cursor that resumes a listing after pos.
-func EncodeCursor(tenant Tenant, pos ListPosition) string {
-	body := make([]byte, 0, 1+8+36+cursorMACSize)
+// EncodeCursor makes the opaque cursor that resumes tenant's listing after
+// pos, authenticated under key.
+func EncodeCursor(key []byte, tenant Tenant, pos ListPosition) string {
+	body := make([]byte, 0, cursorLen)
 	body = append(body, cursorVersion)
 	body = binary.BigEndian.AppendUint64(body, uint64(pos.CreatedAt.UnixNano()))
 	body = append(body, pos.ID...)
-	body = append(body, cursorMAC(tenant, body)...)
+	body = append(body, cursorMAC(key, tenant, body)...)
 	return base64.RawURLEncoding.EncodeToString(body)
 }
 
-// DecodeCursor checks and decodes a cursor made by EncodeCursor for tenant.
-func DecodeCursor(tenant Tenant, cursor string) (ListPosition, error) {
+// DecodeCursor checks and decodes a cursor made by EncodeCursor under key
+// for tenant. Anything else is KindInvalid.
+func DecodeCursor(key []byte, tenant Tenant, cursor string) (ListPosition, error) {
 	const op = "docstore.DecodeCursor"
 	bad := Errorf(op, KindInvalid, "cursor is not valid")
-	raw, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(raw) != 1+8+36+cursorMACSize || raw[0] != cursorVersion {
+	if base64.RawURLEncoding.DecodedLen(len(cursor)) != cursorLen {
+		return ListPosition{}, bad
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(cursor)
+	if err != nil || len(raw) != cursorLen || raw[0] != cursorVersion {
 		return ListPosition{}, bad
 	}
 	body, mac := raw[:len(raw)-cursorMACSize], raw[len(raw)-cursorMACSize:]
-	if !hmac.Equal(mac, cursorMAC(tenant, body)) {
+	if !hmac.Equal(mac, cursorMAC(key, tenant, body)) {
 		return ListPosition{}, bad
 	}
 	id, err := ParseID(string(body[9:]))
@@ -58,4 +72,12 @@ func DecodeCursor(tenant Tenant, cursor string) (ListPosition, error) {
 	}
 	ns := int64(binary.BigEndian.Uint64(body[1:9]))
 	return ListPosition{CreatedAt: time.Unix(0, ns).UTC(), ID: id}, nil
+}
+
+// randomCursorKey is the cursor secret of a Service built without one
+// (tests, tools): random, so its cursors hold only within this process.
+func randomCursorKey() []byte {
+	key := make([]byte, CursorKeySize)
+	rand.Read(key) // never fails (crypto/rand, Go ≥ 1.24)
+	return key
 }

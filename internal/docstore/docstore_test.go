@@ -49,18 +49,19 @@ func TestParseRange(t *testing.T) {
 
 func TestCursorRoundTripAndTampering(t *testing.T) {
 	pos := ListPosition{CreatedAt: time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC), ID: NewID()}
-	c := EncodeCursor("alice", pos)
-	got, err := DecodeCursor("alice", c)
+	key := randomCursorKey()
+	c := EncodeCursor(key, "alice", pos)
+	got, err := DecodeCursor(key, "alice", c)
 	if err != nil || !got.CreatedAt.Equal(pos.CreatedAt) || got.ID != pos.ID {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	if _, err := DecodeCursor("bob", c); KindOf(err) != KindInvalid {
+	if _, err := DecodeCursor(key, "bob", c); KindOf(err) != KindInvalid {
 		t.Errorf("another tenant's cursor: %v", err)
 	}
 	for i := range c {
 		b := []byte(c)
 		b[i] ^= 0x01
-		if _, err := DecodeCursor("alice", string(b)); err == nil {
+		if _, err := DecodeCursor(key, "alice", string(b)); err == nil {
 			// Flipping a bit of a base64 character may leave the decoded
 			// bytes unchanged only in the unused low bits of the last one.
 			if i != len(c)-1 {
@@ -69,7 +70,7 @@ func TestCursorRoundTripAndTampering(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "x", strings.Repeat("A", 100), "!!!!"} {
-		if _, err := DecodeCursor("alice", bad); KindOf(err) != KindInvalid {
+		if _, err := DecodeCursor(key, "alice", bad); KindOf(err) != KindInvalid {
 			t.Errorf("DecodeCursor(%q): %v", bad, err)
 		}
 	}

@@ -44,6 +44,10 @@ type Config struct {
 	// the fill lock before loading the origin itself; FillPoll is the
 	// interval at which it looks at the cache meanwhile.
 	FillWait, FillPoll time.Duration
+	// CursorKey is the deployment's secret that authenticates listing
+	// cursors (IMAGO_CURSOR_SECRET). Every instance of a deployment must
+	// share it; without one a Service makes a random key of its own.
+	CursorKey []byte
 }
 
 func (c *Config) setDefaults() {
@@ -70,6 +74,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FillPoll <= 0 {
 		c.FillPoll = 20 * time.Millisecond
+	}
+	if len(c.CursorKey) == 0 {
+		c.CursorKey = randomCursorKey()
 	}
 }
 
@@ -343,7 +350,7 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 	}
 	var after *ListPosition
 	if cursor != "" {
-		pos, err := DecodeCursor(tenant, cursor)
+		pos, err := DecodeCursor(s.cfg.CursorKey, tenant, cursor)
 		if err != nil {
 			return Page{}, err
 		}
@@ -359,7 +366,7 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 	for i, r := range recs {
 		if i == limit {
 			last := recs[limit-1]
-			page.NextCursor = EncodeCursor(tenant, ListPosition{CreatedAt: last.CreatedAt, ID: last.ID})
+			page.NextCursor = EncodeCursor(s.cfg.CursorKey, tenant, ListPosition{CreatedAt: last.CreatedAt, ID: last.ID})
 			break
 		}
 		page.Documents = append(page.Documents, r.Document)

@@ -4,6 +4,7 @@ package lambdae2e
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,14 @@ var passEnv = []string{
 	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
 	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
 }
+
+// cursorSecret is this run's deployment secret for listing cursors: one
+// for all the functions, as template.yaml gives them one.
+var cursorSecret = func() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}()
 
 // requiredEnv must be set (and point at loopback) for these tests to run.
 var requiredEnv = []string{
@@ -223,6 +232,8 @@ func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*fun
 		"IMAGO_STAGING_PREFIX=staging/",
 		"IMAGO_TENANT_CLAIM=sub",
 		"IMAGO_LOG_LEVEL=info",
+		// What the deployment's Secrets Manager secret gives every function.
+		"IMAGO_CURSOR_SECRET=" + cursorSecret,
 	}
 	for _, k := range passEnv {
 		if v, ok := os.LookupEnv(k); ok {

@@ -145,20 +145,26 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
 		return
 	}
-	if pr, ok := f.staging.(PartReceiver); ok && pr.IsPart(r.URL.Query()) {
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
+		return
+	}
+	body := &clientBody{r: r.Body}
+	if pr, ok := f.staging.(PartReceiver); ok && pr.IsPart(query) {
 		// A part of an upload in parts: stored, answered with its ETag; the
 		// event comes when the upload is completed.
-		etag, err := pr.ReceivePart(key, r.URL.Query(), r.Body, r.ContentLength)
+		etag, err := pr.ReceivePart(key, query, body, r.ContentLength)
 		if err != nil {
-			f.writeStagingError(w, r, err)
+			f.writeStagingError(w, r, body, err)
 			return
 		}
 		w.Header().Set("ETag", etag)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), r.URL.Query(), r.Body, r.ContentLength); err != nil {
-		f.writeStagingError(w, r, err)
+	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), query, body, r.ContentLength); err != nil {
+		f.writeStagingError(w, r, body, err)
 		return
 	}
 	if !f.invokeS3Event(r.Context(), w, objectCreated("ObjectCreated:Put", key, r.ContentLength)) {
@@ -167,7 +173,15 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (f *Front) writeStagingError(w http.ResponseWriter, r *http.Request, err error) {
+// writeStagingError answers a staging PUT that failed. A failure the
+// client's body caused (cut short, connection gone) is the client's: 400,
+// logged at info, whatever the store made of the short read.
+func (f *Front) writeStagingError(w http.ResponseWriter, r *http.Request, body *clientBody, err error) {
+	if body.err != nil {
+		f.log.InfoContext(r.Context(), "staging PUT body unreadable", "error", body.err.Error())
+		writeError(w, http.StatusBadRequest, "invalid", "the request body could not be read in full")
+		return
+	}
 	kind := docstore.KindOf(err)
 	if kind == docstore.KindInternal {
 		f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
@@ -222,6 +236,23 @@ func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route 
 	return f.invokeS3Event(ctx, w, objectCreated("ObjectCreated:CompleteMultipartUpload", pr.Key(string(docID)), 0))
 }
 
+// clientBody is a request body that remembers the first error reading it
+// gave (io.ErrUnexpectedEOF for a body cut short, a network error for a
+// lost connection), so that a failure it caused is answered as the
+// client's, not the server's.
+type clientBody struct {
+	r   io.Reader
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath:
@@ -236,6 +267,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, code, msg := http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path
 		if pathExists {
 			status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path
+			w.Header().Set("Allow", strings.Join(apigw.AllowedMethods(r.URL.EscapedPath()), ", "))
 		}
 		writeError(w, status, code, msg)
 		return
@@ -243,6 +275,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn, ok := f.functions[route.Function]
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no function serves "+route.Key())
+		return
+	}
+	// An undecodable query is the caller's error: url.Query would drop
+	// the bad pairs without a word, and a listing whose cursor was
+	// dropped would silently start over at the first page.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
@@ -255,7 +295,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the request body")
 		return
 	}
-	ev := f.event(r, route, id, body)
+	ev := f.event(r, route, id, query, body)
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
@@ -280,7 +320,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // event builds the payload 2.0 event API Gateway would send.
-func (f *Front) event(r *http.Request, route apigw.Route, id string, body []byte) *events.APIGatewayV2HTTPRequest {
+func (f *Front) event(r *http.Request, route apigw.Route, id string, q url.Values, body []byte) *events.APIGatewayV2HTTPRequest {
 	now := time.Now()
 	headers := make(map[string]string, len(r.Header)+1)
 	for k, v := range r.Header {
@@ -290,7 +330,7 @@ func (f *Front) event(r *http.Request, route apigw.Route, id string, body []byte
 		headers["host"] = r.Host
 	}
 	query := map[string]string{}
-	for k, v := range r.URL.Query() {
+	for k, v := range q {
 		query[k] = strings.Join(v, ",")
 	}
 	ev := &events.APIGatewayV2HTTPRequest{
