@@ -45,9 +45,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 	svc := docstore.NewService(set.Backends, docstore.Config{
-		MaxInlineBytes: cfg.MaxInlineBytes,
-		CacheMaxBytes:  cfg.CacheMaxBytes,
-		StagingPrefix:  cfg.StagingPrefix,
+		MaxInlineBytes:     cfg.MaxInlineBytes,
+		CacheMaxBytes:      cfg.CacheMaxBytes,
+		StagingPrefix:      cfg.StagingPrefix,
 		MultipartThreshold: cfg.MultipartThreshold,
 		CursorKey:          cursorKey,
 	}, log)
