@@ -144,7 +144,9 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		route, id, ok, pathExists = Match(method, path)
 		if !ok && pathExists {
 			// Not a domain error: no kind, and the only 405 there is.
-			return errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
+			resp := errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
+			resp.set("allow", Allow(path))
+			return resp
 		}
 	}
 	if !ok || route.Function != h.fn {

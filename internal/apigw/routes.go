@@ -1,6 +1,7 @@
 package apigw
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/imagodocs/imago/internal/docstore"
@@ -56,6 +57,20 @@ func Match(method, path string) (route Route, id string, ok, pathExists bool) {
 		pathExists = true
 	}
 	return Route{}, "", false, pathExists
+}
+
+// Allow lists the methods the routes take on a request path, for the
+// Allow header a 405 must carry (RFC 9110 §15.5.6): "GET, POST".
+func Allow(path string) string {
+	path = strings.TrimSuffix(path, "/")
+	var methods []string
+	for _, r := range Routes {
+		if _, ok := matchPath(r.Path, path); ok && !slices.Contains(methods, r.Method) {
+			methods = append(methods, r.Method)
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(methods, ", ")
 }
 
 // matchPath matches a route path with at most one {id} segment.
