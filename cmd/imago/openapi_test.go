@@ -100,7 +100,7 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	}
 	srv := startServer(t, map[string]string{
 		"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_TOKENS": tokens,
-		"IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_MULTIPART_THRESHOLD": "6MiB",
+		"IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_MULTIPART_THRESHOLD": "5MiB",
 	})
 	c := &apiClient{t: t, url: srv.url, http: spec.Client(t, srv.url)}
 	const a, b = "secret-a", "secret-b"
@@ -301,7 +301,18 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		{"GET /documents/{id}/content", 413}, {"GET /documents/{id}/content", 416},
 		{"DELETE /documents/{id}", 204}, {"DELETE /documents/{id}", 400}, {"DELETE /documents/{id}", 401}, {"DELETE /documents/{id}", 404},
 		{"GET /health", 200}, {"(unrouted)", 404}, {"(unrouted)", 405},
+		{"POST /documents/{id}/parts", 200}, {"POST /documents/{id}/parts", 400}, {"POST /documents/{id}/parts", 401},
+		{"POST /documents/{id}/parts", 404}, {"POST /documents/{id}/parts", 409}, {"POST /documents/{id}/parts", 415},
+		{"GET /documents/{id}/parts", 200}, {"GET /documents/{id}/parts", 400}, {"GET /documents/{id}/parts", 401},
+		{"GET /documents/{id}/parts", 404}, {"GET /documents/{id}/parts", 409},
+		{"POST /documents/{id}/complete", 202}, {"POST /documents/{id}/complete", 400}, {"POST /documents/{id}/complete", 401},
+		{"POST /documents/{id}/complete", 404}, {"POST /documents/{id}/complete", 409}, {"POST /documents/{id}/complete", 415},
 	} {
+		if strings.Contains(must.op, "/parts") || strings.Contains(must.op, "/complete") {
+			if !hasRoute("POST /documents/{id}/parts") {
+				continue
+			}
+		}
 		if !spec.Exercised(must.op, must.status) {
 			t.Errorf("%s %d was never exercised", must.op, must.status)
 		}
@@ -339,7 +350,11 @@ func multipartRoutes(t *testing.T, c *apiClient, a, b string) {
 	c.want("POST parts, number out of range", 400, c.do("POST", parts, a, jsonCT, []byte(`{"numbers":[3]}`)))
 	c.want("POST parts, another tenant's", 404, c.do("POST", parts, b, jsonCT, []byte(`{"numbers":[1]}`)))
 	c.want("POST parts, no token", 401, c.do("POST", parts, "", jsonCT, []byte(`{"numbers":[1]}`)))
+	c.want("POST parts, text/plain", 415, c.do("POST", parts, a, map[string]string{"Content-Type": "text/plain"}, []byte(`{"numbers":[1]}`)))
 	c.want("GET parts, before any", 200, c.do("GET", parts, a, nil, nil))
+	c.want("GET parts, another tenant's", 404, c.do("GET", parts, b, nil, nil))
+	c.want("GET parts, no token", 401, c.do("GET", parts, "", nil, nil))
+	c.want("GET parts, not a UUID", 400, c.do("GET", "/documents/nope/parts", a, nil, nil))
 
 	type completed struct {
 		Number int    `json:"number"`
@@ -369,6 +384,8 @@ func multipartRoutes(t *testing.T, c *apiClient, a, b string) {
 	c.want("POST complete, mismatched ETag", 400, c.do("POST", complete, a, jsonCT, bad))
 	good, _ := json.Marshal(map[string]any{"parts": done})
 	c.want("POST complete, another tenant's", 404, c.do("POST", complete, b, jsonCT, good))
+	c.want("POST complete, no token", 401, c.do("POST", complete, "", jsonCT, good))
+	c.want("POST complete, text/plain", 415, c.do("POST", complete, a, map[string]string{"Content-Type": "text/plain"}, good))
 	c.want("POST complete", 202, c.do("POST", complete, a, jsonCT, good))
 	c.want("POST complete, again", 409, c.do("POST", complete, a, jsonCT, good))
 	c.want("GET /documents/{id} after complete", 200, c.do("GET", "/documents/"+up.ID, a, nil, nil))
