@@ -221,6 +221,8 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	c.want("DELETE /documents", 405, c.do("DELETE", "/documents", a, nil, nil))
 	c.want("POST /health", 405, c.do("POST", "/health", "", nil, nil))
 	c.want("GET /nowhere", 404, c.do("GET", "/nowhere", a, nil, nil))
+	c.want("PUT /documents/uploads", 405, c.do("PUT", "/documents/uploads", a, nil, nil))
+	c.want("GET /documents/uploads (an id that is no UUID)", 400, c.do("GET", "/documents/uploads", a, nil, nil))
 
 	// A real answer passes; the same answer doctored to drift does not.
 	t.Run("doctored answers are refused", func(t *testing.T) {

@@ -195,6 +195,14 @@ func (s *Spec) Check(ctx context.Context, ex Exchange) error {
 		return err
 	}
 	route, pathParams, err := s.router.FindRoute(req)
+	if errors.Is(err, routers.ErrMethodNotAllowed) {
+		// A concrete path without the method may still match a templated
+		// one with it, as API Gateway routes: GET /documents/uploads is
+		// GET /documents/{id} with the id "uploads".
+		if r, params, ok := s.templatedRoute(req); ok {
+			route, pathParams, err = r, params, nil
+		}
+	}
 	switch {
 	case errors.Is(err, routers.ErrMethodNotAllowed):
 		return s.checkUnrouted(ctx, ex, req, http.StatusMethodNotAllowed, "MethodNotAllowed")
@@ -259,20 +267,62 @@ func (s *Spec) checkUnrouted(ctx context.Context, ex Exchange, req *http.Request
 	return joinProblems(ex, problems)
 }
 
-// methodsOf lists, sorted, the methods of the path item that path matches.
+// methodsOf lists, sorted, the methods of every path item that path matches.
 func (s *Spec) methodsOf(path string) []string {
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		req, _ := http.NewRequest(m, path, nil)
-		if route, _, err := s.router.FindRoute(req); err == nil {
-			var methods []string
-			for method := range route.PathItem.Operations() {
+	var methods []string
+	for _, template := range s.Doc.Paths.InMatchingOrder() {
+		if _, ok := matchTemplate(template, path); !ok {
+			continue
+		}
+		for method := range s.Doc.Paths.Value(template).Operations() {
+			if !slices.Contains(methods, method) {
 				methods = append(methods, method)
 			}
-			sort.Strings(methods)
-			return methods
 		}
 	}
-	return nil
+	sort.Strings(methods)
+	return methods
+}
+
+// templatedRoute finds an operation of the request's method on a path
+// template that matches the request path.
+func (s *Spec) templatedRoute(req *http.Request) (*routers.Route, map[string]string, bool) {
+	for _, template := range s.Doc.Paths.InMatchingOrder() {
+		params, ok := matchTemplate(template, req.URL.EscapedPath())
+		if !ok {
+			continue
+		}
+		item := s.Doc.Paths.Value(template)
+		if op := item.GetOperation(req.Method); op != nil {
+			return &routers.Route{Spec: s.Doc, Path: template, PathItem: item, Method: req.Method, Operation: op}, params, true
+		}
+	}
+	return nil, nil, false
+}
+
+// matchTemplate matches an escaped request path against a path template
+// whose {name} segments each match one non-empty segment.
+func matchTemplate(template, path string) (map[string]string, bool) {
+	ts := strings.Split(strings.Trim(template, "/"), "/")
+	ps := strings.Split(strings.Trim(path, "/"), "/")
+	if len(ts) != len(ps) {
+		return nil, false
+	}
+	params := map[string]string{}
+	for i, t := range ts {
+		if name, ok := strings.CutPrefix(t, "{"); ok && strings.HasSuffix(name, "}") {
+			v, err := url.PathUnescape(ps[i])
+			if err != nil || v == "" {
+				return nil, false
+			}
+			params[strings.TrimSuffix(name, "}")] = v
+			continue
+		}
+		if t != ps[i] {
+			return nil, false
+		}
+	}
+	return params, true
 }
 
 // checkResponse validates a response against its declaration: kin-openapi
