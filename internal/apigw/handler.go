@@ -145,7 +145,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		if !ok && pathExists {
 			// Not a domain error: no kind, and the only 405 there is.
 			resp := errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
-			resp.set("allow", Allow(path))
+			resp.set("allow", strings.Join(AllowedMethods(path), ", "))
 			return resp
 		}
 	}

@@ -62,20 +62,6 @@ func Match(method, path string) (route Route, id string, ok, pathExists bool) {
 	return Route{}, "", false, pathExists
 }
 
-// Allow lists the methods the routes take on a request path, for the
-// Allow header a 405 must carry (RFC 9110 §15.5.6): "GET, POST".
-func Allow(path string) string {
-	path = strings.TrimSuffix(path, "/")
-	var methods []string
-	for _, r := range Routes {
-		if _, ok := matchPath(r.Path, path); ok && !slices.Contains(methods, r.Method) {
-			methods = append(methods, r.Method)
-		}
-	}
-	slices.Sort(methods)
-	return strings.Join(methods, ", ")
-}
-
 // matchPath matches a route path with at most one {id} segment.
 func matchPath(pattern, path string) (string, bool) {
 	pp := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
@@ -132,4 +118,18 @@ func Status(kind docstore.Kind) int {
 	default:
 		return 500
 	}
+}
+
+// AllowedMethods lists, sorted, the methods of the routes whose path
+// matches path: the Allow header of a 405 answer (RFC 9110 §15.5.6).
+func AllowedMethods(path string) []string {
+	path = strings.TrimSuffix(path, "/")
+	var methods []string
+	for _, r := range Routes {
+		if _, ok := matchPath(r.Path, path); ok && !slices.Contains(methods, r.Method) {
+			methods = append(methods, r.Method)
+		}
+	}
+	slices.Sort(methods)
+	return methods
 }

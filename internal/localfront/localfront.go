@@ -236,7 +236,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, code, msg := http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path
 		if pathExists {
 			status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path
-			w.Header().Set("Allow", apigw.Allow(r.URL.EscapedPath()))
+			w.Header().Set("Allow", strings.Join(apigw.AllowedMethods(r.URL.EscapedPath()), ", "))
 		}
 		writeError(w, status, code, msg)
 		return
