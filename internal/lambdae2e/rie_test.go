@@ -411,6 +411,7 @@ func (f *function) call(t testing.TB, event []byte) reply {
 			t.Errorf("%s: response header %q is not lower-case", f.name, name)
 		}
 	}
+	checkOpenAPI(t, event, r)
 	return r
 }
 
