@@ -349,6 +349,22 @@ func (c *Cache) Delete(ctx context.Context, id docstore.ID) error {
 	return nil
 }
 
+// Evict removes the entry of id as its expiry would: unlike Delete it
+// leaves no tombstone, so the next miss fills the cache again. It is how
+// tests make a document cold.
+func (c *Cache) Evict(ctx context.Context, id docstore.ID) error {
+	const op = "rediscache.Evict"
+	key := docKey(id)
+	cctx, cancel := c.callCtx(ctx)
+	err := c.client.Del(cctx, key).Err()
+	cancel()
+	if err != nil {
+		return c.failed(ctx, op, "del", key, err, false)
+	}
+	c.br.record(true)
+	return nil
+}
+
 // unlockScript deletes a fill lock only if it still holds the caller's
 // token: a holder whose lock expired and was taken by another process must
 // not delete the new holder's lock.
