@@ -339,7 +339,7 @@ func cacheTiers() map[string]func(t *testing.T) cacheTier {
 		"Embedded+memory": func(t *testing.T) cacheTier {
 			emb := open(t, embedded().cfg(t))
 			mem := emb.Cache
-			return cacheTier{origin: withoutCache(emb.Backends), newCache: func(*testing.T) docstore.Cache { return mem }, rounds: 30}
+			return cacheTier{origin: withoutCache(emb.Backends), newCache: func(*testing.T) docstore.Cache { return mem }, rounds: 20}
 		},
 		"AWS+Redis":         func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_REDIS_URL") },
 		"AWS+Redis-cluster": func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_TESTENV_REDIS_CLUSTER_URL") },
@@ -370,7 +370,7 @@ type tierInstance struct {
 
 func newTierInstance(b docstore.Backends, cache docstore.Cache) *tierInstance {
 	b.Cache = cache
-	svc := docstore.NewService(b, docstore.Config{FillWait: 10 * time.Second}, nil)
+	svc := docstore.NewService(b, docstore.Config{}, nil)
 	return &tierInstance{upload: apigw.New(svc, apigw.Upload, apigw.Options{}),
 		download: apigw.New(svc, apigw.Download, apigw.Options{}),
 		metadata: apigw.New(svc, apigw.Metadata, apigw.Options{})}
