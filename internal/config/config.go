@@ -172,11 +172,10 @@ func ParseSize(s string) (int64, error) {
 // typo does not silently pick the single-node client. The URL itself is
 // never repeated (it may hold a password).
 func checkRedisCluster(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("IMAGO_REDIS_URL is not a valid URL")
-	}
-	q, err := url.ParseQuery(u.RawQuery)
+	// Only the query is looked at here; the client reports the rest.
+	rest, query, _ := strings.Cut(raw, "?")
+	query, _, _ = strings.Cut(query, "#")
+	q, err := url.ParseQuery(query)
 	if err != nil {
 		return errors.New("IMAGO_REDIS_URL has an invalid query")
 	}
@@ -188,7 +187,8 @@ func checkRedisCluster(raw string) error {
 		return errors.New("IMAGO_REDIS_URL: cluster= must be true or false, given once")
 	}
 	if vals[0] == "true" {
-		if db := strings.TrimPrefix(u.Path, "/"); db != "" && db != "0" {
+		hostPath := strings.TrimPrefix(strings.TrimPrefix(rest, "rediss://"), "redis://")
+		if _, path, ok := strings.Cut(hostPath, "/"); ok && path != "" && path != "0" {
 			return errors.New("IMAGO_REDIS_URL: a cluster (cluster=true) has database 0 only")
 		}
 	}
