@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -588,5 +589,48 @@ func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
 		id := in.put(t, "tenant-a", doc)
 		proxy.Stop()
 		check(t, in, id, doc)
+	})
+}
+
+// A waiter whose fill-lock holder lets go without filling (its load failed,
+// or a DELETE refused its Set) takes the lock and loads at once: with a
+// FillWait of an hour, this test finishes only if it does.
+func TestCacheTier_WaiterTakesOverAnAbandonedFill(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, urlVar string) {
+		p, backends, redisURL := origin(t, urlVar)
+		in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second, fillWait: time.Hour})
+		doc := randomDoc(256 << 10)
+		id := in.put(t, "tenant-a", doc)
+		evict(t, redisURL, id)
+
+		holder := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second})
+		release, acquired, err := holder.cache.TryLock(context.Background(), docstore.ID(id))
+		if err != nil || !acquired {
+			t.Fatalf("TryLock: %v %v", acquired, err)
+		}
+		p.Reset()
+		done := make(chan string, 1)
+		go func() {
+			resp, err := invokeErr(in.download, "GET", "GET /documents/{id}/content", "/documents/"+id+"/content", id, "tenant-a", nil)
+			body, _ := base64.StdEncoding.DecodeString(resp.Body)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, doc) {
+				done <- "failed"
+				return
+			}
+			done <- resp.Headers["x-imago-cache"]
+		}()
+		for in.svc.Stats().LockWaits == 0 { // the download is waiting on the holder
+			runtime.Gosched()
+		}
+		release() // the holder gives up without filling
+		if got := <-done; got != "miss" {
+			t.Fatalf("the waiter's download: %s, want a miss served from the origin", got)
+		}
+		if _, b, u := p.Origin(); b != 1 || u != 1 {
+			t.Fatalf("%d blob reads, %d unwraps; want one load", b, u)
+		}
+		if got := in.get(t, "tenant-a", id, doc); got != "hit" {
+			t.Fatalf("after the waiter's load: %s, want a hit (it filled the cache)", got)
+		}
 	})
 }

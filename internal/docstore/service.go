@@ -542,7 +542,9 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record, fillBy time.Time)
 					return doc.Body, nil
 				}
 			} else if err == nil {
-				if doc := s.waitForFill(ctx, rec.ID); doc != nil && doc.Tenant == rec.Tenant {
+				doc, release := s.waitForFill(ctx, rec.ID)
+				defer release()
+				if doc != nil && doc.Tenant == rec.Tenant {
 					return doc.Body, nil
 				}
 			}
@@ -563,8 +565,13 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record, fillBy time.Time)
 }
 
 // waitForFill polls the cache while another instance loads the document,
-// for at most FillWait; nil means load it yourself.
-func (s *Service) waitForFill(ctx context.Context, id ID) *CachedDocument {
+// for at most FillWait; a nil document means load it yourself. When the
+// holder lets go of the fill lock without filling (its load failed, or a
+// delete refused its Set and dropped the lock), the waiter takes the lock
+// and stops waiting at once, instead of sitting out FillWait; release then
+// frees it (it is a no-op otherwise).
+func (s *Service) waitForFill(ctx context.Context, id ID) (doc *CachedDocument, release func()) {
+	release = func() {}
 	s.count(ctx, &s.stats.lockWaits, func(r *RequestStats) *atomic.Int64 { return &r.LockWaits })
 	deadline := time.NewTimer(s.cfg.FillWait)
 	defer deadline.Stop()
@@ -573,17 +580,31 @@ func (s *Service) waitForFill(ctx context.Context, id ID) *CachedDocument {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, release
 		case <-deadline.C:
-			return nil
+			return nil, release
 		case <-tick.C:
 			doc, err := s.cache.Get(ctx, id)
 			if err != nil {
 				s.cacheError(ctx, "get while waiting for fill", id, err)
-				return nil
+				return nil, release
 			}
 			if doc != nil {
-				return doc
+				return doc, release
+			}
+			unlock, acquired, err := s.locker.TryLock(ctx, id)
+			if err != nil {
+				s.cacheError(ctx, "fill lock while waiting", id, err)
+				return nil, release
+			}
+			if acquired {
+				// The holder may have filled and let go between our Get and
+				// our lock: look once more.
+				doc, err := s.cache.Get(ctx, id)
+				if err != nil {
+					s.cacheError(ctx, "get while waiting for fill", id, err)
+				}
+				return doc, unlock
 			}
 		}
 	}
