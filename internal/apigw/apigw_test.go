@@ -353,7 +353,7 @@ func TestReadsOfMissingOrForeignDocuments(t *testing.T) {
 		t.Fatalf("owner's read after foreign attempts: %d %s", r.status, r.body)
 	}
 	// Another tenant is refused on a cache miss too.
-	a.backends.Cache.Delete(context.Background(), d.ID)
+	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
 	if r := a.do(call{method: "GET", path: "/documents/" + string(d.ID) + "/content", tenant: "mallory"}); r.status != 404 {
 		t.Fatalf("foreign read on a miss: %d", r.status)
 	}
@@ -387,7 +387,7 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 			{"bytes=5000-99999", 5000, 9999, "bytes 5000-9999/10000"},
 		} {
 			if !cached {
-				a.backends.Cache.Delete(context.Background(), d.ID)
+				a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
 			}
 			r := a.do(call{method: "GET", path: path, tenant: "t", headers: map[string]string{"Range": tc.rng}})
 			if r.status != 206 || r.headers["content-range"] != tc.contentRange || !bytes.Equal(r.body, doc[tc.start:tc.end+1]) {
@@ -406,7 +406,7 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 	}
 
 	// A miss loads and fills the cache; the next read is a hit.
-	a.backends.Cache.Delete(context.Background(), d.ID)
+	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
 	if r := a.do(call{method: "GET", path: path, tenant: "t"}); r.headers["x-imago-cache"] != "miss" || !bytes.Equal(r.body, doc) {
 		t.Fatalf("after eviction: %q, equal %v", r.headers["x-imago-cache"], bytes.Equal(r.body, doc))
 	}
@@ -419,7 +419,7 @@ func TestWholeDocumentOverTheResponseLimitAsksForRange(t *testing.T) {
 	a := newAPI(t)
 	doc := randomDoc(t, 50_000)
 	d := a.upload("t", doc, "big.bin")
-	a.backends.Cache.Delete(context.Background(), d.ID)
+	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
 	a.build(docstore.Config{MaxInlineBytes: 20_000, CacheMaxBytes: 20_000, SegmentSize: 1024})
 	path := "/documents/" + string(d.ID) + "/content"
 	r := a.do(call{method: "GET", path: path, tenant: "t"})

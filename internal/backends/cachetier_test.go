@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +62,15 @@ func newInstance(t *testing.T, origin docstore.Backends, o tierOptions) *instanc
 // invoke sends one API Gateway event through a handler's Lambda entry point.
 func invoke(t *testing.T, h *apigw.Handler, method, routeKey, path, id, tenant string, body []byte) events.APIGatewayV2HTTPResponse {
 	t.Helper()
+	resp, err := invokeErr(h, method, routeKey, path, id, tenant, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// invokeErr is invoke for goroutines other than the test's.
+func invokeErr(h *apigw.Handler, method, routeKey, path, id, tenant string, body []byte) (events.APIGatewayV2HTTPResponse, error) {
 	ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: routeKey, RawPath: path,
 		Headers: map[string]string{"content-type": "application/octet-stream"}}
 	ev.RequestContext.HTTP.Method = method
@@ -71,15 +83,13 @@ func invoke(t *testing.T, h *apigw.Handler, method, routeKey, path, id, tenant s
 		ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
 	}
 	payload, _ := json.Marshal(ev)
+	var resp events.APIGatewayV2HTTPResponse
 	out, err := h.Invoke(context.Background(), payload)
 	if err != nil {
-		t.Fatal(err)
+		return resp, err
 	}
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	err = json.Unmarshal(out, &resp)
+	return resp, err
 }
 
 func (in *instance) put(t *testing.T, tenant string, doc []byte) string {
@@ -105,9 +115,41 @@ func (in *instance) get(t *testing.T, tenant, id string, want []byte) string {
 	return resp.Headers["x-imago-cache"]
 }
 
-func origin(t *testing.T) (*storetest.Probe, docstore.Backends, string) {
+// redisServers names the variable holding each kind of Redis the cache
+// tier tests run on: one node, and the three-node cluster.
+var redisServers = map[string]string{"node": "IMAGO_REDIS_URL", "cluster": "IMAGO_TESTENV_REDIS_CLUSTER_URL"}
+
+// onEachRedis runs test once per kind of Redis server.
+func onEachRedis(t *testing.T, test func(t *testing.T, urlVar string)) {
+	for name, urlVar := range redisServers {
+		t.Run(name, func(t *testing.T) { test(t, urlVar) })
+	}
+}
+
+// rawRedis is a plain go-redis client on the server at url, for looking
+// behind the cache's back.
+func rawRedis(t *testing.T, url string) redis.UniversalClient {
 	t.Helper()
-	redisURL := testenv.Require(t, "IMAGO_REDIS_URL")["IMAGO_REDIS_URL"]
+	c, err := rediscache.NewClient(url, rediscache.ClientOptions{DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// evict removes a document's entry from Redis, as its expiry would (a
+// Delete would leave a tombstone refusing the fills under test).
+func evict(t *testing.T, url, id string) {
+	t.Helper()
+	if err := rawRedis(t, url).Del(context.Background(), rediscache.EntryKey(docstore.ID(id))).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func origin(t *testing.T, urlVar string) (*storetest.Probe, docstore.Backends, string) {
+	t.Helper()
+	redisURL := testenv.Require(t, urlVar)[urlVar]
 	set := open(t, awsFamily(false).cfg(t))
 	p := &storetest.Probe{}
 	return p, p.Wrap(set.Backends), redisURL
@@ -122,8 +164,10 @@ func assertOrigin(t *testing.T, what string, p *storetest.Probe, meta, blob, unw
 	p.Reset()
 }
 
-func TestCacheTier_HitsSkipTheOrigin(t *testing.T) {
-	p, backends, redisURL := origin(t)
+func TestCacheTier_HitsSkipTheOrigin(t *testing.T) { onEachRedis(t, testHitsSkipTheOrigin) }
+
+func testHitsSkipTheOrigin(t *testing.T, urlVar string) {
+	p, backends, redisURL := origin(t, urlVar)
 	in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: 2 * time.Second})
 	doc := randomDoc(1 << 20)
 	id := in.put(t, "tenant-a", doc)
@@ -134,7 +178,7 @@ func TestCacheTier_HitsSkipTheOrigin(t *testing.T) {
 	}
 	assertOrigin(t, "download right after upload", p, 0, 0, 0)
 
-	in.cache.Delete(context.Background(), docstore.ID(id))
+	evict(t, redisURL, id)
 	if got := in.get(t, "tenant-a", id, doc); got != "miss" {
 		t.Fatalf("after the entry was removed: %s", got)
 	}
@@ -158,7 +202,11 @@ func TestCacheTier_HitsSkipTheOrigin(t *testing.T) {
 }
 
 func TestCacheTier_SealedValuesHoldNoPlaintext(t *testing.T) {
-	_, backends, redisURL := origin(t)
+	onEachRedis(t, testSealedValuesHoldNoPlaintext)
+}
+
+func testSealedValuesHoldNoPlaintext(t *testing.T, urlVar string) {
+	_, backends, redisURL := origin(t, urlVar)
 	key := make([]byte, 32)
 	rand.Read(key)
 	in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, sealKey: key})
@@ -167,10 +215,7 @@ func TestCacheTier_SealedValuesHoldNoPlaintext(t *testing.T) {
 	if got := in.get(t, "tenant-a", id, doc); got != "hit" {
 		t.Fatalf("sealed cache: %s", got)
 	}
-	opt, _ := redis.ParseURL(redisURL)
-	raw := redis.NewClient(opt)
-	defer raw.Close()
-	val, err := raw.Get(context.Background(), "imago:doc:"+id).Bytes()
+	val, err := rawRedis(t, redisURL).Get(context.Background(), rediscache.EntryKey(docstore.ID(id))).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +223,11 @@ func TestCacheTier_SealedValuesHoldNoPlaintext(t *testing.T) {
 }
 
 func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
-	p, backends, redisURL := origin(t)
+	onEachRedis(t, testConcurrentMissesAcrossInstancesLoadOnce)
+}
+
+func testConcurrentMissesAcrossInstancesLoadOnce(t *testing.T, urlVar string) {
+	p, backends, redisURL := origin(t, urlVar)
 	const n = 50
 	instances := make([]*instance, n)
 	for i := range instances {
@@ -194,7 +243,7 @@ func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
 	}
 	doc := randomDoc(1 << 20)
 	id := instances[0].put(t, "tenant-a", doc)
-	instances[0].cache.Delete(context.Background(), docstore.ID(id))
+	evict(t, redisURL, id)
 	p.Reset()
 
 	var wg sync.WaitGroup
@@ -215,8 +264,10 @@ func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
 	}
 }
 
+// On one node only: the proxy stands for one server (a cluster's nodes
+// announce their own addresses).
 func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
-	_, backends, redisURL := origin(t)
+	_, backends, redisURL := origin(t, "IMAGO_REDIS_URL")
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +280,7 @@ func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 	for i := range docs {
 		docs[i] = randomDoc(256 << 10)
 		ids[i] = in.put(t, "tenant-a", docs[i])
-		in.cache.Delete(context.Background(), docstore.ID(ids[i]))
+		evict(t, redisURL, ids[i])
 	}
 	// The origin alone, for comparison: the cache is simply skipped.
 	noCache := docstore.NewService(backends, docstore.Config{}, nil)
@@ -267,4 +318,319 @@ func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
 	if s := in.svc.Stats(); s.CacheErrors == 0 {
 		t.Error("no cache error was counted with Redis down")
 	}
+}
+
+// cacheTier is one cache tier the delete-versus-fill tests run on: its
+// origin backends, and how a new instance (a Lambda execution environment,
+// or the one process of `imago serve`) gets its cache.
+type cacheTier struct {
+	origin   docstore.Backends
+	newCache func(t *testing.T) docstore.Cache
+	// rounds of the many-rounds race: fewer where a round costs seconds of
+	// S3, DynamoDB and KMS.
+	rounds int
+}
+
+// cacheTiers are the in-process cache on the embedded backends (instances of
+// one process share it) and Redis on the AWS servers (each instance has its
+// own client, as Lambda's do). A tier whose servers are not configured is
+// skipped (or fails, with IMAGO_REQUIRE_TESTENV=1).
+func cacheTiers() map[string]func(t *testing.T) cacheTier {
+	return map[string]func(t *testing.T) cacheTier{
+		"Embedded+memory": func(t *testing.T) cacheTier {
+			emb := open(t, embedded().cfg(t))
+			mem := emb.Cache
+			return cacheTier{origin: withoutCache(emb.Backends), newCache: func(*testing.T) docstore.Cache { return mem }, rounds: 20}
+		},
+		"AWS+Redis":         func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_REDIS_URL") },
+		"AWS+Redis-cluster": func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_TESTENV_REDIS_CLUSTER_URL") },
+	}
+}
+
+func redisTier(t *testing.T, urlVar string) cacheTier {
+	t.Helper()
+	url := testenv.Require(t, urlVar)[urlVar]
+	aws := open(t, awsFamily(false).cfg(t))
+	return cacheTier{origin: withoutCache(aws.Backends), rounds: 8, newCache: func(t *testing.T) docstore.Cache {
+		client, err := rediscache.NewClient(url, rediscache.ClientOptions{
+			DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		return rediscache.New(client, rediscache.Options{TTL: time.Minute, Timeout: 10 * time.Second})
+	}}
+}
+
+func withoutCache(b docstore.Backends) docstore.Backends { b.Cache = nil; return b }
+
+// tierInstance is one instance's Service behind the three functions' handlers.
+type tierInstance struct {
+	upload, download, metadata *apigw.Handler
+}
+
+func newTierInstance(b docstore.Backends, cache docstore.Cache) *tierInstance {
+	b.Cache = cache
+	svc := docstore.NewService(b, docstore.Config{}, nil)
+	return &tierInstance{upload: apigw.New(svc, apigw.Upload, apigw.Options{}),
+		download: apigw.New(svc, apigw.Download, apigw.Options{}),
+		metadata: apigw.New(svc, apigw.Metadata, apigw.Options{})}
+}
+
+func (in *tierInstance) content(tenant, id string) (events.APIGatewayV2HTTPResponse, error) {
+	return invokeErr(in.download, "GET", "GET /documents/{id}/content", "/documents/"+id+"/content", id, tenant, nil)
+}
+
+func (in *tierInstance) remove(tenant, id string) (events.APIGatewayV2HTTPResponse, error) {
+	return invokeErr(in.metadata, "DELETE", "DELETE /documents/{id}", "/documents/"+id, id, tenant, nil)
+}
+
+// pausingCache holds the first Set of one id until proceed is closed: a
+// fill stopped between its origin read and its cache write, as a slow
+// instance would be.
+type pausingCache struct {
+	docstore.Cache
+	id               docstore.ID
+	reached, proceed chan struct{}
+	once             sync.Once
+}
+
+func (p *pausingCache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
+	if id == p.id {
+		p.once.Do(func() { close(p.reached); <-p.proceed })
+	}
+	return p.Cache.Set(ctx, id, doc)
+}
+
+// pausingLocker keeps the fill lock of a cache shared between processes.
+type pausingLocker struct {
+	*pausingCache
+	docstore.FillLocker
+}
+
+func pause(c docstore.Cache, id docstore.ID) (docstore.Cache, *pausingCache) {
+	p := &pausingCache{Cache: c, id: id, reached: make(chan struct{}), proceed: make(chan struct{})}
+	if l, ok := c.(docstore.FillLocker); ok {
+		return pausingLocker{p, l}, p
+	}
+	return p, p
+}
+
+// Issue 9, defect 1: a fill that read the origin before a DELETE and wrote
+// the cache after it must not make the deleted document readable again.
+func TestCacheTier_DeleteWinsOverAPausedFill(t *testing.T) {
+	for name, setup := range cacheTiers() {
+		t.Run(name, func(t *testing.T) {
+			tr := setup(t)
+			doc := randomDoc(1 << 20)
+			id := newTierInstance(tr.origin, nil).put(t, "tenant-a", doc) // uploaded with no cache: cold
+
+			cache, p := pause(tr.newCache(t), docstore.ID(id))
+			reader := newTierInstance(tr.origin, cache)
+			other := newTierInstance(tr.origin, tr.newCache(t))
+			type result struct {
+				resp events.APIGatewayV2HTTPResponse
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := reader.content("tenant-a", id)
+				done <- result{resp, err}
+			}()
+			select {
+			case <-p.reached:
+			case r := <-done:
+				t.Fatalf("the download finished without filling the cache: %d %s, %v", r.resp.StatusCode, r.resp.Headers["x-imago-cache"], r.err)
+			}
+			resp, err := other.remove("tenant-a", id)
+			if err != nil || resp.StatusCode != 204 {
+				t.Fatalf("DELETE during the fill: %d %v", resp.StatusCode, err)
+			}
+			close(p.proceed)
+			if r := <-done; r.err != nil || r.resp.StatusCode != 200 && r.resp.StatusCode != 404 {
+				t.Fatalf("the download that began before the DELETE: %d %v", r.resp.StatusCode, r.err)
+			}
+			for name, in := range map[string]*tierInstance{"the instance that filled": reader, "the instance that deleted": other} {
+				resp, err := in.content("tenant-a", id)
+				if err != nil || resp.StatusCode != 404 {
+					t.Fatalf("content after DELETE answered 204, from %s: %d (X-Imago-Cache %q), want 404", name, resp.StatusCode, resp.Headers["x-imago-cache"])
+				}
+			}
+		})
+	}
+}
+
+// The same race left to the scheduler, as a user meets it: cold documents,
+// three downloads on three instances and a DELETE on a fourth, all at once.
+// Once the DELETE has answered 204, every instance answers 404.
+func TestCacheTier_DeleteWinsOverConcurrentDownloads(t *testing.T) {
+	for name, setup := range cacheTiers() {
+		t.Run(name, func(t *testing.T) {
+			tr := setup(t)
+			const readers = 3
+			rounds := tr.rounds
+			uploader := newTierInstance(tr.origin, nil)
+			instances := make([]*tierInstance, readers+1)
+			for i := range instances {
+				instances[i] = newTierInstance(tr.origin, tr.newCache(t))
+			}
+			doc := randomDoc(2 << 20)
+			stale := 0
+			for round := range rounds {
+				id := uploader.put(t, "tenant-a", doc)
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				statuses := make([]int, readers+1)
+				errs := make([]error, readers+1)
+				for i, in := range instances {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						var resp events.APIGatewayV2HTTPResponse
+						if i == readers {
+							resp, errs[i] = in.remove("tenant-a", id)
+						} else {
+							resp, errs[i] = in.content("tenant-a", id)
+							if body, _ := base64.StdEncoding.DecodeString(resp.Body); resp.StatusCode == 200 && !bytes.Equal(body, doc) {
+								errs[i] = errors.New("a 200 with other bytes than the document's")
+							}
+						}
+						statuses[i] = resp.StatusCode
+					}()
+				}
+				close(start)
+				wg.Wait()
+				for i, err := range errs {
+					if err != nil {
+						t.Fatalf("round %d, instance %d: %v", round, i, err)
+					}
+				}
+				if statuses[readers] != 204 {
+					t.Fatalf("round %d: DELETE answered %d", round, statuses[readers])
+				}
+				for i, status := range statuses[:readers] {
+					// Before the DELETE or after it: the document, or none.
+					if status != 200 && status != 404 {
+						t.Errorf("round %d: a download racing the DELETE (instance %d) answered %d", round, i, status)
+					}
+				}
+				for i, in := range instances {
+					resp, err := in.content("tenant-a", id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if resp.StatusCode != 404 {
+						stale++
+						t.Errorf("round %d: content from instance %d after DELETE answered 204: %d (X-Imago-Cache %q), want 404 (downloads during the race: %v)",
+							round, i, resp.StatusCode, resp.Headers["x-imago-cache"], statuses[:readers])
+					}
+				}
+			}
+			if stale > 0 {
+				t.Errorf("%d reads after a DELETE were served in %d rounds", stale, rounds)
+			}
+		})
+	}
+}
+
+func (in *tierInstance) put(t *testing.T, tenant string, doc []byte) string {
+	t.Helper()
+	return (&instance{upload: in.upload}).put(t, tenant, doc)
+}
+
+// failingDeletes is a cache whose Delete fails, as a Redis that is down.
+type failingDeletes struct{ docstore.Cache }
+
+func (failingDeletes) Delete(context.Context, docstore.ID) error {
+	return docstore.E("test", docstore.KindUnavailable, errors.New("the cache is down"))
+}
+
+// A DELETE that cannot leave its tombstone in the cache answers 503 and
+// deletes nothing: a 204 would leave the document readable from the cache
+// once it answers again.
+func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
+	check := func(t *testing.T, in *tierInstance, id string, doc []byte) {
+		t.Helper()
+		resp, err := in.remove("tenant-a", id)
+		if err != nil || resp.StatusCode != 503 || !strings.Contains(resp.Body, `"code":"unavailable"`) {
+			t.Fatalf("DELETE with the cache down: %d %s %v, want 503 unavailable", resp.StatusCode, resp.Body, err)
+		}
+		md := invoke(t, in.metadata, "GET", "GET /documents/{id}", "/documents/"+id, id, "tenant-a", nil)
+		if md.StatusCode != 200 {
+			t.Fatalf("metadata after a refused DELETE: %d", md.StatusCode)
+		}
+		resp, err = in.content("tenant-a", id)
+		body, _ := base64.StdEncoding.DecodeString(resp.Body)
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, doc) {
+			t.Fatalf("content after a refused DELETE: %d, identical %v", resp.StatusCode, bytes.Equal(body, doc))
+		}
+	}
+	t.Run("Embedded+memory", func(t *testing.T) {
+		emb := open(t, embedded().cfg(t))
+		in := newTierInstance(emb.Backends, failingDeletes{emb.Cache})
+		doc := randomDoc(64 << 10)
+		check(t, in, in.put(t, "tenant-a", doc), doc)
+	})
+	t.Run("AWS+Redis", func(t *testing.T) {
+		_, backends, redisURL := origin(t, "IMAGO_REDIS_URL")
+		opt, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := testenv.NewProxy(t, opt.Addr)
+		client, err := rediscache.NewClient("redis://"+proxy.Addr+"/0", rediscache.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		in := newTierInstance(backends, rediscache.New(client, rediscache.Options{TTL: time.Minute}))
+		doc := randomDoc(64 << 10)
+		id := in.put(t, "tenant-a", doc)
+		proxy.Stop()
+		check(t, in, id, doc)
+	})
+}
+
+// A waiter whose fill-lock holder lets go without filling (its load failed,
+// or a DELETE refused its Set) takes the lock and loads at once: with a
+// FillWait of an hour, this test finishes only if it does.
+func TestCacheTier_WaiterTakesOverAnAbandonedFill(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, urlVar string) {
+		p, backends, redisURL := origin(t, urlVar)
+		in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second, fillWait: time.Hour})
+		doc := randomDoc(256 << 10)
+		id := in.put(t, "tenant-a", doc)
+		evict(t, redisURL, id)
+
+		holder := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second})
+		release, acquired, err := holder.cache.TryLock(context.Background(), docstore.ID(id))
+		if err != nil || !acquired {
+			t.Fatalf("TryLock: %v %v", acquired, err)
+		}
+		p.Reset()
+		done := make(chan string, 1)
+		go func() {
+			resp, err := invokeErr(in.download, "GET", "GET /documents/{id}/content", "/documents/"+id+"/content", id, "tenant-a", nil)
+			body, _ := base64.StdEncoding.DecodeString(resp.Body)
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, doc) {
+				done <- "failed"
+				return
+			}
+			done <- resp.Headers["x-imago-cache"]
+		}()
+		for in.svc.Stats().LockWaits == 0 { // the download is waiting on the holder
+			runtime.Gosched()
+		}
+		release() // the holder gives up without filling
+		if got := <-done; got != "miss" {
+			t.Fatalf("the waiter's download: %s, want a miss served from the origin", got)
+		}
+		if _, b, u := p.Origin(); b != 1 || u != 1 {
+			t.Fatalf("%d blob reads, %d unwraps; want one load", b, u)
+		}
+		if got := in.get(t, "tenant-a", id, doc); got != "hit" {
+			t.Fatalf("after the waiter's load: %s, want a hit (it filled the cache)", got)
+		}
+	})
 }

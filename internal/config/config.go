@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ type Config struct {
 	Table          string        // IMAGO_TABLE; set selects the AWS backends
 	Bucket         string        // IMAGO_BUCKET
 	KMSKeyID       string        // IMAGO_KMS_KEY_ID
-	RedisURL       string        // IMAGO_REDIS_URL; empty means the in-process cache
+	RedisURL       string        // IMAGO_REDIS_URL; empty means the in-process cache; ?cluster=true selects cluster mode
 	CacheTTL       time.Duration // IMAGO_CACHE_TTL
 	CacheMaxBytes  int64         // IMAGO_CACHE_MAX_BYTES
 	CacheKey       []byte        // IMAGO_CACHE_KEY, 32 bytes, or nil
@@ -115,6 +116,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))
+	} else if c.RedisURL != "" {
+		if err := checkRedisCluster(c.RedisURL); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.StagingPrefix == "" || strings.HasPrefix(c.StagingPrefix, "/") || !strings.HasSuffix(c.StagingPrefix, "/") || c.StagingPrefix == "blobs/" {
 		errs = append(errs, errors.New("IMAGO_STAGING_PREFIX must be a relative prefix ending in '/', other than blobs/"))
@@ -185,4 +190,33 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (a byte count, or with KiB, MiB, GiB)", s)
 	}
 	return n * mult, nil
+}
+
+// checkRedisCluster validates IMAGO_REDIS_URL's cluster parameter:
+// cluster=true (a cluster-mode endpoint, such as ElastiCache Serverless:
+// the client follows MOVED and ASK) or cluster=false; nothing else, so a
+// typo does not silently pick the single-node client. The URL itself is
+// never repeated (it may hold a password).
+func checkRedisCluster(raw string) error {
+	// Only the query is looked at here; the client reports the rest.
+	rest, query, _ := strings.Cut(raw, "?")
+	query, _, _ = strings.Cut(query, "#")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return errors.New("IMAGO_REDIS_URL has an invalid query")
+	}
+	vals, ok := q["cluster"]
+	if !ok {
+		return nil
+	}
+	if len(vals) != 1 || (vals[0] != "true" && vals[0] != "false") {
+		return errors.New("IMAGO_REDIS_URL: cluster= must be true or false, given once")
+	}
+	if vals[0] == "true" {
+		hostPath := strings.TrimPrefix(strings.TrimPrefix(rest, "rediss://"), "redis://")
+		if _, path, ok := strings.Cut(hostPath, "/"); ok && path != "" && path != "0" {
+			return errors.New("IMAGO_REDIS_URL: a cluster (cluster=true) has database 0 only")
+		}
+	}
+	return nil
 }

@@ -74,3 +74,24 @@ func TestMultipartThreshold(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisClusterURL(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"rediss://cache.example.com:6379?cluster=true":                     true,
+		"redis://127.0.0.1:7000?cluster=true&addr=127.0.0.1:7001":          true,
+		"redis://127.0.0.1:6379/0?cluster=false":                           true,
+		"redis://127.0.0.1:6379/2":                                         true,
+		"redis://127.0.0.1:6379?cluster=yes":                               false,
+		"redis://127.0.0.1:6379?cluster=true&cluster=false":                false,
+		"redis://127.0.0.1:6379/3?cluster=true":                            false,
+		"rediss://user:hunter2@cache.example.com:6379?cluster=maybe&x=%zz": false,
+	} {
+		_, err := FromEnv(func(k string) string { return map[string]string{"IMAGO_REDIS_URL": raw}[k] })
+		if (err == nil) != ok {
+			t.Errorf("IMAGO_REDIS_URL=%s: error %v, want ok=%v", raw, err, ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+}

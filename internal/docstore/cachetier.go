@@ -23,21 +23,17 @@ func (s *Service) cacheGet(ctx context.Context, id ID) (*CachedDocument, bool) {
 	return doc, true
 }
 
+// cacheSet fills the cache. ctx carries the fill's deadline (see
+// FillDeadline); a fill past it is dropped, as the Cache would refuse it.
 func (s *Service) cacheSet(ctx context.Context, id ID, doc *CachedDocument) {
 	if s.cache == nil || doc.Size > s.cfg.CacheMaxBytes {
 		return
 	}
-	if err := s.cache.Set(ctx, id, doc); err != nil {
-		s.cacheError(ctx, "set", id, err)
-	}
-}
-
-func (s *Service) cacheDelete(ctx context.Context, id ID) {
-	if s.cache == nil {
+	if ctx.Err() != nil {
 		return
 	}
-	if err := s.cache.Delete(ctx, id); err != nil {
-		s.cacheError(ctx, "delete", id, err)
+	if err := s.cache.Set(ctx, id, doc); err != nil {
+		s.cacheError(ctx, "set", id, err)
 	}
 }
 

@@ -86,17 +86,44 @@ type CachedDocument struct {
 }
 
 // Cache is the tier of decrypted documents. Cache errors never fail a
-// request: the Service logs them and goes to the origin.
+// download or an upload: the Service logs them and goes to the origin. They
+// do fail a delete, which must not answer before the cache has forgotten
+// the document.
+//
+// A delete always wins: a fill that read the origin before a Delete may
+// call Set after it, and that Set must not make the document readable
+// again. So Delete leaves a tombstone, and for TombstoneTTL after a Delete
+// of id every Set of id stores nothing (and returns nil). The tombstone and
+// the removal of the entry are one atomic step, and Set's check of the
+// tombstone and its write another, for every process sharing the cache.
+// The Service, for its part, makes no Set later than FillDeadline after it
+// began the read the entry comes from, and TombstoneTTL is longer than
+// that: no fill that began before a delete outlives its tombstone.
 type Cache interface {
 	// Get returns the entry of id and slides its TTL; (nil, nil) on a miss.
 	// The entry is read-only: an in-process cache returns its own copy.
 	Get(ctx context.Context, id ID) (*CachedDocument, error)
-	// Set stores the entry of id with the cache's TTL. The cache keeps
-	// nothing of doc's memory: the caller may reuse it afterwards.
+	// Set stores the entry of id with the cache's TTL, unless id has a
+	// tombstone or ctx's deadline has passed: then it stores nothing. The
+	// cache keeps nothing of doc's memory: the caller may reuse it
+	// afterwards.
 	Set(ctx context.Context, id ID, doc *CachedDocument) error
-	// Delete removes the entry of id; a missing entry is not an error.
+	// Delete removes the entry of id and leaves a tombstone refusing Sets
+	// of id for at least TombstoneTTL; a missing entry is not an error.
+	// When Delete returns nil, no Get of id, in any process, returns an
+	// entry Set before the tombstone expires.
 	Delete(ctx context.Context, id ID) error
 }
+
+// FillDeadline bounds a fill: the Service's Set of an entry comes at most
+// this long after it began reading what the entry holds (the record first),
+// and is refused after that (ctx carries the deadline).
+const FillDeadline = 30 * time.Second
+
+// TombstoneTTL is how long a Cache refuses Sets of a deleted id: a fill
+// that began before the delete ends within FillDeadline, and the margin
+// covers a command in flight when its deadline passes.
+const TombstoneTTL = 2 * FillDeadline
 
 // FillLocker is implemented by caches shared between processes, so that
 // concurrent misses for one id load the origin once across all of them.

@@ -160,6 +160,9 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	}
 	sum := sha256.Sum256(req.Body)
 	digest := hex.EncodeToString(sum[:])
+	// Any delete of this document follows the Create below: a write-through
+	// within FillDeadline of now cannot outlive that delete's tombstone.
+	fillBy := time.Now().Add(FillDeadline)
 
 	id := NewID()
 	if req.IdempotencyKey != "" {
@@ -190,10 +193,12 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		s.abandon(rec.ID, "mark available", err)
 		return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
 	}
-	s.cacheSet(ctx, id, &CachedDocument{
+	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
+	s.cacheSet(fillCtx, id, &CachedDocument{
 		Tenant: req.Tenant, Filename: desc.filename, ContentType: desc.contentType,
 		Size: int64(len(req.Body)), SHA256: digest, Body: req.Body,
 	})
+	cancel()
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
 	return done.Document, nil
 }
@@ -376,26 +381,44 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 
 // Delete removes a document's record, cache entry and blob. The wrapped data
 // key goes with the record, so a copy of the blob left anywhere is unreadable.
+//
+// The cache goes first, leaving a tombstone that refuses every later fill
+// of the id (see Cache): once Delete returns nil, no read is answered from
+// the cache, whatever fills were in flight. If the cache cannot be told,
+// nothing is deleted and the error is KindUnavailable (retryable): a 204
+// with the document still cached would let it be served after its delete.
 func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	const op = "docstore.Delete"
 	rec, err := s.record(ctx, op, tenant, id)
 	if err != nil {
 		return err
 	}
-	if err := s.meta.Delete(ctx, id); err != nil {
+	if s.cache != nil {
+		if err := s.cache.Delete(ctx, id); err != nil {
+			s.cacheError(ctx, "delete", id, err)
+			return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", id, err))
+		}
+	}
+	// A fill may begin until the record is gone and lasts FillDeadline; the
+	// tombstone, written before, lives TombstoneTTL. Bounding the record's
+	// delete keeps the first inside the second.
+	mctx, cancel := context.WithTimeout(ctx, TombstoneTTL-FillDeadline-deleteMargin)
+	err = s.meta.Delete(mctx, id)
+	cancel()
+	if err != nil {
 		return E(op, fmt.Errorf("delete record %s: %w", id, err))
 	}
 	s.discardStaged(ctx, rec)
-	s.cacheDelete(ctx, id)
 	if err := s.blobs.Delete(ctx, id); err != nil {
 		// The record, and with it the key, is gone: the blob is unreadable.
 		s.log.ErrorContext(ctx, "delete blob after its record", "document", id, "error", err.Error())
 	}
-	// A miss that read the record before it was deleted may have refilled
-	// the cache meanwhile.
-	s.cacheDelete(ctx, id)
 	return nil
 }
+
+// deleteMargin is left, of the tombstone's lifetime, for a record delete
+// sent before its deadline and executed after it.
+const deleteMargin = 10 * time.Second
 
 // DownloadRequest is one download.
 type DownloadRequest struct {
@@ -442,6 +465,9 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	}
 	s.count(ctx, &s.stats.misses, func(r *RequestStats) *atomic.Int64 { return &r.Misses })
 
+	// A fill's deadline counts from before the record is read: a delete
+	// that follows this read leaves a tombstone outliving the fill.
+	fillBy := time.Now().Add(FillDeadline)
 	rec, err := s.record(ctx, op, req.Tenant, req.ID)
 	if err != nil {
 		return nil, err
@@ -450,12 +476,24 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
 	}
 	c := &Content{ID: rec.ID, Filename: rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256}
-	return s.answer(op, c, req, func(r ByteRange) ([]byte, error) {
+	content, err := s.answer(op, c, req, func(r ByteRange) ([]byte, error) {
 		if cacheOK && r.Start == 0 && r.Length == rec.Size && rec.Size <= s.cfg.CacheMaxBytes {
-			return s.loadAndFill(ctx, rec)
+			return s.loadAndFill(ctx, rec, fillBy)
 		}
 		return s.readRange(ctx, rec, r)
 	})
+	if err != nil && KindOf(err) == KindInternal && s.deletedSince(ctx, rec.ID) {
+		// A DELETE removed the blob between our read of the record and of
+		// the blob: the document is gone, which is a 404, not a fault.
+		return nil, notFound(op, req.ID)
+	}
+	return content, err
+}
+
+// deletedSince reports whether id's record is gone now.
+func (s *Service) deletedSince(ctx context.Context, id ID) bool {
+	_, err := s.meta.Get(ctx, id)
+	return IsNotFound(err)
 }
 
 // answer applies conditional and range headers, then reads what is needed.
@@ -504,12 +542,13 @@ func matchesETag(header, etag string) bool {
 // loadAndFill reads a whole document from the origin and fills the cache,
 // loading it once however many requests miss at the same time: in this
 // process through singleflight, across processes through the cache's fill
-// lock when it has one.
-func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
+// lock when it has one. Nothing of it outlives fillBy (see FillDeadline):
+// a caller joining a load in flight joins one that began before its own.
+func (s *Service) loadAndFill(ctx context.Context, rec Record, fillBy time.Time) ([]byte, error) {
 	v, err, _ := s.flight.Do(string(rec.ID), func() (any, error) {
 		// The load is shared: one caller giving up must not fail the
 		// others waiting on it, so it runs on its own bounded context.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedLoadTimeout)
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), fillBy)
 		defer cancel()
 		if s.locker != nil {
 			release, acquired, err := s.locker.TryLock(ctx, rec.ID)
@@ -524,7 +563,9 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 					return doc.Body, nil
 				}
 			} else if err == nil {
-				if doc := s.waitForFill(ctx, rec.ID); doc != nil && doc.Tenant == rec.Tenant {
+				doc, release := s.waitForFill(ctx, rec.ID)
+				defer release()
+				if doc != nil && doc.Tenant == rec.Tenant {
 					return doc.Body, nil
 				}
 			}
@@ -544,12 +585,14 @@ func (s *Service) loadAndFill(ctx context.Context, rec Record) ([]byte, error) {
 	return v.([]byte), nil
 }
 
-// sharedLoadTimeout bounds a load shared by concurrent requests.
-const sharedLoadTimeout = 30 * time.Second
-
 // waitForFill polls the cache while another instance loads the document,
-// for at most FillWait; nil means load it yourself.
-func (s *Service) waitForFill(ctx context.Context, id ID) *CachedDocument {
+// for at most FillWait; a nil document means load it yourself. When the
+// holder lets go of the fill lock without filling (its load failed, or a
+// delete refused its Set and dropped the lock), the waiter takes the lock
+// and stops waiting at once, instead of sitting out FillWait; release then
+// frees it (it is a no-op otherwise).
+func (s *Service) waitForFill(ctx context.Context, id ID) (doc *CachedDocument, release func()) {
+	release = func() {}
 	s.count(ctx, &s.stats.lockWaits, func(r *RequestStats) *atomic.Int64 { return &r.LockWaits })
 	deadline := time.NewTimer(s.cfg.FillWait)
 	defer deadline.Stop()
@@ -558,17 +601,31 @@ func (s *Service) waitForFill(ctx context.Context, id ID) *CachedDocument {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, release
 		case <-deadline.C:
-			return nil
+			return nil, release
 		case <-tick.C:
 			doc, err := s.cache.Get(ctx, id)
 			if err != nil {
 				s.cacheError(ctx, "get while waiting for fill", id, err)
-				return nil
+				return nil, release
 			}
 			if doc != nil {
-				return doc
+				return doc, release
+			}
+			unlock, acquired, err := s.locker.TryLock(ctx, id)
+			if err != nil {
+				s.cacheError(ctx, "fill lock while waiting", id, err)
+				return nil, release
+			}
+			if acquired {
+				// The holder may have filled and let go between our Get and
+				// our lock: look once more.
+				doc, err := s.cache.Get(ctx, id)
+				if err != nil {
+					s.cacheError(ctx, "get while waiting for fill", id, err)
+				}
+				return doc, unlock
 			}
 		}
 	}

@@ -1,6 +1,11 @@
 // Package memcache is the in-process Cache of `imago serve`: entries expire
 // TTL after their last use (a hit slides the TTL, as GETEX does on Redis),
 // and the total size is bounded by evicting the least recently used.
+//
+// Delete leaves a tombstone that refuses Sets of the id for
+// docstore.TombstoneTTL, checked and written under the one lock that guards
+// the entries, so a fill that read the origin before a delete cannot store
+// the document after it (see docstore.Cache).
 package memcache
 
 import (
@@ -26,6 +31,11 @@ type Cache struct {
 	entries map[docstore.ID]*list.Element
 	lru     *list.List // front = most recently used
 	bytes   int64
+	// tombstones maps a deleted id to when its tombstone ends; graves
+	// lists the same ids in that order (every tombstone lives as long), so
+	// expired ones are dropped from its front.
+	tombstones map[docstore.ID]time.Time
+	graves     []docstore.ID
 }
 
 type entry struct {
@@ -38,7 +48,8 @@ type entry struct {
 // whose bodies total at most maxBytes.
 func New(ttl time.Duration, maxBytes int64) *Cache {
 	return &Cache{ttl: ttl, maxBytes: maxBytes, now: time.Now,
-		entries: make(map[docstore.ID]*list.Element), lru: list.New()}
+		entries: make(map[docstore.ID]*list.Element), lru: list.New(),
+		tombstones: make(map[docstore.ID]time.Time)}
 }
 
 // Get returns the entry of id, sliding its TTL; nil on a miss.
@@ -60,7 +71,10 @@ func (c *Cache) Get(ctx context.Context, id docstore.ID) (*docstore.CachedDocume
 	return e.doc, nil
 }
 
-// Set stores doc under id; a body larger than the whole cache is not stored.
+// Set stores doc under id. It stores nothing when the body is larger than
+// the whole cache, when id was deleted less than docstore.TombstoneTTL ago,
+// or when ctx's deadline has passed (the fill is late: see
+// docstore.FillDeadline).
 func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
 	size := int64(len(doc.Body))
 	if size > c.maxBytes {
@@ -68,10 +82,19 @@ func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDoc
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
+	c.buryExpired(now)
+	if _, deleted := c.tombstones[id]; deleted {
+		return nil
+	}
+	// Checked under the lock, on the clock the tombstones use: a Set that
+	// is late cannot slip in once its deadline has passed.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return nil
+	}
 	if el, ok := c.entries[id]; ok {
 		c.remove(el)
 	}
-	now := c.now()
 	for c.bytes+size > c.maxBytes {
 		oldest := c.lru.Back()
 		c.remove(oldest)
@@ -84,14 +107,52 @@ func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDoc
 	return nil
 }
 
-// Delete removes the entry of id.
+// Delete removes the entry of id and leaves its tombstone.
 func (c *Cache) Delete(ctx context.Context, id docstore.ID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[id]; ok {
 		c.remove(el)
 	}
+	now := c.now()
+	c.buryExpired(now)
+	if _, ok := c.tombstones[id]; !ok {
+		c.graves = append(c.graves, id)
+	}
+	// A second delete restarts the tombstone where it stands in graves:
+	// buryExpired then keeps it until its new end.
+	c.tombstones[id] = now.Add(docstore.TombstoneTTL)
 	return nil
+}
+
+// Evict removes the entry of id as its expiry would: unlike Delete it
+// leaves no tombstone, so the next miss fills the cache again. It is how
+// tests make a document cold.
+func (c *Cache) Evict(ctx context.Context, id docstore.ID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[id]; ok {
+		c.remove(el)
+	}
+	return nil
+}
+
+// buryExpired drops the tombstones that have ended.
+func (c *Cache) buryExpired(now time.Time) {
+	n := 0
+	for _, id := range c.graves {
+		end, ok := c.tombstones[id]
+		if ok && now.Before(end) {
+			break
+		}
+		if ok {
+			delete(c.tombstones, id)
+		}
+		n++
+	}
+	if n > 0 {
+		c.graves = append(c.graves[:0:0], c.graves[n:]...)
+	}
 }
 
 // sweep drops a few expired entries from the cold end, so memory held by

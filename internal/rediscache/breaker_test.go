@@ -237,7 +237,7 @@ func TestNewClientOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	o := c.Options()
+	o := c.(*redis.Client).Options()
 	if o.TLSConfig == nil || o.TLSConfig.ServerName != "cache.example.com" || o.TLSConfig.MinVersion < tls.VersionTLS12 {
 		t.Fatalf("rediss TLS config: %+v", o.TLSConfig)
 	}
@@ -270,7 +270,7 @@ func TestNewClientOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if o := plain.Options(); o.TLSConfig != nil || o.ReadTimeout != 2*time.Second || o.DialTimeout != time.Second || o.MaxRetries != 1 {
+	if o := plain.(*redis.Client).Options(); o.TLSConfig != nil || o.ReadTimeout != 2*time.Second || o.DialTimeout != time.Second || o.MaxRetries != 1 {
 		t.Fatalf("redis:// with overrides: tls %v, read %v, dial %v, retries %d", o.TLSConfig, o.ReadTimeout, o.DialTimeout, o.MaxRetries)
 	}
 
@@ -296,6 +296,71 @@ func TestStatsEMF(t *testing.T) {
 	for _, want := range []string{`"Namespace":"Imago"`, `"CacheHits":2`, `"CacheBreakerSkips":2`, `{"Name":"CacheHits","Unit":"Count"}`, `"Dimensions":[[]]`, `"Timestamp":`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("EMF lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestNewClientCluster(t *testing.T) {
+	c, err := NewClient("rediss://user:secret@cache.example.com:6379?cluster=true&addr=cache2.example.com:6379", ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("cluster=true gave a %T, want *redis.ClusterClient", c)
+	}
+	o := cc.Options()
+	if len(o.Addrs) != 2 || o.Addrs[0] != "cache.example.com:6379" || o.Addrs[1] != "cache2.example.com:6379" {
+		t.Fatalf("seed nodes: %v", o.Addrs)
+	}
+	if o.TLSConfig == nil || o.TLSConfig.ServerName != "cache.example.com" || o.TLSConfig.MinVersion < tls.VersionTLS12 {
+		t.Fatalf("rediss TLS config: %+v", o.TLSConfig)
+	}
+	if o.Username != "user" || o.Password != "secret" {
+		t.Fatalf("credentials: %s", o.Username)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DialTimeout", o.DialTimeout, DefaultDialTimeout},
+		{"ReadTimeout", o.ReadTimeout, DefaultReadTimeout},
+		{"WriteTimeout", o.WriteTimeout, DefaultWriteTimeout},
+		{"PoolSize", o.PoolSize, DefaultPoolSize},
+		{"MaxActiveConns", o.MaxActiveConns, DefaultPoolSize},
+		{"MinIdleConns", o.MinIdleConns, 0},
+		{"ConnMaxIdleTime", o.ConnMaxIdleTime, DefaultConnMaxIdleTime},
+		{"MaxRetries", o.MaxRetries, -1},
+		{"MaxRedirects", o.MaxRedirects, DefaultMaxRedirects},
+		{"DialerRetries", o.DialerRetries, 1},
+		{"ContextTimeoutEnabled", o.ContextTimeoutEnabled, true},
+		{"DisableIdentity", o.DisableIdentity, true},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	for raw, cluster := range map[string]bool{"redis://h:1": false, "redis://h:1/0?cluster=false": false, "redis://h:1?cluster=true": true} {
+		c, err := NewClient(raw, ClientOptions{})
+		if err != nil {
+			t.Fatalf("NewClient(%q): %v", raw, err)
+		}
+		c.Close()
+		if _, isCluster := c.(*redis.ClusterClient); isCluster != cluster {
+			t.Errorf("NewClient(%q) is a %T", raw, c)
+		}
+	}
+	for _, bad := range []string{"redis://user:hunter2@h:1?cluster=yes", "redis://user:hunter2@h:1/2?cluster=true", "redis://user:hunter2@h:1?cluster=true&addr=nope", "redis://user:hunter2@h:1?cluster=true&bogus=1"} {
+		_, err := NewClient(bad, ClientOptions{})
+		if err == nil {
+			t.Errorf("NewClient(%q) succeeded", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("NewClient(%q) error shows the password: %v", bad, err)
 		}
 	}
 }

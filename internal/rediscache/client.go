@@ -70,9 +70,9 @@ type ClientOptions struct {
 // (rediss means TLS, which ElastiCache Serverless requires), configured for
 // Lambda:
 //
-//   - a pool of DefaultPoolSize connections, none opened before the first
-//     call (MinIdleConns 0) so a cold start does not wait on Redis, and at
-//     most PoolSize open at once;
+//   - a pool of DefaultPoolSize connections (per node on a cluster), none
+//     opened before the first call (MinIdleConns 0) so a cold start does not
+//     wait on Redis, and at most PoolSize open at once;
 //   - short dial, read and write timeouts, one dial attempt (go-redis
 //     otherwise retries a failed dial five times with backoff), no command
 //     retries;
@@ -82,10 +82,20 @@ type ClientOptions struct {
 //     notifications): each would add a round trip to every new connection.
 //
 // The URL may carry credentials (redis://user:password@host:port/db); the
-// error, if any, never repeats it. ElastiCache Serverless runs in cluster
-// mode: use database 0 (SELECT is refused there); every command this
-// package sends touches a single key.
-func NewClient(rawURL string, o ClientOptions) (*redis.Client, error) {
+// error, if any, never repeats it.
+//
+// Cluster mode: with the query parameter cluster=true
+// (rediss://host:6379?cluster=true) the client is a *redis.ClusterClient,
+// which learns the slot map from the node named (and from any further
+// seed nodes given as addr=host:port parameters) and follows MOVED and ASK
+// redirections. ElastiCache Serverless speaks cluster mode only: give its
+// endpoint with cluster=true. A cluster has database 0 only. Every key of
+// one document shares a hash tag, so each call touches one slot.
+// MaxRedirects (the URL's max_redirects) is DefaultMaxRedirects: a MOVED
+// and then an ASK during a slot migration. go-redis's cluster client also
+// spends those attempts on a network error, but never beyond the Cache's
+// per-call deadline, so a failing call costs what it costs on one node.
+func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		var ue *url.Error
@@ -97,7 +107,18 @@ func NewClient(rawURL string, o ClientOptions) (*redis.Client, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("rediscache: redis URL scheme %q: want redis:// or rediss://", u.Scheme)
 	}
-	opt, err := redis.ParseURL(rawURL)
+	cluster, err := IsClusterURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if cluster {
+		return newClusterClient(u, o)
+	}
+	src := rawURL
+	if u.Query().Has(clusterParam) { // cluster=false
+		src = withoutClusterParam(u)
+	}
+	opt, err := redis.ParseURL(src)
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: invalid redis URL: %s", redact(err.Error(), u))
 	}
@@ -107,18 +128,9 @@ func NewClient(rawURL string, o ClientOptions) (*redis.Client, error) {
 	opt.WriteTimeout = pick(o.WriteTimeout, opt.WriteTimeout, DefaultWriteTimeout)
 	opt.PoolSize = pick(o.PoolSize, opt.PoolSize, DefaultPoolSize)
 	opt.ConnMaxIdleTime = pick(o.ConnMaxIdleTime, opt.ConnMaxIdleTime, DefaultConnMaxIdleTime)
-	switch {
-	case o.MaxRetries > 0:
-		opt.MaxRetries = o.MaxRetries
-	case opt.MaxRetries == 0:
-		opt.MaxRetries = -1 // go-redis: -1 means none, 0 means its default of 3
-	}
+	opt.MaxRetries = maxRetries(o.MaxRetries, opt.MaxRetries)
 	if o.TLSConfig != nil {
-		cfg := o.TLSConfig.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName = u.Hostname()
-		}
-		opt.TLSConfig = cfg
+		opt.TLSConfig = tlsConfig(o.TLSConfig, u)
 	}
 	if o.ClientName != "" {
 		opt.ClientName = o.ClientName
@@ -134,6 +146,111 @@ func NewClient(rawURL string, o ClientOptions) (*redis.Client, error) {
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 
 	return redis.NewClient(opt), nil
+}
+
+// DefaultMaxRedirects is a cluster client's MaxRedirects.
+const DefaultMaxRedirects = 2
+
+// clusterParam is the URL query parameter selecting cluster mode. It is
+// ours, not go-redis's: NewClient removes it before go-redis parses the URL.
+const clusterParam = "cluster"
+
+// IsClusterURL reports whether a redis URL selects cluster mode
+// (cluster=true; cluster=false or no parameter: one node). Any other value
+// is an error, so that a typo does not silently pick the wrong client.
+func IsClusterURL(rawURL string) (bool, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false, errors.New("rediscache: invalid redis URL")
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return false, fmt.Errorf("rediscache: invalid redis URL query: %s", redact(err.Error(), u))
+	}
+	vals, ok := q[clusterParam]
+	if !ok {
+		return false, nil
+	}
+	if len(vals) != 1 {
+		return false, errors.New("rediscache: redis URL: cluster= given more than once")
+	}
+	switch vals[0] {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("rediscache: redis URL: cluster=%q, want true or false", vals[0])
+}
+
+func newClusterClient(u *url.URL, o ClientOptions) (*redis.ClusterClient, error) {
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" && db != "0" {
+		return nil, fmt.Errorf("rediscache: redis URL: database %q: a cluster has database 0 only", db)
+	}
+	bare := *u
+	bare.Path = ""
+	opt, err := redis.ParseClusterURL(withoutClusterParam(&bare))
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: invalid redis URL: %s", redact(err.Error(), u))
+	}
+
+	opt.DialTimeout = pick(o.DialTimeout, opt.DialTimeout, DefaultDialTimeout)
+	opt.ReadTimeout = pick(o.ReadTimeout, opt.ReadTimeout, DefaultReadTimeout)
+	opt.WriteTimeout = pick(o.WriteTimeout, opt.WriteTimeout, DefaultWriteTimeout)
+	opt.PoolSize = pick(o.PoolSize, opt.PoolSize, DefaultPoolSize)
+	opt.ConnMaxIdleTime = pick(o.ConnMaxIdleTime, opt.ConnMaxIdleTime, DefaultConnMaxIdleTime)
+	opt.MaxRetries = maxRetries(o.MaxRetries, opt.MaxRetries)
+	opt.MaxRedirects = pick(opt.MaxRedirects, DefaultMaxRedirects)
+	if o.TLSConfig != nil {
+		opt.TLSConfig = tlsConfig(o.TLSConfig, u)
+	} else if opt.TLSConfig != nil {
+		opt.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	if o.ClientName != "" {
+		opt.ClientName = o.ClientName
+	}
+
+	opt.MinIdleConns = 0
+	opt.MaxActiveConns = opt.PoolSize // per node
+	opt.PoolTimeout = opt.ReadTimeout
+	opt.DialerRetries = 1
+	opt.ContextTimeoutEnabled = true
+	opt.PipelinePoolSize = -1
+	opt.DisableIdentity = true
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+
+	return redis.NewClusterClient(opt), nil
+}
+
+// withoutClusterParam is u without our cluster parameter, for go-redis,
+// which refuses parameters it does not know.
+func withoutClusterParam(u *url.URL) string {
+	bare := *u
+	q := bare.Query()
+	q.Del(clusterParam)
+	bare.RawQuery = q.Encode()
+	return bare.String()
+}
+
+// maxRetries is the command retry count: an explicit option, else the
+// URL's max_retries, else none (go-redis: -1 means none, 0 its default).
+func maxRetries(option, fromURL int) int {
+	switch {
+	case option > 0:
+		return option
+	case fromURL == 0:
+		return -1
+	}
+	return fromURL
+}
+
+// tlsConfig is a copy of cfg naming u's host unless cfg names a server.
+func tlsConfig(cfg *tls.Config, u *url.URL) *tls.Config {
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		c.ServerName = u.Hostname()
+	}
+	return c
 }
 
 // pick returns the first non-zero value.

@@ -29,6 +29,20 @@
 //   - A hit slides the TTL (GETEX … EX), so documents in use stay cached and
 //     the others expire on their own; nothing else evicts.
 //
+//   - A delete always wins (see docstore.Cache). Delete is one script that
+//     removes the entry and the fill lock and writes a tombstone
+//     (imago:tomb:{id}) living docstore.TombstoneTTL; Set is a script that
+//     writes the entry only when there is no tombstone. Redis runs a script
+//     atomically, so a fill that read the origin before the delete and
+//     writes after it stores nothing, whichever instance it runs in.
+//
+//   - Every key of a document carries the id as a Redis Cluster hash tag
+//     (imago:doc:{id}, imago:fill:{id}, imago:tomb:{id}): they share a slot,
+//     so one script may touch them together on a cluster (ElastiCache
+//     Serverless is one; NewClient follows MOVED and ASK). Entries of the
+//     older form imago:doc:<id> are not read; Delete removes one if an
+//     older deployment left it, and the rest expire within their TTL.
+//
 //   - Concurrent misses for one id, across Lambda instances, load the
 //     origin once: the first takes a short fill lock (SET NX PX with a
 //     random token) and the others poll Get for the entry (docstore.Service
@@ -59,10 +73,12 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// Key prefixes. The id is appended as is (a canonical UUID).
+// Key prefixes. The id follows in braces, a hash tag: Redis Cluster puts
+// the keys of one document in one slot.
 const (
 	docKeyPrefix  = "imago:doc:"
 	fillKeyPrefix = "imago:fill:"
+	tombKeyPrefix = "imago:tomb:"
 )
 
 // Defaults of Options.
@@ -82,6 +98,8 @@ const (
 	// (at most one Timeout) per cool-down; a longer one would keep the
 	// origin (and KMS's request quota) loaded longer after Redis is back.
 	DefaultBreakerCooldown = 5 * time.Second
+	// DefaultTombstoneTTL is how long Sets of a deleted id are refused.
+	DefaultTombstoneTTL = docstore.TombstoneTTL
 	// DefaultFillLockTTL must exceed the time to load a document from the
 	// origin (S3, KMS, decryption); if it does not, a second process loads
 	// too, which costs only the duplicate work.
@@ -101,7 +119,6 @@ var ErrCircuitOpen = errors.New("rediscache: circuit breaker open, Redis not cal
 // socket reads and writes.
 type Client interface {
 	GetEx(ctx context.Context, key string, expiration time.Duration) *redis.StringCmd
-	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
 	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
 	Del(ctx context.Context, keys ...string) *redis.IntCmd
 	redis.Scripter
@@ -131,6 +148,9 @@ type Options struct {
 	BreakerCooldown  time.Duration
 	// FillLockTTL is the lifetime of a fill lock that is never released.
 	FillLockTTL time.Duration
+	// TombstoneTTL is how long Sets of a deleted id are refused; it must
+	// not be shorter than docstore.TombstoneTTL (New raises it to that).
+	TombstoneTTL time.Duration
 }
 
 // Cache is a docstore.Cache and docstore.FillLocker on Redis. It is safe
@@ -142,6 +162,7 @@ type Cache struct {
 	maxBytes int64
 	timeout  time.Duration
 	lockTTL  time.Duration
+	tombTTL  time.Duration
 	log      *slog.Logger
 	br       *breaker
 	stats    counters
@@ -161,6 +182,7 @@ func New(client Client, opts Options) *Cache {
 		maxBytes: pick(opts.MaxBytes, DefaultMaxBytes),
 		timeout:  pick(opts.Timeout, DefaultTimeout),
 		lockTTL:  pick(opts.FillLockTTL, DefaultFillLockTTL),
+		tombTTL:  max(opts.TombstoneTTL, DefaultTombstoneTTL),
 		log:      opts.Logger,
 	}
 	if c.log == nil {
@@ -195,8 +217,15 @@ func New(client Client, opts Options) *Cache {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats { return c.stats.snapshot() }
 
-func docKey(id docstore.ID) string  { return docKeyPrefix + string(id) }
-func fillKey(id docstore.ID) string { return fillKeyPrefix + string(id) }
+// EntryKey is the Redis key of id's entry, for tests and operators.
+func EntryKey(id docstore.ID) string { return docKey(id) }
+
+func docKey(id docstore.ID) string  { return docKeyPrefix + "{" + string(id) + "}" }
+func fillKey(id docstore.ID) string { return fillKeyPrefix + "{" + string(id) + "}" }
+func tombKey(id docstore.ID) string { return tombKeyPrefix + "{" + string(id) + "}" }
+
+// legacyDocKey is the key entries had before keys carried hash tags.
+func legacyDocKey(id docstore.ID) string { return docKeyPrefix + string(id) }
 
 // Get returns the entry of id and slides its TTL; (nil, nil) on a miss,
 // including an entry that cannot be decoded.
@@ -230,8 +259,30 @@ func (c *Cache) Get(ctx context.Context, id docstore.ID) (*docstore.CachedDocume
 	return doc, nil
 }
 
+// setScript writes an entry unless its document has a tombstone: the
+// check and the write are one step, so a delete cannot fall between them.
+// KEYS: entry, tombstone. ARGV: value, TTL in milliseconds. Returns 1 when
+// stored, 0 when refused.
+var setScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[2]) == 1 then
+	return 0
+end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+return 1
+`)
+
+// deleteScript removes an entry and its fill lock and writes the tombstone
+// that refuses later Sets, in one step.
+// KEYS: entry, fill lock, tombstone. ARGV: tombstone TTL in milliseconds.
+var deleteScript = redis.NewScript(`
+redis.call("SET", KEYS[3], "1", "PX", ARGV[1])
+return redis.call("DEL", KEYS[1], KEYS[2])
+`)
+
 // Set stores the entry of id with the cache's TTL. An entry whose Body is
-// larger than MaxBytes is not stored, and Set returns nil.
+// larger than MaxBytes is not stored, nor one of a document deleted less
+// than TombstoneTTL ago, nor one whose ctx deadline has passed (a late
+// fill: see docstore.FillDeadline); Set returns nil for them.
 func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
 	const op = "rediscache.Set"
 	if doc == nil {
@@ -251,18 +302,30 @@ func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDoc
 		c.stats.errors.Add(1)
 		return docstore.E(op, docstore.KindInternal, fmt.Errorf("encode %s: %w", key, err))
 	}
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		c.br.release()
+		c.stats.setsRefused.Add(1)
+		return nil
+	}
 	cctx, cancel := c.callCtx(ctx)
-	err = c.client.Set(cctx, key, val, c.ttl).Err()
+	stored, err := setScript.Run(cctx, c.client, []string{key, tombKey(id)}, val, c.ttl.Milliseconds()).Int()
 	cancel()
 	if err != nil {
-		return c.failed(ctx, op, "set", key, err, true)
+		return c.failed(ctx, op, "eval set", key, err, true)
 	}
 	c.br.record(true)
+	if stored == 0 {
+		c.stats.setsRefused.Add(1)
+		return nil
+	}
 	c.stats.sets.Add(1)
 	return nil
 }
 
-// Delete removes the entry of id; a missing entry is not an error.
+// Delete removes the entry of id and its fill lock, and leaves a tombstone
+// refusing Sets of id for TombstoneTTL; a missing entry is not an error.
+// An entry of the older key form is removed too (a second command: it
+// lives in another slot).
 //
 // Unlike the other calls, Delete goes to Redis even while the breaker is
 // open: a delete that is skipped would let a deleted document be served
@@ -273,13 +336,32 @@ func (c *Cache) Delete(ctx context.Context, id docstore.ID) error {
 	const op = "rediscache.Delete"
 	key := docKey(id)
 	cctx, cancel := c.callCtx(ctx)
+	err := deleteScript.Run(cctx, c.client, []string{key, fillKey(id), tombKey(id)}, c.tombTTL.Milliseconds()).Err()
+	if err == nil {
+		err = c.client.Del(cctx, legacyDocKey(id)).Err()
+	}
+	cancel()
+	if err != nil {
+		return c.failed(ctx, op, "eval delete", key, err, false)
+	}
+	c.br.record(true)
+	c.stats.deletes.Add(1)
+	return nil
+}
+
+// Evict removes the entry of id as its expiry would: unlike Delete it
+// leaves no tombstone, so the next miss fills the cache again. It is how
+// tests make a document cold.
+func (c *Cache) Evict(ctx context.Context, id docstore.ID) error {
+	const op = "rediscache.Evict"
+	key := docKey(id)
+	cctx, cancel := c.callCtx(ctx)
 	err := c.client.Del(cctx, key).Err()
 	cancel()
 	if err != nil {
 		return c.failed(ctx, op, "del", key, err, false)
 	}
 	c.br.record(true)
-	c.stats.deletes.Add(1)
 	return nil
 }
 

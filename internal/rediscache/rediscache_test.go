@@ -54,7 +54,7 @@ func upstreamAddr(t testing.TB) string {
 }
 
 // newClient returns a NewClient client on the test server, closed with t.
-func newClient(t testing.TB, o ClientOptions) *redis.Client {
+func newClient(t testing.TB, o ClientOptions) redis.UniversalClient {
 	t.Helper()
 	c, err := NewClient(redisURL(t), o)
 	if err != nil {
@@ -64,7 +64,7 @@ func newClient(t testing.TB, o ClientOptions) *redis.Client {
 	return c
 }
 
-func newCache(t testing.TB, opts Options) (*Cache, *redis.Client) {
+func newCache(t testing.TB, opts Options) (*Cache, redis.UniversalClient) {
 	t.Helper()
 	client := newClient(t, relaxed)
 	if opts.Timeout == 0 {
@@ -93,7 +93,7 @@ func sampleDoc(body []byte) *docstore.CachedDocument {
 	}
 }
 
-func mustSet(t testing.TB, c *Cache, raw *redis.Client, id docstore.ID, doc *docstore.CachedDocument) {
+func mustSet(t testing.TB, c *Cache, raw redis.UniversalClient, id docstore.ID, doc *docstore.CachedDocument) {
 	t.Helper()
 	if err := c.Set(context.Background(), id, doc); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -107,8 +107,22 @@ func sameDoc(got, want *docstore.CachedDocument) bool {
 		bytes.Equal(got.Body, want.Body)
 }
 
+// clusterURL is the three-node Redis Cluster of scripts/testenv.
+func clusterURL(t testing.TB) string {
+	t.Helper()
+	return testenv.Require(t, "IMAGO_TESTENV_REDIS_CLUSTER_URL")["IMAGO_TESTENV_REDIS_CLUSTER_URL"]
+}
+
+// servers are the single node and the cluster, each test's subtests.
+var servers = map[string]func(testing.TB) string{"node": redisURL, "cluster": clusterURL}
+
 func TestRedisCache_Contract(t *testing.T) {
-	url := redisURL(t)
+	for name, url := range servers {
+		t.Run(name, func(t *testing.T) { testContract(t, url(t)) })
+	}
+}
+
+func testContract(t *testing.T, url string) {
 	for _, sealed := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "sealed"}[sealed], func(t *testing.T) {
 			var key []byte

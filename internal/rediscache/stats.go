@@ -13,6 +13,7 @@ type Stats struct {
 	Misses         uint64 // Get found nothing, or an entry it could not use (counted in Undecodable too)
 	Undecodable    uint64 // entries that were garbage, of an unknown version, or failed to open
 	Sets           uint64 // entries stored
+	SetsRefused    uint64 // Set calls that stored nothing: the document was deleted, or the fill was late
 	SkippedLarge   uint64 // Set calls whose body was over MaxBytes, not stored
 	Deletes        uint64 // Delete calls that reached Redis
 	Errors         uint64 // calls that failed (Redis slow, down, or answering with an error)
@@ -23,7 +24,7 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, misses, undecodable, sets, skippedLarge, deletes, errors,
+	hits, misses, undecodable, sets, setsRefused, skippedLarge, deletes, errors,
 	breakerSkips, breakerOpens, locksAcquired, locksContended atomic.Uint64
 }
 
@@ -33,6 +34,7 @@ func (c *counters) snapshot() Stats {
 		Misses:         c.misses.Load(),
 		Undecodable:    c.undecodable.Load(),
 		Sets:           c.sets.Load(),
+		SetsRefused:    c.setsRefused.Load(),
 		SkippedLarge:   c.skippedLarge.Load(),
 		Deletes:        c.deletes.Load(),
 		Errors:         c.errors.Load(),
@@ -51,6 +53,7 @@ func (s Stats) Sub(prev Stats) Stats {
 		Misses:         s.Misses - prev.Misses,
 		Undecodable:    s.Undecodable - prev.Undecodable,
 		Sets:           s.Sets - prev.Sets,
+		SetsRefused:    s.SetsRefused - prev.SetsRefused,
 		SkippedLarge:   s.SkippedLarge - prev.SkippedLarge,
 		Deletes:        s.Deletes - prev.Deletes,
 		Errors:         s.Errors - prev.Errors,
@@ -74,6 +77,7 @@ func (s Stats) metrics() []struct {
 		{"CacheMisses", s.Misses},
 		{"CacheUndecodable", s.Undecodable},
 		{"CacheSets", s.Sets},
+		{"CacheSetsRefused", s.SetsRefused},
 		{"CacheSkippedLarge", s.SkippedLarge},
 		{"CacheDeletes", s.Deletes},
 		{"CacheErrors", s.Errors},

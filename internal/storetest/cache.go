@@ -78,6 +78,42 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 		}
 	})
 
+	t.Run("SetAfterDeleteIsNotVisible", func(t *testing.T) {
+		// A fill that read the origin before a delete writes after it: the
+		// delete must win, whichever instance deletes and whichever fills.
+		c := newCache(t, longTTL)
+		id := docstore.NewID()
+		mustSetCached(t, c, id, sampleCached(t, 10))
+		if err := c.Delete(t.Context(), id); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		late := sampleCached(t, 10)
+		if err := c.Set(t.Context(), id, late); err != nil {
+			t.Fatalf("Set after Delete: %v, want nil (refused quietly)", err)
+		}
+		for i, c := range []docstore.Cache{c, newCache(t, longTTL)} {
+			if doc, err := c.Get(t.Context(), id); err != nil || doc != nil {
+				t.Fatalf("Get (cache %d) after a Set that came after Delete: got (%v, %v), want (nil, nil)", i, doc, err)
+			}
+		}
+		// Never cached before the delete: the same.
+		never := docstore.NewID()
+		if err := c.Delete(t.Context(), never); err != nil {
+			t.Fatalf("Delete of an entry that never existed: %v", err)
+		}
+		if err := c.Set(t.Context(), never, late); err != nil {
+			t.Fatalf("Set after Delete: %v", err)
+		}
+		if doc, err := c.Get(t.Context(), never); err != nil || doc != nil {
+			t.Fatalf("Get after Delete then Set of an id never cached: got (%v, %v), want (nil, nil)", doc, err)
+		}
+		// Other ids are untouched.
+		other := docstore.NewID()
+		want := sampleCached(t, 10)
+		mustSetCached(t, c, other, want)
+		assertCached(t, "Get of another id", mustGetCached(t, c, other), want)
+	})
+
 	t.Run("TTLExpiry", func(t *testing.T) {
 		t.Parallel()
 		c := newCache(t, time.Second)
