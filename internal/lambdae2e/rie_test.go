@@ -170,13 +170,18 @@ type function struct {
 	log  string // the emulator's (and the function's) output
 
 	mu sync.Mutex // the emulator runs one invocation at a time
+
+	// kill is kill -9 of the emulator and the bootstrap, as a crashed or
+	// timed-out execution environment ends.
+	kill func()
 }
 
 // startFunction builds (once) and starts function fn under the emulator on
 // free loopback ports, with the environment of a deployed function; t's
 // cleanup stops it. It returns once the emulator accepts invocations (the
 // function itself starts on the first one, as a cold start does).
-func startFunction(t *testing.T, fn string) *function {
+// extraEnv ("K=V") is added to the function's environment.
+func startFunction(t *testing.T, fn string, extraEnv ...string) *function {
 	t.Helper()
 	vals := requireEnv(t)
 	dir := filepath.Join(bootstraps(t), fn)
@@ -185,7 +190,7 @@ func startFunction(t *testing.T, fn string) *function {
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		f, err := launch(t, rie, dir, fn, logPath)
+		f, err := launch(t, rie, dir, fn, logPath, extraEnv)
 		if err == nil {
 			return f
 		}
@@ -195,7 +200,7 @@ func startFunction(t *testing.T, fn string) *function {
 	return nil
 }
 
-func launch(t *testing.T, rie, dir, fn, logPath string) (*function, error) {
+func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*function, error) {
 	emuAddr, apiAddr := freeAddr(t), freeAddr(t)
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -229,6 +234,7 @@ func launch(t *testing.T, rie, dir, fn, logPath string) (*function, error) {
 			env = append(env, k+"="+v)
 		}
 	}
+	env = append(env, extraEnv...)
 
 	fmt.Fprintf(logFile, "==== %s: aws-lambda-rie on %s (runtime API %s)\n", fn, emuAddr, apiAddr)
 	cmd := exec.Command(rie,
@@ -281,7 +287,10 @@ func launch(t *testing.T, rie, dir, fn, logPath string) (*function, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f := &function{name: fn, url: "http://" + emuAddr + invokePath, log: logPath}
+	f := &function{name: fn, url: "http://" + emuAddr + invokePath, log: logPath, kill: func() {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-done
+	}}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
