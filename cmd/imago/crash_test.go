@@ -175,14 +175,14 @@ func assertNotHalfServed(t *testing.T, url, id string, doc []byte, part int) str
 	return status
 }
 
-// TestServeCrashMidPut kills `imago serve` while a 12 MB presigned PUT is
+// TestServeCrashMidPut kills `imago serve` while a 6 MB presigned PUT is
 // half received, restarts it on the same data, and retries the PUT.
 func TestServeCrashMidPut(t *testing.T) {
 	dataDir := t.TempDir()
 	// One address for both runs: the upload URL names it.
 	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_MAX_INLINE_BYTES": "4MiB", "IMAGO_ADDR": freeAddr(t)}
 	srv := startChild(t, env)
-	const size, sent = 12_000_000, 6_000_000
+	const size, sent = 6_000_000, 3_000_000
 	doc := make([]byte, size)
 	rand.Read(doc)
 	up := createUpload(t, srv.url, size)
@@ -195,10 +195,10 @@ func TestServeCrashMidPut(t *testing.T) {
 		putErr <- err
 	}()
 	staging := filepath.Join(dataDir, "staging")
-	waitFor(t, "4 MiB of the PUT to reach the server's disk", func() bool {
+	waitFor(t, "2 MiB of the PUT to reach the server's disk", func() bool {
 		entries, _ := os.ReadDir(staging)
 		for _, e := range entries {
-			if fi, err := e.Info(); err == nil && fi.Size() >= 4<<20 {
+			if fi, err := e.Info(); err == nil && fi.Size() >= 2<<20 {
 				return true
 			}
 		}
@@ -238,7 +238,7 @@ func TestServeCrashMidIngest(t *testing.T) {
 		paused[k] = v
 	}
 	srv := startChild(t, paused)
-	const size = 5_000_000
+	const size = 2_500_000
 	doc := make([]byte, size)
 	rand.Read(doc)
 	up := createUpload(t, srv.url, size)

@@ -451,6 +451,9 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	if err != nil {
 		return nil, err
 	}
+	if rec.Status == StatusFailed {
+		return nil, Errorf(op, KindConflict, "document %s failed to upload: %s", rec.ID, rec.Failure)
+	}
 	if rec.Status != StatusAvailable {
 		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
 	}
