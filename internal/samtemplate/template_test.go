@@ -575,7 +575,9 @@ func TestJWTAuthorizerIsTheDefaultAndHealthIsOpen(t *testing.T) {
 // only, or optional with a good default.
 var (
 	serveOnlyVars = []string{"IMAGO_DATA_DIR", "IMAGO_ADDR", "IMAGO_TOKENS"}
-	optionalVars  = []string{"IMAGO_REDIS_TIMEOUT"}
+	optionalVars  = []string{"IMAGO_REDIS_TIMEOUT",
+		"IMAGO_TEST_INGEST_PAUSE_DIR", // app.IngestPauseVar: a crash tests' hook, never deployed
+	}
 )
 
 // productionVars finds every IMAGO_* name the production code reads: the
