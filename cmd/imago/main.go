@@ -79,6 +79,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	defer a.Close()
+	if st := a.Backends.LocalStaging; st != nil {
+		// The metadata store's lock is held: no other process receives
+		// PUTs into this staging folder. What a killed run left is swept.
+		n, err := st.Sweep()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Warn("removed staged plaintext a previous run left behind", "files", n)
+		}
+	}
 
 	var tokens map[string]string
 	if a.Config.Tokens != "" {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/backends"
@@ -36,6 +37,10 @@ func NewLogger(w io.Writer, getenv func(string) string) *slog.Logger {
 
 // New builds an App from cfg.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	return newApp(ctx, cfg, log, nil)
+}
+
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, ingestHook func(context.Context, docstore.ID) error) (*App, error) {
 	cursorKey, err := cfg.CursorSecret()
 	if err != nil {
 		return nil, err
@@ -50,6 +55,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		StagingPrefix:      cfg.StagingPrefix,
 		MultipartThreshold: cfg.MultipartThreshold,
 		CursorKey:          cursorKey,
+		IngestHook:         ingestHook,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)
 	return &App{Config: cfg, Service: svc, Backends: set, Log: log}, nil
@@ -61,7 +67,28 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	return New(ctx, cfg, log)
+	return newApp(ctx, cfg, log, ingestPause(getenv(IngestPauseVar), log))
+}
+
+// IngestPauseVar names a folder for crash tests: when set, every ingest,
+// once its blob is stored and before its document is marked available,
+// creates a file named after the document there and waits until its
+// context ends, so that a test can kill the process at exactly that point.
+// Never set in production.
+const IngestPauseVar = "IMAGO_TEST_INGEST_PAUSE_DIR"
+
+func ingestPause(dir string, log *slog.Logger) func(context.Context, docstore.ID) error {
+	if dir == "" {
+		return nil
+	}
+	return func(ctx context.Context, id docstore.ID) error {
+		log.WarnContext(ctx, "test hook: ingest paused before marking the document available", "document", id)
+		if err := os.WriteFile(filepath.Join(dir, string(id)), nil, 0o600); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 }
 
 // Handler returns the Lambda handler of function fn.

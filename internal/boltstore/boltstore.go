@@ -82,13 +82,15 @@ type item struct {
 	ExpiresAt     time.Time         `json:"expires_at,omitzero"`
 	UploadID      string            `json:"upload_id,omitempty"`
 	PartSize      int64             `json:"part_size,omitempty"`
+	BlobID        docstore.ID       `json:"blob_id,omitempty"`
+	Failure       string            `json:"failure,omitempty"`
 }
 
 func toItem(r docstore.Record) item {
 	return item{ID: r.ID, Tenant: r.Tenant, Filename: r.Filename, ContentType: r.ContentType, Size: r.Size,
 		SHA256: r.SHA256, Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Metadata: r.Metadata,
 		WrappedKey: r.WrappedKey, KeyID: r.KeyID, FormatVersion: r.FormatVersion, SegmentSize: r.SegmentSize,
-		ExpiresAt: r.ExpiresAt.UTC(), UploadID: r.UploadID, PartSize: r.PartSize}
+		ExpiresAt: r.ExpiresAt.UTC(), UploadID: r.UploadID, PartSize: r.PartSize, BlobID: r.BlobID, Failure: r.Failure}
 }
 
 func (it item) record() docstore.Record {
@@ -98,9 +100,9 @@ func (it item) record() docstore.Record {
 	}
 	return docstore.Record{
 		Document: docstore.Document{ID: it.ID, Filename: it.Filename, ContentType: it.ContentType, Size: it.Size,
-			SHA256: it.SHA256, Status: it.Status, CreatedAt: it.CreatedAt, Metadata: md},
+			SHA256: it.SHA256, Status: it.Status, CreatedAt: it.CreatedAt, Metadata: md, Failure: it.Failure},
 		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
-		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt, UploadID: it.UploadID, PartSize: it.PartSize,
+		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt, UploadID: it.UploadID, PartSize: it.PartSize, BlobID: it.BlobID,
 	}
 }
 
@@ -186,9 +188,25 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 	return rec, nil
 }
 
-// MarkAvailable flips a pending record to available.
-func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string) (docstore.Record, error) {
-	const op = "boltstore.MarkAvailable"
+// MarkAvailable flips a pending record to available. bbolt runs one write
+// transaction at a time, so the check and the write are one step.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID) (docstore.Record, error) {
+	return s.finish("boltstore.MarkAvailable", id, func(tx *bolt.Tx, it *item) error {
+		it.Status, it.Size, it.SHA256, it.BlobID, it.ExpiresAt = docstore.StatusAvailable, size, sha256, blob, time.Time{}
+		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+	})
+}
+
+// MarkFailed flips a pending record to failed; it keeps its expiry.
+func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (docstore.Record, error) {
+	return s.finish("boltstore.MarkFailed", id, func(_ *bolt.Tx, it *item) error {
+		it.Status, it.Failure = docstore.StatusFailed, reason
+		return nil
+	})
+}
+
+// finish applies change to a pending record, in one transaction.
+func (s *Store) finish(op string, id docstore.ID, change func(tx *bolt.Tx, it *item) error) (docstore.Record, error) {
 	var rec docstore.Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		it, ok, err := get(tx, id)
@@ -201,12 +219,14 @@ func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, s
 		if it.Status != docstore.StatusPending {
 			return docstore.Errorf(op, docstore.KindConflict, "document %s is %s, not pending", id, it.Status)
 		}
-		it.Status, it.Size, it.SHA256, it.ExpiresAt = docstore.StatusAvailable, size, sha256, time.Time{}
+		if err := change(tx, &it); err != nil {
+			return err
+		}
 		if err := put(tx, it); err != nil {
 			return err
 		}
 		rec = it.record()
-		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+		return nil
 	})
 	if err != nil {
 		return docstore.Record{}, docstore.E(op, err)
@@ -270,8 +290,8 @@ func deleteItem(tx *bolt.Tx, id docstore.ID) error {
 	return tx.Bucket(recordsBucket).Delete([]byte(id))
 }
 
-// expirePending removes pending records past their ExpiresAt, as DynamoDB's
-// TTL would: uploads that died half-way.
+// expirePending removes pending and failed records past their ExpiresAt,
+// as DynamoDB's TTL would: uploads that died half-way or failed.
 func (s *Store) expirePending() error {
 	now := s.now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -281,7 +301,7 @@ func (s *Store) expirePending() error {
 			if err := json.Unmarshal(v, &it); err != nil {
 				return fmt.Errorf("decode record %s: %w", k, err)
 			}
-			if it.Status == docstore.StatusPending && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now) {
+			if it.Status != docstore.StatusAvailable && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now) {
 				expired = append(expired, it.ID)
 			}
 			return nil

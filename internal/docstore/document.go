@@ -46,6 +46,10 @@ type Status string
 const (
 	StatusPending   Status = "pending"   // metadata recorded, content not yet (fully) stored
 	StatusAvailable Status = "available" // content stored and readable
+	// StatusFailed is a presigned upload whose ingest failed for good (the
+	// staged object had the wrong size, could not be read…): Failure says
+	// why. Its content answers 409 and DELETE removes it.
+	StatusFailed Status = "failed"
 )
 
 // Document is the metadata every route returns. It never holds key material.
@@ -58,6 +62,7 @@ type Document struct {
 	Status      Status            `json:"status"`
 	CreatedAt   time.Time         `json:"created_at"`
 	Metadata    map[string]string `json:"metadata"`
+	Failure     string            `json:"failure,omitempty"` // failed documents only: why, safe for the caller
 }
 
 // Record is what the metadata store keeps for a document: the public
@@ -77,8 +82,19 @@ type Record struct {
 	FormatVersion int
 	SegmentSize   int
 
-	// ExpiresAt, when set, is when a still-pending record may be removed
-	// by the store (a DynamoDB TTL attribute, say). Zero for available ones.
+	// BlobID is the id the document's blob is stored under in the
+	// BlobStore. An inline upload stores it under the document id; every
+	// ingest attempt of a presigned upload under a fresh id of its own, so
+	// that racing attempts (two PUTs to one URL, a redelivered event) never
+	// overwrite each other's blob: MarkAvailable, conditional on the record
+	// being pending, records the winner's, and the losers remove theirs.
+	// Empty on pending records and on records older than this field, whose
+	// blob is under the document id (see Blob).
+	BlobID ID
+
+	// ExpiresAt, when set, is when a still-pending (or failed) record may
+	// be removed by the store (a DynamoDB TTL attribute, say). Zero for
+	// available ones.
 	ExpiresAt time.Time
 
 	// UploadID and PartSize are set on a document uploaded in parts (see
@@ -87,6 +103,14 @@ type Record struct {
 	// part but the last.
 	UploadID string
 	PartSize int64
+}
+
+// Blob is the id the record's blob is stored under.
+func (r Record) Blob() ID {
+	if r.BlobID == "" {
+		return r.ID
+	}
+	return r.BlobID
 }
 
 func truncate(s string, n int) string {

@@ -267,24 +267,16 @@ func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, part
 	return rec.Document, nil
 }
 
-// discardStaged removes what a pending document has staged: its upload in
-// parts, with every part, and the staged object (a single PUT's, or a
-// completed upload's awaiting its ingest). Failures are logged: the record
-// is gone, so an ingest of what is left deletes it, and the staging area's
-// lifecycle rule expires the rest.
-func (s *Service) discardStaged(ctx context.Context, rec Record) {
-	if s.staging == nil || rec.Status != StatusPending {
-		return
-	}
+// discardStaged removes what a not-yet-available document has in the
+// staging area: its upload in parts, if any, and its staged object.
+func (s *Service) discardStaged(ctx context.Context, rec Record) error {
 	key := s.stagingKey(rec.ID)
 	if rec.UploadID != "" && s.multipart != nil {
-		if err := s.multipart.AbortMultipart(ctx, key, rec.UploadID); err != nil {
-			s.log.ErrorContext(ctx, "abort the upload in parts of a deleted document", "document", rec.ID, "error", err.Error())
+		if err := s.multipart.AbortMultipart(ctx, key, rec.UploadID); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("abort the upload in parts of %s: %w", rec.ID, err)
 		}
 	}
-	if err := s.staging.Delete(ctx, key); err != nil {
-		s.log.ErrorContext(ctx, "delete the staged object of a deleted document", "document", rec.ID, "error", err.Error())
-	}
+	return s.staging.Delete(ctx, key)
 }
 
 // abortQuietly aborts an upload whose record could not be created, on a

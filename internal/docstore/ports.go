@@ -9,7 +9,8 @@ import (
 // The interfaces below are what the Service consumes. Each backend package
 // implements one of them; storetest holds one contract suite per interface.
 
-// BlobStore keeps sealed blobs (package envelope), addressed by document id.
+// BlobStore keeps sealed blobs (package envelope), addressed by blob id
+// (Record.Blob: the document id, or an ingest attempt's own id).
 type BlobStore interface {
 	// Put stores exactly size bytes read from r as the blob of id,
 	// replacing any previous one. A failed Put leaves no partial blob
@@ -36,10 +37,17 @@ type MetadataStore interface {
 	// Get returns the record of id (a strongly consistent read);
 	// KindNotFound if there is none.
 	Get(ctx context.Context, id ID) (Record, error)
-	// MarkAvailable turns a pending record available and records its size
-	// and SHA-256, clearing ExpiresAt. KindNotFound if the record is gone,
+	// MarkAvailable turns a pending record available and records its size,
+	// SHA-256 and the id its blob is stored under (Record.BlobID), clearing
+	// ExpiresAt, in one conditional write: of racing calls exactly one
+	// succeeds. KindNotFound if the record is gone, KindConflict if it is
+	// not pending.
+	MarkAvailable(ctx context.Context, id ID, size int64, sha256 string, blob ID) (Record, error)
+	// MarkFailed turns a pending record failed with a reason a caller may
+	// see (Document.Failure), keeping ExpiresAt so the store removes it in
+	// time, in one conditional write. KindNotFound if the record is gone,
 	// KindConflict if it is not pending.
-	MarkAvailable(ctx context.Context, id ID, size int64, sha256 string) (Record, error)
+	MarkFailed(ctx context.Context, id ID, reason string) (Record, error)
 	// List returns up to limit available records of tenant, newest first
 	// (CreatedAt descending, then ID descending), starting after `after`
 	// when it is non-nil.

@@ -48,6 +48,11 @@ type Config struct {
 	// cursors (IMAGO_CURSOR_SECRET). Every instance of a deployment must
 	// share it; without one a Service makes a random key of its own.
 	CursorKey []byte
+	// IngestHook, when set, runs in Ingest after the attempt's blob is
+	// stored and before the record is marked available; an error fails
+	// the attempt. Tests use it to pause (or crash) an ingest at that
+	// point deterministically; it is nil in production.
+	IngestHook func(ctx context.Context, id ID) error
 }
 
 func (c *Config) setDefaults() {
@@ -184,11 +189,13 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, E(op, fmt.Errorf("create record %s: %w", id, err))
 	}
 
-	if err := s.putBlob(ctx, rec, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
+	// A fresh id (an Idempotency-Key's repeat is caught by Create above):
+	// no other upload writes this blob, so it goes under the document id.
+	if err := s.putBlob(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
 		s.abandon(rec.ID, "put blob", err)
 		return Document{}, E(op, err)
 	}
-	done, err := s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest)
+	done, err := s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest, id)
 	if err != nil {
 		s.abandon(rec.ID, "mark available", err)
 		return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
@@ -260,9 +267,10 @@ func (s *Service) repeatedUpload(ctx context.Context, op string, tenant Tenant, 
 	return prev.Document, nil
 }
 
-// putBlob streams the sealed form of src into the blob store, without
-// holding more than one segment of ciphertext.
-func (s *Service) putBlob(ctx context.Context, rec Record, key []byte, src io.Reader) error {
+// putBlob streams the sealed form of src into the blob store as blob,
+// without holding more than one segment of ciphertext. The blob is bound
+// to the document (rec.ID), whatever id it is stored under.
+func (s *Service) putBlob(ctx context.Context, rec Record, blob ID, key []byte, src io.Reader) error {
 	pr, pw := io.Pipe()
 	go func() {
 		w, err := envelope.NewWriter(pw, key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)}, rec.SegmentSize)
@@ -274,10 +282,10 @@ func (s *Service) putBlob(ctx context.Context, rec Record, key []byte, src io.Re
 		}
 		pw.CloseWithError(err)
 	}()
-	err := s.blobs.Put(ctx, rec.ID, pr, envelope.SealedSize(rec.Size, rec.SegmentSize))
+	err := s.blobs.Put(ctx, blob, pr, envelope.SealedSize(rec.Size, rec.SegmentSize))
 	pr.CloseWithError(errors.New("blob store stopped reading")) // unblocks the writer on failure
 	if err != nil {
-		return fmt.Errorf("put blob %s: %w", rec.ID, err)
+		return fmt.Errorf("put blob %s of %s: %w", blob, rec.ID, err)
 	}
 	return nil
 }
@@ -399,6 +407,15 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 			return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", id, err))
 		}
 	}
+	// Staged plaintext never outlives its document: a pending (or failed)
+	// document's staged bytes (and its upload in parts) go first, so that a
+	// failure leaves the document there to delete again.
+	staged := rec.Status != StatusAvailable && s.staging != nil
+	if staged {
+		if err := s.discardStaged(ctx, rec); err != nil {
+			return E(op, fmt.Errorf("delete staged bytes of %s: %w", id, err))
+		}
+	}
 	// A fill may begin until the record is gone and lasts FillDeadline; the
 	// tombstone, written before, lives TombstoneTTL. Bounding the record's
 	// delete keeps the first inside the second.
@@ -408,8 +425,15 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	if err != nil {
 		return E(op, fmt.Errorf("delete record %s: %w", id, err))
 	}
-	s.discardStaged(ctx, rec)
-	if err := s.blobs.Delete(ctx, id); err != nil {
+	if staged {
+		// A PUT that landed meanwhile. (One landing later is deleted by
+		// its ingest, which finds no record; an ingest running now finds
+		// the record gone and removes its own blob.)
+		if err := s.staging.Delete(ctx, s.stagingKey(id)); err != nil {
+			s.log.ErrorContext(ctx, "delete staged bytes after the record", "document", id, "error", err.Error())
+		}
+	}
+	if err := s.blobs.Delete(ctx, rec.Blob()); err != nil {
 		// The record, and with it the key, is gone: the blob is unreadable.
 		s.log.ErrorContext(ctx, "delete blob after its record", "document", id, "error", err.Error())
 	}
@@ -471,6 +495,9 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	rec, err := s.record(ctx, op, req.Tenant, req.ID)
 	if err != nil {
 		return nil, err
+	}
+	if rec.Status == StatusFailed {
+		return nil, Errorf(op, KindConflict, "document %s failed to upload: %s", rec.ID, rec.Failure)
 	}
 	if rec.Status != StatusAvailable {
 		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
@@ -632,6 +659,13 @@ func (s *Service) waitForFill(ctx context.Context, id ID) (doc *CachedDocument, 
 }
 
 // readRange unwraps the data key and decrypts only the segments holding r.
+// A read that reaches the document's last segment also checks that the
+// blob ends right after it: it asks for one byte more than the blob should
+// hold, and refuses the blob if that byte exists. Together with the
+// envelope's checks (every segment authenticated, the last one flagged,
+// the header committed to the key and the document), a blob with bytes
+// appended, removed or changed is refused by every whole read and every
+// read of its end, never served.
 func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byte, error) {
 	if rec.FormatVersion != envelope.Version {
 		return nil, fmt.Errorf("document %s has blob format %d, this build reads %d", rec.ID, rec.FormatVersion, envelope.Version)
@@ -648,23 +682,29 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 	if err != nil {
 		return nil, err
 	}
+	blob := rec.Blob()
+	toEnd := span.BlobOffset+span.BlobLength == envelope.SealedSize(rec.Size, rec.SegmentSize)
+	want := span.BlobLength
+	if toEnd {
+		want++ // a byte that must not be there
+	}
 	// One request when the range starts in the first segment (header and
 	// segments are contiguous), two otherwise.
 	var header []byte
 	var body io.ReadCloser
 	if span.FirstSegment == 0 {
-		body, err = s.blobs.Get(ctx, rec.ID, 0, envelope.HeaderSize+span.BlobLength)
+		body, err = s.blobs.Get(ctx, blob, 0, envelope.HeaderSize+want)
 		if err == nil {
 			header = make([]byte, envelope.HeaderSize)
 			if _, err = io.ReadFull(body, header); err != nil {
 				body.Close()
-				err = fmt.Errorf("read header: %w", envelope.ErrAuth)
+				err = blobReadError(err, fmt.Errorf("read header: %w", envelope.ErrAuth))
 			}
 		}
 	} else {
-		header, err = s.readAll(ctx, rec.ID, 0, envelope.HeaderSize)
+		header, err = s.readAll(ctx, blob, 0, envelope.HeaderSize)
 		if err == nil {
-			body, err = s.blobs.Get(ctx, rec.ID, span.BlobOffset, span.BlobLength)
+			body, err = s.blobs.Get(ctx, blob, span.BlobOffset, want)
 		}
 	}
 	if err != nil {
@@ -675,39 +715,68 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("blob of %s: %w", rec.ID, err)
 	}
+	if h.SegmentSize != rec.SegmentSize {
+		return nil, fmt.Errorf("blob of %s: header says segments of %d bytes, the record %d: %w", rec.ID, h.SegmentSize, rec.SegmentSize, envelope.ErrAuth)
+	}
 	opener, err := h.Open(key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)})
 	if err != nil {
 		return nil, fmt.Errorf("blob of %s: %w", rec.ID, err)
 	}
 	plain := opener.NewReader(body, span.FirstSegment, rec.Size)
 	if _, err := io.CopyN(io.Discard, plain, span.Skip); err != nil {
-		return nil, fmt.Errorf("blob of %s: %w", rec.ID, err)
+		return nil, blobError(rec.ID, blobReadError(err, err))
 	}
 	out := make([]byte, r.Length)
 	if _, err := io.ReadFull(plain, out); err != nil {
-		return nil, fmt.Errorf("blob of %s: %w", rec.ID, err)
+		return nil, blobError(rec.ID, blobReadError(err, err))
+	}
+	if toEnd {
+		// Past the last segment the envelope reader reads one more byte
+		// of the blob and fails if there is one.
+		var more [1]byte
+		if n, err := plain.Read(more[:]); n != 0 || err != io.EOF {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("%w: bytes after the last segment", envelope.ErrAuth)
+			}
+			return nil, blobError(rec.ID, blobReadError(err, err))
+		}
 	}
 	return out, nil
 }
 
-func (s *Service) readAll(ctx context.Context, id ID, off, n int64) ([]byte, error) {
-	rc, err := s.blobs.Get(ctx, id, off, n)
+func (s *Service) readAll(ctx context.Context, blob ID, off, n int64) ([]byte, error) {
+	rc, err := s.blobs.Get(ctx, blob, off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, fmt.Errorf("read %d bytes at %d: %w", n, off, err)
+		return nil, blobReadError(err, fmt.Errorf("read %d bytes at %d: %w", n, off, err))
 	}
 	return b, nil
+}
+
+// blobReadError keeps a blob store's failure to deliver bytes (its
+// KindUnavailable: a dropped connection) retryable, and makes anything else
+// met while reading a blob — too few bytes, too many, bytes that do not
+// authenticate — an integrity failure: wrapped, which is KindInternal.
+func blobReadError(err, wrapped error) error {
+	if KindOf(err) == KindUnavailable {
+		return err
+	}
+	return E(KindInternal, wrapped)
 }
 
 // blobError classifies a blob store failure on a document whose record
 // exists: a missing blob then is an internal inconsistency, not a 404.
 func blobError(id ID, err error) error {
-	if IsNotFound(err) {
+	switch KindOf(err) {
+	case KindNotFound:
 		return E(KindInternal, fmt.Errorf("blob of available document %s is missing: %w", id, err))
+	case KindBadRange:
+		// The blob is shorter than its record says: a range past its end.
+		return E(KindInternal, fmt.Errorf("blob of %s is shorter than its record says: %w", id, err))
 	}
 	return fmt.Errorf("get blob %s: %w", id, err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,6 +101,17 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 // driven by storage events, which arrive at least once and in any order:
 // a key outside the staging prefix is ignored, a repeated or late event is
 // harmless, and a staged object nobody is waiting for is deleted.
+//
+// Attempts may race (two PUTs to one upload URL, a redelivered event while
+// the first delivery still runs): each attempt stores its blob under an id
+// of its own, and the conditional MarkAvailable picks the one winner, whose
+// blob the record names; a loser removes its blob. So the bytes served
+// always hash to the recorded SHA-256, whatever the interleaving.
+//
+// A permanent failure (a staged object of the wrong size, unreadable, or a
+// data key that cannot be unwrapped) marks the document failed, deletes
+// the staged bytes and returns nil: retrying cannot help. A transient one
+// (KindUnavailable) returns the error so that the event is delivered again.
 func (s *Service) Ingest(ctx context.Context, key string) error {
 	const op = "docstore.Ingest"
 	if s.staging == nil {
@@ -122,48 +134,99 @@ func (s *Service) Ingest(ctx context.Context, key string) error {
 		return s.deleteStaged(ctx, op, key)
 	case err != nil:
 		return E(op, fmt.Errorf("get record %s: %w", id, err))
-	case rec.Status == StatusAvailable:
-		s.log.InfoContext(ctx, "document already ingested; repeated event", "document", id)
+	case rec.Status != StatusPending:
+		s.log.InfoContext(ctx, "document no longer pending; repeated or late event", "document", id, "status", rec.Status)
 		return s.deleteStaged(ctx, op, key)
 	}
 
 	src, size, err := s.staging.Open(ctx, key)
-	if IsNotFound(err) {
-		// Another delivery of the event ingested it meanwhile, or it expired.
+	switch {
+	case IsNotFound(err):
+		// Another delivery of the event ingested it meanwhile, or it
+		// expired, or the document was deleted.
 		s.log.InfoContext(ctx, "staged object is gone", "document", id)
 		return nil
-	}
-	if err != nil {
+	case KindOf(err) == KindUnavailable:
 		return E(op, fmt.Errorf("open staged %s: %w", key, err))
+	case err != nil:
+		return s.failIngest(ctx, op, rec, key, "the uploaded object could not be read", err)
 	}
 	defer src.Close()
 	if size != rec.Size {
 		// The presigned request signs the length, so this is not a client
-		// mistake that a retry would fix: drop the upload.
-		s.log.ErrorContext(ctx, "staged object has the wrong size; dropping the upload", "document", id, "declared", rec.Size, "staged", size)
-		s.abandon(id, "size check", fmt.Errorf("staged %d bytes, declared %d", size, rec.Size))
-		return s.deleteStaged(ctx, op, key)
+		// mistake that a retry would fix.
+		return s.failIngest(ctx, op, rec, key, fmt.Sprintf("the uploaded object is %d bytes; %d were announced", size, rec.Size),
+			fmt.Errorf("staged %d bytes, declared %d", size, rec.Size))
 	}
 	key32, err := s.keys.Decrypt(ctx, rec.KeyID, rec.WrappedKey, ContextFor(rec.Tenant, rec.ID))
-	if err != nil {
+	if KindOf(err) == KindUnavailable {
 		return E(op, fmt.Errorf("unwrap data key of %s: %w", id, err))
 	}
+	if err != nil {
+		return s.failIngest(ctx, op, rec, key, "the document's data key could not be used", err)
+	}
 	defer clear(key32)
+
+	blob := NewID() // this attempt's own blob
 	sum := sha256.New()
-	counted := &countingReader{r: io.TeeReader(src, sum)}
-	if err := s.putBlob(ctx, rec, key32, counted); err != nil {
+	staged := &exactReader{r: io.TeeReader(src, sum), left: rec.Size}
+	if err := s.putBlob(ctx, rec, blob, key32, staged); err != nil {
+		// A failed Put leaves no blob.
+		if staged.mismatch {
+			return s.failIngest(ctx, op, rec, key, "the uploaded object did not hold the announced number of bytes", err)
+		}
 		return E(op, err)
 	}
-	if counted.n != rec.Size {
-		s.blobs.Delete(ctx, id)
-		return E(op, fmt.Errorf("staged object %s yielded %d bytes, expected %d", key, counted.n, rec.Size))
-	}
 	digest := hex.EncodeToString(sum.Sum(nil))
-	if _, err := s.meta.MarkAvailable(ctx, id, rec.Size, digest); err != nil && KindOf(err) != KindConflict {
+	if err := s.beforeMarkAvailable(ctx, id); err != nil {
+		s.removeBlob(ctx, blob, id)
+		return E(op, err)
+	}
+	if _, err := s.meta.MarkAvailable(ctx, id, rec.Size, digest, blob); err != nil {
+		switch KindOf(err) {
+		case KindConflict, KindNotFound:
+			// Another attempt won, the document failed, or it was deleted:
+			// this attempt's blob is nobody's.
+			s.log.InfoContext(ctx, "another ingest attempt won, or the document is gone; dropping this attempt", "document", id)
+			s.removeBlob(ctx, blob, id)
+			return s.deleteStaged(ctx, op, key)
+		}
+		// The write may or may not have happened: the blob stays (it is
+		// sealed), and the retried event finds the record as it is.
 		return E(op, fmt.Errorf("mark %s available: %w", id, err))
 	}
 	s.log.InfoContext(ctx, "document ingested", "document", id, "size", rec.Size)
 	return s.deleteStaged(ctx, op, key)
+}
+
+// failIngest marks a pending document failed for a reason the caller may
+// see and deletes its staged bytes. It returns nil once that is done (the
+// event is handled), an error to have it delivered again otherwise.
+func (s *Service) failIngest(ctx context.Context, op string, rec Record, key, reason string, cause error) error {
+	s.log.ErrorContext(ctx, "ingest failed for good; marking the document failed", "document", rec.ID, "reason", reason, "error", cause.Error())
+	if _, err := s.meta.MarkFailed(ctx, rec.ID, reason); err != nil && KindOf(err) != KindConflict && !IsNotFound(err) {
+		return E(op, fmt.Errorf("mark %s failed: %w", rec.ID, err))
+	}
+	return s.deleteStaged(ctx, op, key)
+}
+
+// removeBlob deletes an ingest attempt's blob that no record names, on a
+// context of its own so that a cancelled ingest still cleans up.
+func (s *Service) removeBlob(ctx context.Context, blob, id ID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.blobs.Delete(ctx, blob); err != nil {
+		s.log.ErrorContext(ctx, "delete the blob of a lost ingest attempt", "document", id, "blob", blob, "error", err.Error())
+	}
+}
+
+// beforeMarkAvailable runs the test hook between storing an attempt's blob
+// and recording it.
+func (s *Service) beforeMarkAvailable(ctx context.Context, id ID) error {
+	if s.cfg.IngestHook == nil {
+		return nil
+	}
+	return s.cfg.IngestHook(ctx, id)
 }
 
 func (s *Service) deleteStaged(ctx context.Context, op, key string) error {
@@ -173,13 +236,45 @@ func (s *Service) deleteStaged(ctx context.Context, op, key string) error {
 	return nil
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// errStagedLength is what exactReader fails with.
+var errStagedLength = errors.New("the staged object does not hold the announced number of bytes")
+
+// exactReader yields exactly left bytes of r and fails, setting mismatch,
+// when r ends before them or holds more.
+type exactReader struct {
+	r        io.Reader
+	left     int64
+	mismatch bool
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left == 0 {
+		var one [1]byte
+		for {
+			n, err := e.r.Read(one[:])
+			if n > 0 {
+				e.mismatch = true
+				return 0, errStagedLength
+			}
+			if err == io.EOF {
+				return 0, io.EOF
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		e.mismatch = true
+		return n, errStagedLength
+	}
+	if err == io.EOF {
+		err = nil // the next Read checks that nothing follows
+	}
 	return n, err
 }

@@ -15,7 +15,9 @@
 // Each item holds every Record field as its own attribute: tenant, filename,
 // content_type, size (N), sha256, status, created_at (RFC 3339 with
 // nanoseconds, UTC), metadata (M of S, absent when empty), and the envelope
-// parameters wrapped_key (B), key_id, format_version (N), segment_size (N);
+// parameters wrapped_key (B), key_id, format_version (N), segment_size (N),
+// blob_id (S, the id the blob is stored under when it is not the document
+// id; absent otherwise) and failure (S, on failed documents only);
 // a document uploaded in parts also has upload_id and part_size (N).
 // The data key is only ever stored wrapped: without KMS and the exact
 // encryption context, the item gives nothing away, and deleting it makes
@@ -98,6 +100,8 @@ const (
 	attrKeyID         = "key_id"
 	attrFormatVersion = "format_version"
 	attrSegmentSize   = "segment_size"
+	attrBlobID        = "blob_id"
+	attrFailure       = "failure"
 
 	// Only on documents uploaded in parts.
 	attrUploadID = "upload_id"
@@ -162,27 +166,42 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 	return rec, nil
 }
 
-// MarkAvailable flips a pending record to available, records its size and
-// SHA-256, puts it in the listing index and removes its expiry, in one
-// conditional update.
-func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string) (docstore.Record, error) {
-	const op = "dynamostore.MarkAvailable"
+// MarkAvailable flips a pending record to available, records its size,
+// SHA-256 and blob id, puts it in the listing index and removes its expiry,
+// in one conditional update.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID) (docstore.Record, error) {
+	return s.finish(ctx, "dynamostore.MarkAvailable", id,
+		"SET #status = :new, #size = :size, #sha256 = :sha256, #blob_id = :blob, #tenant_listed = #tenant REMOVE #expires_at",
+		map[string]string{"#size": attrSize, "#sha256": attrSHA256, "#blob_id": attrBlobID,
+			"#tenant_listed": attrTenantListed, "#tenant": attrTenant, "#expires_at": attrExpiresAt},
+		map[string]types.AttributeValue{
+			":new":    str(string(docstore.StatusAvailable)),
+			":size":   num(size),
+			":sha256": str(sha256),
+			":blob":   str(string(blob)),
+		})
+}
+
+// MarkFailed flips a pending record to failed with reason, in one
+// conditional update; the expiry stays, so DynamoDB's TTL removes it.
+func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (docstore.Record, error) {
+	return s.finish(ctx, "dynamostore.MarkFailed", id, "SET #status = :new, #failure = :failure",
+		map[string]string{"#failure": attrFailure},
+		map[string]types.AttributeValue{":new": str(string(docstore.StatusFailed)), ":failure": str(reason)})
+}
+
+// finish applies update to a pending record, conditionally on it being
+// pending (:new is the status it sets).
+func (s *Store) finish(ctx context.Context, op string, id docstore.ID, update string, names map[string]string, values map[string]types.AttributeValue) (docstore.Record, error) {
+	names["#id"], names["#status"] = attrID, attrStatus
+	values[":pending"] = str(string(docstore.StatusPending))
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 s.key(id),
-		ConditionExpression: aws.String("attribute_exists(#id) AND #status = :pending"),
-		UpdateExpression: aws.String("SET #status = :available, #size = :size, #sha256 = :sha256, " +
-			"#tenant_listed = #tenant REMOVE #expires_at"),
-		ExpressionAttributeNames: map[string]string{
-			"#id": attrID, "#status": attrStatus, "#size": attrSize, "#sha256": attrSHA256,
-			"#tenant_listed": attrTenantListed, "#tenant": attrTenant, "#expires_at": attrExpiresAt,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending":   str(string(docstore.StatusPending)),
-			":available": str(string(docstore.StatusAvailable)),
-			":size":      num(size),
-			":sha256":    str(sha256),
-		},
+		TableName:                           aws.String(s.table),
+		Key:                                 s.key(id),
+		ConditionExpression:                 aws.String("attribute_exists(#id) AND #status = :pending"),
+		UpdateExpression:                    aws.String(update),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -307,6 +326,12 @@ func encode(rec docstore.Record) map[string]types.AttributeValue {
 	if rec.Status == docstore.StatusAvailable {
 		item[attrTenantListed] = str(string(rec.Tenant))
 	}
+	if rec.BlobID != "" {
+		item[attrBlobID] = str(string(rec.BlobID))
+	}
+	if rec.Failure != "" {
+		item[attrFailure] = str(rec.Failure)
+	}
 	if !rec.ExpiresAt.IsZero() {
 		item[attrExpiresAt] = num(rec.ExpiresAt.Unix())
 	}
@@ -334,6 +359,8 @@ func decode(item map[string]types.AttributeValue) (docstore.Record, error) {
 	rec.KeyID = d.str(attrKeyID, false)
 	rec.FormatVersion = int(d.num(attrFormatVersion, false))
 	rec.SegmentSize = int(d.num(attrSegmentSize, false))
+	rec.BlobID = docstore.ID(d.str(attrBlobID, false))
+	rec.Failure = d.str(attrFailure, false)
 	if _, ok := item[attrExpiresAt]; ok {
 		rec.ExpiresAt = time.Unix(d.num(attrExpiresAt, true), 0).UTC()
 	}

@@ -150,6 +150,35 @@ func (s *Staging) Receive(key, contentType string, query url.Values, body io.Rea
 	return nil
 }
 
+// Sweep removes everything staged: half-received PUTs (temporary files a
+// killed process left) and staged objects whose ingest never finished. It
+// is for startup, while no PUT is being received: staged plaintext never
+// outlives the process that took it. A document whose bytes are swept
+// stays pending, and the client's retried PUT (its own PUT failed) stages
+// them again. It returns how many files it removed.
+func (s *Staging) Sweep() (int, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("fsstore: sweep %s: %w", s.dir, err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("fsstore: sweep %s: %w", s.dir, err)
+	}
+	return removed, nil
+}
+
 // Open reads the staged object at key.
 func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
 	const op = "fsstore.Staging.Open"

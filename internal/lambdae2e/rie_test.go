@@ -179,12 +179,17 @@ type function struct {
 	log  string // the emulator's (and the function's) output
 
 	mu sync.Mutex // the emulator runs one invocation at a time
+
+	// kill is kill -9 of the emulator and the bootstrap, as a crashed or
+	// timed-out execution environment ends.
+	kill func()
 }
 
 // startFunction builds (once) and starts function fn under the emulator on
 // free loopback ports, with the environment of a deployed function; t's
 // cleanup stops it. It returns once the emulator accepts invocations (the
 // function itself starts on the first one, as a cold start does).
+// extraEnv ("K=V") is added to the function's environment.
 func startFunction(t *testing.T, fn string, extraEnv ...string) *function {
 	t.Helper()
 	vals := requireEnv(t)
@@ -293,7 +298,10 @@ func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*fun
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f := &function{name: fn, url: "http://" + emuAddr + invokePath, log: logPath}
+	f := &function{name: fn, url: "http://" + emuAddr + invokePath, log: logPath, kill: func() {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-done
+	}}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {

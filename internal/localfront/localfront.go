@@ -129,6 +129,8 @@ func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event 
 // (fsstore.Staging): it checks a presigned PUT and stores its body.
 type StagingReceiver interface {
 	Receive(key, contentType string, query url.Values, body io.Reader, length int64) error
+	// Delete removes a staged object (whose ingest failed).
+	Delete(ctx context.Context, key string) error
 }
 
 // EnableLocalStaging makes the front take the presigned PUTs of the
@@ -168,6 +170,12 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !f.invokeS3Event(r.Context(), w, objectCreated("ObjectCreated:Put", key, r.ContentLength)) {
+		// Nothing redelivers the event here: the client retries its PUT,
+		// which stages the bytes again. Staged plaintext does not outlive
+		// a failed ingest.
+		if err := f.staging.Delete(context.WithoutCancel(r.Context()), key); err != nil {
+			f.log.ErrorContext(r.Context(), "delete the staged object of a failed ingest", "error", err.Error())
+		}
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -591,7 +591,9 @@ func TestJWTAuthorizerIsTheDefaultAndHealthIsOpen(t *testing.T) {
 // only, or optional with a good default.
 var (
 	serveOnlyVars = []string{"IMAGO_DATA_DIR", "IMAGO_ADDR", "IMAGO_TOKENS"}
-	optionalVars  = []string{"IMAGO_REDIS_TIMEOUT"}
+	optionalVars  = []string{"IMAGO_REDIS_TIMEOUT",
+		"IMAGO_TEST_INGEST_PAUSE_DIR", // app.IngestPauseVar: a crash tests' hook, never deployed
+	}
 )
 
 // functionVars are the variables only some functions need, and which: the

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		rec.Status = docstore.StatusAvailable
 		rec.Size = 7 << 30 // larger than 32 bits
 		rec.SHA256 = strings.Repeat("ab", 32)
+		rec.BlobID = rec.ID
 		rec.ExpiresAt = time.Time{}
 		rec.Metadata = nil
 		mustCreate(t, s, rec)
@@ -47,7 +49,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		rec.PartSize = 550 << 20
 		mustCreate(t, s, rec)
 		assertRecord(t, "Get after Create", mustGetRecord(t, s, rec.ID), rec)
-		done, err := s.MarkAvailable(t.Context(), rec.ID, rec.Size, strings.Repeat("cd", 32))
+		done, err := s.MarkAvailable(t.Context(), rec.ID, rec.Size, strings.Repeat("cd", 32), docstore.NewID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +83,8 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		rec := sampleRecord(randomTenant(), time.Now())
 		mustCreate(t, s, rec)
 		sum := strings.Repeat("0f", 32)
-		got, err := s.MarkAvailable(t.Context(), rec.ID, 123_456_789, sum)
+		blob := docstore.NewID()
+		got, err := s.MarkAvailable(t.Context(), rec.ID, 123_456_789, sum, blob)
 		if err != nil {
 			t.Fatalf("MarkAvailable: %v", err)
 		}
@@ -89,6 +92,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		want.Status = docstore.StatusAvailable
 		want.Size = 123_456_789
 		want.SHA256 = sum
+		want.BlobID = blob
 		want.ExpiresAt = time.Time{}
 		assertRecord(t, "MarkAvailable's result", got, want)
 		assertRecord(t, "Get after MarkAvailable", mustGetRecord(t, s, rec.ID), want)
@@ -96,22 +100,108 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 
 	t.Run("MarkAvailableMissingIsNotFound", func(t *testing.T) {
 		s := newStore(t)
-		_, err := s.MarkAvailable(t.Context(), docstore.NewID(), 1, strings.Repeat("00", 32))
+		_, err := s.MarkAvailable(t.Context(), docstore.NewID(), 1, strings.Repeat("00", 32), docstore.NewID())
 		wantKind(t, "MarkAvailable of a missing record", err, docstore.KindNotFound)
+		_, err = s.MarkFailed(t.Context(), docstore.NewID(), "too short")
+		wantKind(t, "MarkFailed of a missing record", err, docstore.KindNotFound)
+	})
+
+	t.Run("MarkFailed", func(t *testing.T) {
+		s := newStore(t)
+		tenant := randomTenant()
+		rec := sampleRecord(tenant, time.Now())
+		mustCreate(t, s, rec)
+		got, err := s.MarkFailed(t.Context(), rec.ID, "the uploaded object is 9 bytes; 10 were announced")
+		if err != nil {
+			t.Fatalf("MarkFailed: %v", err)
+		}
+		want := rec
+		want.Status = docstore.StatusFailed
+		want.Failure = "the uploaded object is 9 bytes; 10 were announced"
+		assertRecord(t, "MarkFailed's result", got, want)
+		assertRecord(t, "Get after MarkFailed", mustGetRecord(t, s, rec.ID), want)
+		// A failed record is final, and not listed.
+		_, err = s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), docstore.NewID())
+		wantKind(t, "MarkAvailable of a failed record", err, docstore.KindConflict)
+		_, err = s.MarkFailed(t.Context(), rec.ID, "again")
+		wantKind(t, "MarkFailed of a failed record", err, docstore.KindConflict)
+		assertRecord(t, "Get after the refused updates", mustGetRecord(t, s, rec.ID), want)
+		listed, err := s.List(t.Context(), tenant, nil, 10)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		assertListed(t, "List of a tenant with a failed record", listed, nil)
+	})
+
+	t.Run("MarkAvailableRacesHaveOneWinner", func(t *testing.T) {
+		// Racing ingest attempts of one document each record their own
+		// blob: exactly one conditional write may win, and the record
+		// names the winner's blob with the winner's digest.
+		s := newStore(t)
+		rec := sampleRecord(randomTenant(), time.Now())
+		mustCreate(t, s, rec)
+		const racers = 8
+		type attempt struct {
+			blob docstore.ID
+			sum  string
+			err  error
+		}
+		results := make(chan attempt, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				a := attempt{blob: docstore.NewID(), sum: strings.Repeat(fmt.Sprintf("%02x", i), 32)}
+				if i%4 == 3 {
+					_, a.err = s.MarkFailed(t.Context(), rec.ID, "failed attempt")
+					a.blob, a.sum = "", ""
+				} else {
+					_, a.err = s.MarkAvailable(t.Context(), rec.ID, int64(i), a.sum, a.blob)
+				}
+				results <- a
+			})
+		}
+		wg.Wait()
+		close(results)
+		var winners []attempt
+		for a := range results {
+			switch {
+			case a.err == nil:
+				winners = append(winners, a)
+			case docstore.KindOf(a.err) != docstore.KindConflict:
+				t.Fatalf("a losing attempt: %v, want a conflict", a.err)
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("%d attempts won, want exactly 1", len(winners))
+		}
+		got := mustGetRecord(t, s, rec.ID)
+		if w := winners[0]; w.blob == "" {
+			if got.Status != docstore.StatusFailed || got.BlobID != "" {
+				t.Fatalf("MarkFailed won, the record reads %s with blob %q", got.Status, got.BlobID)
+			}
+		} else if got.Status != docstore.StatusAvailable || got.BlobID != w.blob || got.SHA256 != w.sum {
+			t.Fatalf("the record names blob %s and digest %s, the winner wrote %s and %s", got.BlobID, got.SHA256, w.blob, w.sum)
+		}
 	})
 
 	t.Run("MarkAvailableTwiceIsConflict", func(t *testing.T) {
 		s := newStore(t)
 		rec := sampleRecord(randomTenant(), time.Now())
 		mustCreate(t, s, rec)
-		if _, err := s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32)); err != nil {
+		first := docstore.NewID()
+		if _, err := s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), first); err != nil {
 			t.Fatalf("MarkAvailable: %v", err)
 		}
-		_, err := s.MarkAvailable(t.Context(), rec.ID, 20, strings.Repeat("22", 32))
+		_, err := s.MarkAvailable(t.Context(), rec.ID, 20, strings.Repeat("22", 32), docstore.NewID())
 		wantKind(t, "second MarkAvailable", err, docstore.KindConflict)
 		got := mustGetRecord(t, s, rec.ID)
-		if got.Size != 10 || got.SHA256 != strings.Repeat("11", 32) {
-			t.Fatalf("the refused MarkAvailable changed the record: size %d, sha256 %s", got.Size, got.SHA256)
+		if got.Size != 10 || got.SHA256 != strings.Repeat("11", 32) || got.BlobID != first {
+			t.Fatalf("the refused MarkAvailable changed the record: size %d, sha256 %s, blob %s", got.Size, got.SHA256, got.BlobID)
+		}
+		_, err = s.MarkFailed(t.Context(), rec.ID, "late failure")
+		wantKind(t, "MarkFailed of an available record", err, docstore.KindConflict)
+		if got := mustGetRecord(t, s, rec.ID); got.Status != docstore.StatusAvailable || got.Failure != "" {
+			t.Fatalf("the refused MarkFailed changed the record: status %s, failure %q", got.Status, got.Failure)
 		}
 	})
 
@@ -297,11 +387,11 @@ func sampleRecord(tenant docstore.Tenant, at time.Time) docstore.Record {
 func createAvailable(t *testing.T, s docstore.MetadataStore, rec docstore.Record) docstore.Record {
 	t.Helper()
 	mustCreate(t, s, rec)
-	size, sum := int64(len(rec.Filename)), strings.Repeat(string(rec.ID[:2]), 32)
-	if _, err := s.MarkAvailable(t.Context(), rec.ID, size, sum); err != nil {
+	size, sum, blob := int64(len(rec.Filename)), strings.Repeat(string(rec.ID[:2]), 32), docstore.NewID()
+	if _, err := s.MarkAvailable(t.Context(), rec.ID, size, sum, blob); err != nil {
 		t.Fatalf("MarkAvailable %s: %v", rec.ID, err)
 	}
-	rec.Status, rec.Size, rec.SHA256, rec.ExpiresAt = docstore.StatusAvailable, size, sum, time.Time{}
+	rec.Status, rec.Size, rec.SHA256, rec.BlobID, rec.ExpiresAt = docstore.StatusAvailable, size, sum, blob, time.Time{}
 	return rec
 }
 
@@ -374,6 +464,12 @@ func assertRecord(t *testing.T, what string, got, want docstore.Record) {
 	}
 	if got.Status != want.Status {
 		diff("Status", got.Status, want.Status)
+	}
+	if got.Failure != want.Failure {
+		diff("Failure", got.Failure, want.Failure)
+	}
+	if got.BlobID != want.BlobID {
+		diff("BlobID", got.BlobID, want.BlobID)
 	}
 	if g, w := got.CreatedAt.Truncate(time.Microsecond), want.CreatedAt.Truncate(time.Microsecond); !g.Equal(w) {
 		diff("CreatedAt (to the µs)", got.CreatedAt.Format(time.RFC3339Nano), want.CreatedAt.Format(time.RFC3339Nano))

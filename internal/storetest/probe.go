@@ -79,11 +79,11 @@ func (m *probeMeta) Get(ctx context.Context, id docstore.ID) (docstore.Record, e
 	return m.MetadataStore.Get(ctx, id)
 }
 
-func (m *probeMeta) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha string) (docstore.Record, error) {
+func (m *probeMeta) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha string, blob docstore.ID) (docstore.Record, error) {
 	if m.p.FailAt == "mark" {
 		return docstore.Record{}, ErrInjected
 	}
-	return m.MetadataStore.MarkAvailable(ctx, id, size, sha)
+	return m.MetadataStore.MarkAvailable(ctx, id, size, sha, blob)
 }
 
 type probeKeys struct {

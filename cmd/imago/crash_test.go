@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imagodocs/imago/internal/app"
+)
+
+// serveChildVar makes the test binary run `imago serve` instead of the
+// tests: the crash tests need a process of its own to kill -9.
+const serveChildVar = "IMAGO_TEST_SERVE_CHILD"
+
+func init() {
+	if os.Getenv(serveChildVar) != "1" {
+		return
+	}
+	if err := Main(context.Background(), []string{"serve"}, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "imago:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// child is `imago serve` in a process of its own.
+type child struct {
+	url    string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+}
+
+func startChild(t *testing.T, env map[string]string) *child {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{serveChildVar + "=1", "IMAGO_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { cmd.Wait(); close(c.done) }()
+	t.Cleanup(c.kill)
+	select {
+	case c.url = <-urls:
+		return c
+	case <-c.done:
+		t.Fatalf("imago serve exited at start: %s", c.stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("imago serve did not start: %s", c.stderr.String())
+	}
+	return nil
+}
+
+// kill is kill -9 of the serving process, as a crash or an OOM kill is.
+func (c *child) kill() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// putPresigned sends body (of length n) to an upload URL; it returns the
+// status, or an error when the connection dies.
+func putPresigned(up createdUpload, body io.Reader, n int64) (int, error) {
+	req, err := http.NewRequest(up.Method, up.UploadURL, body)
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
+	req.ContentLength = n
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// waitFor polls cond until it holds, failing the test after a minute (a
+// bound on a condition, not a sleep standing in for one).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// docState is GET /documents/{id}.
+func docState(t *testing.T, url, id string) (status, sha string) {
+	t.Helper()
+	resp, body := get(t, url+"/documents/"+id)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /documents/%s: %d %s", id, resp.StatusCode, body)
+	}
+	var d struct{ Status, SHA256 string }
+	json.Unmarshal(body, &d)
+	return d.Status, d.SHA256
+}
+
+// assertNotHalfServed checks the invariant after a crash: the document is
+// available with the right SHA-256 and serves exactly doc, or it is
+// pending or failed and serves nothing.
+func assertNotHalfServed(t *testing.T, url, id string, doc []byte, part int) string {
+	t.Helper()
+	status, sha := docState(t, url, id)
+	switch status {
+	case "available":
+		if sha != fmt.Sprintf("%x", sha256.Sum256(doc)) {
+			t.Fatalf("available with SHA-256 %s, not the document's", sha)
+		}
+		if got := getInRanges(t, url, id, len(doc), part); !bytes.Equal(got, doc) {
+			t.Fatal("available, but serves other bytes")
+		}
+	case "pending", "failed":
+		req, _ := http.NewRequest("GET", url+"/documents/"+id+"/content", nil)
+		req.Header.Set("Range", "bytes=0-99")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 409 {
+			t.Fatalf("a %s document's content: %d, want 409", status, resp.StatusCode)
+		}
+	default:
+		t.Fatalf("status %q after the crash", status)
+	}
+	return status
+}
+
+// TestServeCrashMidPut kills `imago serve` while a 6 MB presigned PUT is
+// half received, restarts it on the same data, and retries the PUT.
+func TestServeCrashMidPut(t *testing.T) {
+	dataDir := t.TempDir()
+	// One address for both runs: the upload URL names it.
+	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_MAX_INLINE_BYTES": "4MiB", "IMAGO_ADDR": freeAddr(t)}
+	srv := startChild(t, env)
+	const size, sent = 6_000_000, 3_000_000
+	doc := make([]byte, size)
+	rand.Read(doc)
+	up := createUpload(t, srv.url, size)
+
+	// Half of it, then the client stalls: the server holds a half-written file.
+	stall := make(chan struct{})
+	putErr := make(chan error, 1)
+	go func() {
+		_, err := putPresigned(up, io.MultiReader(bytes.NewReader(doc[:sent]), stalled(stall)), size)
+		putErr <- err
+	}()
+	staging := filepath.Join(dataDir, "staging")
+	waitFor(t, "2 MiB of the PUT to reach the server's disk", func() bool {
+		entries, _ := os.ReadDir(staging)
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && fi.Size() >= 2<<20 {
+				return true
+			}
+		}
+		return false
+	})
+	srv.kill()
+	close(stall) // the client's body ends; its PUT fails
+	if err := <-putErr; err == nil {
+		t.Fatal("the PUT succeeded though the server was killed")
+	}
+	if !holdsPlaintext(dataDir, doc) {
+		t.Fatal("the test did not crash the server mid-PUT: no plaintext on disk to clean up")
+	}
+
+	srv = startChild(t, env)
+	assertNoPlaintext(t, dataDir, doc)
+	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 4<<20); status != "pending" {
+		t.Fatalf("after the crash mid-PUT: %s, want pending", status)
+	}
+	if status, err := putPresigned(up, bytes.NewReader(doc), size); err != nil || status != 200 {
+		t.Fatalf("retried PUT: %d %v", status, err)
+	}
+	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 4<<20); status != "available" {
+		t.Fatalf("after the retried PUT: %s", status)
+	}
+	assertNoPlaintext(t, dataDir, doc)
+}
+
+// TestServeCrashMidIngest kills `imago serve` while it ingests a staged
+// document (held by the test hook after the blob is stored, before the
+// record says available), restarts it, and retries the PUT.
+func TestServeCrashMidIngest(t *testing.T) {
+	dataDir, pauseDir := t.TempDir(), t.TempDir()
+	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_ADDR": freeAddr(t)}
+	paused := map[string]string{app.IngestPauseVar: pauseDir}
+	for k, v := range env {
+		paused[k] = v
+	}
+	srv := startChild(t, paused)
+	const size = 2_500_000
+	doc := make([]byte, size)
+	rand.Read(doc)
+	up := createUpload(t, srv.url, size)
+	putErr := make(chan error, 1)
+	go func() {
+		_, err := putPresigned(up, bytes.NewReader(doc), size)
+		putErr <- err
+	}()
+	waitFor(t, "the ingest to reach the hook", func() bool {
+		_, err := os.Stat(filepath.Join(pauseDir, up.ID))
+		return err == nil
+	})
+	srv.kill()
+	if err := <-putErr; err == nil {
+		t.Fatal("the PUT succeeded though the server was killed mid-ingest")
+	}
+	if !holdsPlaintext(dataDir, doc) {
+		t.Fatal("the test did not crash the server mid-ingest: no staged plaintext to clean up")
+	}
+
+	srv = startChild(t, env)
+	assertNoPlaintext(t, dataDir, doc)
+	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 1<<20); status != "pending" {
+		t.Fatalf("after the crash mid-ingest: %s, want pending", status)
+	}
+	if status, err := putPresigned(up, bytes.NewReader(doc), size); err != nil || status != 200 {
+		t.Fatalf("retried PUT: %d %v", status, err)
+	}
+	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 1<<20); status != "available" {
+		t.Fatalf("after the retried PUT: %s", status)
+	}
+	assertNoPlaintext(t, dataDir, doc)
+	if code := send(t, "DELETE", srv.url+"/documents/"+up.ID, nil, nil); code != 204 {
+		t.Fatalf("DELETE: %d", code)
+	}
+}
+
+// TestServeRacingPutsOneBodyWins sends two different bodies of the
+// declared size to one upload URL at once, round after round: whichever
+// wins, the document serves bytes that hash to its recorded SHA-256.
+func TestServeRacingPutsOneBodyWins(t *testing.T) {
+	dataDir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0"})
+	const rounds, size = 12, 1_000_000
+	mismatched := 0
+	for round := range rounds {
+		a, b := make([]byte, size), make([]byte, size)
+		rand.Read(a)
+		rand.Read(b)
+		up := createUpload(t, srv.url, size)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, body := range [][]byte{a, b} {
+			wg.Go(func() {
+				<-start
+				putPresigned(up, bytes.NewReader(body), size)
+			})
+		}
+		close(start)
+		wg.Wait()
+		status, sha := docState(t, srv.url, up.ID)
+		resp, content := get(t, srv.url+"/documents/"+up.ID+"/content")
+		if status != "available" || resp.StatusCode != 200 {
+			t.Fatalf("round %d: status %s, content %d", round, status, resp.StatusCode)
+		}
+		served := fmt.Sprintf("%x", sha256.Sum256(content))
+		if served != sha || resp.Header.Get("ETag") != `"`+served+`"` {
+			mismatched++
+			t.Errorf("round %d: metadata names %s (ETag %s), content hashes to %s", round, sha, resp.Header.Get("ETag"), served)
+		}
+		if !bytes.Equal(content, a) && !bytes.Equal(content, b) {
+			t.Errorf("round %d: the content is neither body", round)
+		}
+		// A restart's cold read (the cache filled on upload may hide it).
+		if got := getInRanges(t, srv.url, up.ID, size, 300_000); !bytes.Equal(got, content) {
+			t.Errorf("round %d: ranged reads differ from the whole", round)
+		}
+		assertNoPlaintext(t, filepath.Join(dataDir, "staging"), a)
+		assertNoPlaintext(t, filepath.Join(dataDir, "staging"), b)
+	}
+	t.Logf("%d of %d rounds served bytes other than the recorded SHA-256's", mismatched, rounds)
+}
+
+// freeAddr is a loopback address nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// stalled blocks until release is closed, then ends the body early.
+func stalled(release <-chan struct{}) io.Reader {
+	return readerFunc(func([]byte) (int, error) { <-release; return 0, io.ErrUnexpectedEOF })
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// holdsPlaintext reports whether any file under dir holds one of doc's
+// aligned 32-byte chunks (every 64-byte run of doc contains one), the
+// opposite of what assertNoPlaintext checks.
+func holdsPlaintext(dir string, doc []byte) bool {
+	const chunk = 32
+	index := make(map[[chunk]byte]bool, len(doc)/chunk)
+	for i := 0; i+chunk <= len(doc); i += chunk {
+		index[[chunk]byte(doc[i:i+chunk])] = true
+	}
+	found := false
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		for j := 0; j+chunk <= len(data) && !found; j++ {
+			found = index[[chunk]byte(data[j:j+chunk])]
+		}
+		return nil
+	})
+	return found
+}
