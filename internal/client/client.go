@@ -207,11 +207,11 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 	var timer *time.Timer
 	if r.transfer {
 		stall = newWatchdog(c.opt.StallTimeout, func() {
-			cancel(fmt.Errorf("no byte moved for %v", c.opt.StallTimeout))
+			cancel(attemptTimeout(fmt.Sprintf("no byte moved for %v", c.opt.StallTimeout)))
 		})
 	} else {
 		timer = time.AfterFunc(c.opt.RequestTimeout, func() {
-			cancel(fmt.Errorf("no answer within %v", c.opt.RequestTimeout))
+			cancel(attemptTimeout(fmt.Sprintf("no answer within %v", c.opt.RequestTimeout)))
 		})
 	}
 	done = func() {

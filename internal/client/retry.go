@@ -22,6 +22,16 @@ func (e permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return permanentError{err} }
 
+// attemptTimeout ends one attempt that took too long; it is a net.Error
+// that times out, so the attempt is retried.
+type attemptTimeout string
+
+func (e attemptTimeout) Error() string   { return string(e) }
+func (e attemptTimeout) Timeout() bool   { return true }
+func (e attemptTimeout) Temporary() bool { return true }
+
+var _ net.Error = attemptTimeout("")
+
 // retryDelay says whether err is worth another attempt, and the least
 // wait the server asked for.
 func retryDelay(err error) (retry bool, atLeast time.Duration) {
