@@ -20,7 +20,15 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localfront"
+)
+
+// The embedded staging area is what the local front receives PUTs for:
+// single ones and parts.
+var (
+	_ localfront.StagingReceiver = (*fsstore.Staging)(nil)
+	_ localfront.PartReceiver    = (*fsstore.Staging)(nil)
 )
 
 func main() {

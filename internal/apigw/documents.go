@@ -167,6 +167,7 @@ type createUploadBody struct {
 	ContentType string            `json:"content_type"`
 	Size        *int64            `json:"size"`
 	Metadata    map[string]string `json:"metadata"`
+	PartSize    *int64            `json:"part_size"`
 }
 
 func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, error) {
@@ -182,7 +183,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return nil, docstore.E(op, docstore.KindInvalid, "the body must be JSON {filename, content_type, size, metadata}", err)
+		return nil, docstore.E(op, docstore.KindInvalid, "the body must be JSON {filename, content_type, size, metadata, part_size}", err)
 	}
 	if dec.More() {
 		return nil, docstore.E(op, docstore.KindInvalid, "the body must hold one JSON object")
@@ -190,8 +191,15 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 	if in.Size == nil {
 		return nil, docstore.E(op, docstore.KindInvalid, "size is required")
 	}
-	up, err := h.svc.CreateUpload(ctx, docstore.CreateUploadRequest{Tenant: req.tenant, Filename: in.Filename,
-		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata})
+	cu := docstore.CreateUploadRequest{Tenant: req.tenant, Filename: in.Filename,
+		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata}
+	if in.PartSize != nil {
+		if *in.PartSize == 0 {
+			return nil, docstore.Errorf(op, docstore.KindInvalid, "part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(docstore.MinPartSize), int64(docstore.MaxPartSize))
+		}
+		cu.PartSize = *in.PartSize
+	}
+	up, err := h.svc.CreateUpload(ctx, cu)
 	if err != nil {
 		return nil, err
 	}

@@ -166,6 +166,12 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		resp, err = h.upload(ctx, req)
 	case "POST /documents/uploads":
 		resp, err = h.createUpload(ctx, req)
+	case "POST /documents/{id}/parts":
+		resp, err = h.presignParts(ctx, req)
+	case "GET /documents/{id}/parts":
+		resp, err = h.listParts(ctx, req)
+	case "POST /documents/{id}/complete":
+		resp, err = h.completeUpload(ctx, req)
 	case "GET /documents/{id}/content":
 		resp, err = h.download(ctx, req)
 	case "GET /documents/{id}":

@@ -33,6 +33,9 @@ func (r Route) Key() string { return r.Method + " " + r.Path }
 var Routes = []Route{
 	{"POST", "/documents", Upload},
 	{"POST", "/documents/uploads", Upload},
+	{"POST", "/documents/{id}/parts", Upload},
+	{"GET", "/documents/{id}/parts", Upload},
+	{"POST", "/documents/{id}/complete", Upload},
 	{"GET", "/documents/{id}/content", Download},
 	{"GET", "/documents/{id}", Metadata},
 	{"GET", "/documents", Metadata},

@@ -44,6 +44,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		MaxInlineBytes: cfg.MaxInlineBytes,
 		CacheMaxBytes:  cfg.CacheMaxBytes,
 		StagingPrefix:  cfg.StagingPrefix,
+
+		MultipartThreshold: cfg.MultipartThreshold,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)
 	return &App{Config: cfg, Service: svc, Backends: set, Log: log}, nil

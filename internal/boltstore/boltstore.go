@@ -80,13 +80,15 @@ type item struct {
 	FormatVersion int               `json:"format_version"`
 	SegmentSize   int               `json:"segment_size"`
 	ExpiresAt     time.Time         `json:"expires_at,omitzero"`
+	UploadID      string            `json:"upload_id,omitempty"`
+	PartSize      int64             `json:"part_size,omitempty"`
 }
 
 func toItem(r docstore.Record) item {
 	return item{ID: r.ID, Tenant: r.Tenant, Filename: r.Filename, ContentType: r.ContentType, Size: r.Size,
 		SHA256: r.SHA256, Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Metadata: r.Metadata,
 		WrappedKey: r.WrappedKey, KeyID: r.KeyID, FormatVersion: r.FormatVersion, SegmentSize: r.SegmentSize,
-		ExpiresAt: r.ExpiresAt.UTC()}
+		ExpiresAt: r.ExpiresAt.UTC(), UploadID: r.UploadID, PartSize: r.PartSize}
 }
 
 func (it item) record() docstore.Record {
@@ -98,7 +100,7 @@ func (it item) record() docstore.Record {
 		Document: docstore.Document{ID: it.ID, Filename: it.Filename, ContentType: it.ContentType, Size: it.Size,
 			SHA256: it.SHA256, Status: it.Status, CreatedAt: it.CreatedAt, Metadata: md},
 		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
-		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt,
+		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt, UploadID: it.UploadID, PartSize: it.PartSize,
 	}
 }
 

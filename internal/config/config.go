@@ -28,6 +28,8 @@ type Config struct {
 	Addr           string        // IMAGO_ADDR
 	Tokens         string        // IMAGO_TOKENS: file of bearer token → tenant, for `imago serve`
 	RedisTimeout   time.Duration // IMAGO_REDIS_TIMEOUT: per-call budget of the cache tier
+
+	MultipartThreshold int64 // IMAGO_MULTIPART_THRESHOLD: presigned uploads over it go in parts
 }
 
 // UsesAWS reports whether the AWS backends are selected.
@@ -43,6 +45,11 @@ const (
 	DefaultDataDir        = "./.imago"
 	DefaultAddr           = "127.0.0.1:8080"
 	DefaultRedisTimeout   = 300 * time.Millisecond
+
+	// DefaultMultipartThreshold is the size over which uploads go in parts;
+	// MaxMultipartThreshold is the largest single S3 PUT.
+	DefaultMultipartThreshold = 64 << 20
+	MaxMultipartThreshold     = 5 << 30
 
 	// HardMaxInlineBytes is what one Lambda response can carry: 6 MB of
 	// JSON, with the body base64-encoded (4/3) and room for headers.
@@ -78,6 +85,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	} else if c.MaxInlineBytes == 0 || c.MaxInlineBytes > HardMaxInlineBytes {
 		errs = append(errs, fmt.Errorf("IMAGO_MAX_INLINE_BYTES must be between 1 and %d (a Lambda response carries at most 6 MB of base64)", HardMaxInlineBytes))
+	}
+	if c.MultipartThreshold, err = size(getenv, "IMAGO_MULTIPART_THRESHOLD", DefaultMultipartThreshold); err != nil {
+		errs = append(errs, err)
+	} else if c.MultipartThreshold == 0 || c.MultipartThreshold > MaxMultipartThreshold {
+		errs = append(errs, fmt.Errorf("IMAGO_MULTIPART_THRESHOLD must be between 1 and %d (5 GiB, the largest single S3 PUT)", int64(MaxMultipartThreshold)))
 	}
 	if v := getenv("IMAGO_CACHE_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)

@@ -59,3 +59,18 @@ func TestAWSAndCacheKey(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+func TestMultipartThreshold(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil || c.MultipartThreshold != 64<<20 {
+		t.Fatalf("default IMAGO_MULTIPART_THRESHOLD: %d, %v; want 64 MiB", c.MultipartThreshold, err)
+	}
+	if c, err = FromEnv(env(map[string]string{"IMAGO_MULTIPART_THRESHOLD": "6MiB"})); err != nil || c.MultipartThreshold != 6<<20 {
+		t.Fatalf("IMAGO_MULTIPART_THRESHOLD=6MiB: %d, %v", c.MultipartThreshold, err)
+	}
+	for _, bad := range []string{"0", "6GiB", "big"} {
+		if _, err := FromEnv(env(map[string]string{"IMAGO_MULTIPART_THRESHOLD": bad})); err == nil || !strings.Contains(err.Error(), "IMAGO_MULTIPART_THRESHOLD") {
+			t.Errorf("IMAGO_MULTIPART_THRESHOLD=%s: %v", bad, err)
+		}
+	}
+}

@@ -80,6 +80,13 @@ type Record struct {
 	// ExpiresAt, when set, is when a still-pending record may be removed
 	// by the store (a DynamoDB TTL attribute, say). Zero for available ones.
 	ExpiresAt time.Time
+
+	// UploadID and PartSize are set on a document uploaded in parts (see
+	// multipart.go): the staging area's multipart upload id, needed to
+	// presign, list, complete or abort its parts, and the size of every
+	// part but the last.
+	UploadID string
+	PartSize int64
 }
 
 func truncate(s string, n int) string {

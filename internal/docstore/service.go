@@ -37,6 +37,9 @@ type Config struct {
 	PendingTTL time.Duration
 	// StagingPrefix is where presigned uploads are staged.
 	StagingPrefix string
+	// MultipartThreshold is the size over which a presigned upload goes in
+	// parts (multipart.go); at most MaxStagedBytes.
+	MultipartThreshold int64
 	// FillWait bounds how long a miss waits for another instance holding
 	// the fill lock before loading the origin itself; FillPoll is the
 	// interval at which it looks at the cache meanwhile.
@@ -55,6 +58,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PendingTTL <= 0 {
 		c.PendingTTL = 24 * time.Hour
+	}
+	if c.MultipartThreshold <= 0 || c.MultipartThreshold > MaxStagedBytes {
+		c.MultipartThreshold = DefaultMultipartThreshold
 	}
 	if c.StagingPrefix == "" {
 		c.StagingPrefix = "staging/"
@@ -91,6 +97,9 @@ type Service struct {
 	now     func() time.Time
 	flight  singleflight.Group
 	stats   counters
+
+	// multipart is staging's uploads in parts; nil when it takes none.
+	multipart MultipartStaging
 }
 
 // NewService builds a Service. A nil logger discards logs.
@@ -103,6 +112,9 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 		now: func() time.Time { return time.Now().UTC() }}
 	if l, ok := b.Cache.(FillLocker); ok {
 		s.locker = l
+	}
+	if m, ok := b.Staging.(MultipartStaging); ok {
+		s.multipart = m
 	}
 	return s
 }
@@ -359,12 +371,14 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 // key goes with the record, so a copy of the blob left anywhere is unreadable.
 func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	const op = "docstore.Delete"
-	if _, err := s.record(ctx, op, tenant, id); err != nil {
+	rec, err := s.record(ctx, op, tenant, id)
+	if err != nil {
 		return err
 	}
 	if err := s.meta.Delete(ctx, id); err != nil {
 		return E(op, fmt.Errorf("delete record %s: %w", id, err))
 	}
+	s.discardStaged(ctx, rec)
 	s.cacheDelete(ctx, id)
 	if err := s.blobs.Delete(ctx, id); err != nil {
 		// The record, and with it the key, is gone: the blob is unreadable.

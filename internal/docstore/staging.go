@@ -26,15 +26,22 @@ type CreateUploadRequest struct {
 	ContentType string
 	Size        int64
 	Metadata    map[string]string
+	// PartSize is the part size the client wants for an upload in parts
+	// (zero: the service picks one); see PlanParts.
+	PartSize int64
 }
 
 // CreatedUpload is the answer to CreateUpload.
 type CreatedUpload struct {
 	ID        ID                `json:"id"`
-	UploadURL string            `json:"upload_url"`
+	UploadURL string            `json:"upload_url,omitempty"`
 	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers"`
-	ExpiresAt time.Time         `json:"expires_at"`
+	Headers   map[string]string `json:"headers,omitempty"`
+	// PartSize and PartCount describe an upload in parts (Method
+	// "multipart"), which has no UploadURL: see multipart.go.
+	PartSize  int64     `json:"part_size,omitempty"`
+	PartCount int       `json:"part_count,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // stagingKey is where the document id's bytes are staged.
@@ -54,12 +61,20 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 	if req.Size <= 0 {
 		return CreatedUpload{}, E(op, KindInvalid, "size must be a positive number of bytes")
 	}
-	if req.Size > MaxStagedBytes {
-		return CreatedUpload{}, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a presigned upload", req.Size, int64(MaxStagedBytes))
+	if req.PartSize != 0 {
+		if err := checkPartSize(req.PartSize); err != nil {
+			return CreatedUpload{}, err
+		}
 	}
 	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
 	if err != nil {
 		return CreatedUpload{}, err
+	}
+	if req.Size > s.cfg.MultipartThreshold {
+		return s.createMultipart(ctx, op, req, desc)
+	}
+	if req.Size > MaxStagedBytes {
+		return CreatedUpload{}, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a presigned upload", req.Size, int64(MaxStagedBytes))
 	}
 	// The data key is generated now and stored wrapped; the ingest only
 	// has to unwrap it.

@@ -15,7 +15,8 @@
 // Each item holds every Record field as its own attribute: tenant, filename,
 // content_type, size (N), sha256, status, created_at (RFC 3339 with
 // nanoseconds, UTC), metadata (M of S, absent when empty), and the envelope
-// parameters wrapped_key (B), key_id, format_version (N), segment_size (N).
+// parameters wrapped_key (B), key_id, format_version (N), segment_size (N);
+// a document uploaded in parts also has upload_id and part_size (N).
 // The data key is only ever stored wrapped: without KMS and the exact
 // encryption context, the item gives nothing away, and deleting it makes
 // every copy of the blob unreadable.
@@ -97,6 +98,10 @@ const (
 	attrKeyID         = "key_id"
 	attrFormatVersion = "format_version"
 	attrSegmentSize   = "segment_size"
+
+	// Only on documents uploaded in parts.
+	attrUploadID = "upload_id"
+	attrPartSize = "part_size"
 )
 
 // Store is a docstore.MetadataStore on a DynamoDB table.
@@ -305,6 +310,10 @@ func encode(rec docstore.Record) map[string]types.AttributeValue {
 	if !rec.ExpiresAt.IsZero() {
 		item[attrExpiresAt] = num(rec.ExpiresAt.Unix())
 	}
+	if rec.UploadID != "" {
+		item[attrUploadID] = str(rec.UploadID)
+		item[attrPartSize] = num(rec.PartSize)
+	}
 	return item
 }
 
@@ -328,6 +337,8 @@ func decode(item map[string]types.AttributeValue) (docstore.Record, error) {
 	if _, ok := item[attrExpiresAt]; ok {
 		rec.ExpiresAt = time.Unix(d.num(attrExpiresAt, true), 0).UTC()
 	}
+	rec.UploadID = d.str(attrUploadID, false)
+	rec.PartSize = d.num(attrPartSize, false)
 	if d.err != nil {
 		return docstore.Record{}, d.err
 	}

@@ -38,6 +38,9 @@ type Staging struct {
 
 	mu      sync.RWMutex
 	baseURL string
+
+	// partsMu orders the changes of uploads in parts (multipart.go).
+	partsMu sync.Mutex
 }
 
 // NewStaging keeps staged uploads under dir, for keys under prefix,
@@ -61,10 +64,11 @@ func (s *Staging) SetBaseURL(u string) {
 }
 
 // path maps a staging key to its file, refusing anything that is not one
-// plain name under the prefix.
+// plain name under the prefix (names starting with a dot are the staging
+// area's own: temporary files, uploads in parts).
 func (s *Staging) path(op, key string) (string, error) {
 	name, ok := strings.CutPrefix(key, s.prefix)
-	if !ok || name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+	if !ok || name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		return "", docstore.Errorf(op, docstore.KindInvalid, "key %q is not a staging key", key)
 	}
 	return filepath.Join(s.dir, name), nil

@@ -42,6 +42,10 @@ func TestLambdaE2E_SampleEvents(t *testing.T) {
 		"GET /documents/{id}":         404,
 		"GET /documents/{id}/content": 404,
 		"DELETE /documents/{id}":      404,
+
+		"POST /documents/{id}/parts":    404,
+		"GET /documents/{id}/parts":     404,
+		"POST /documents/{id}/complete": 404,
 	}
 	for _, path := range files {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")

@@ -145,30 +145,81 @@ func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
 		return
 	}
-	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), r.URL.Query(), r.Body, r.ContentLength); err != nil {
-		kind := docstore.KindOf(err)
-		if kind == docstore.KindInternal {
-			f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
+	if pr, ok := f.staging.(PartReceiver); ok && pr.IsPart(r.URL.Query()) {
+		// A part of an upload in parts: stored, answered with its ETag; the
+		// event comes when the upload is completed.
+		etag, err := pr.ReceivePart(key, r.URL.Query(), r.Body, r.ContentLength)
+		if err != nil {
+			f.writeStagingError(w, r, err)
+			return
 		}
-		status := apigw.Status(kind)
-		if kind == docstore.KindUnauthenticated {
-			status = http.StatusForbidden // as S3 answers a bad signature
-		}
-		writeError(w, status, kind.String(), docstore.PublicMessage(err))
+		w.Header().Set("ETag", etag)
+		w.WriteHeader(http.StatusOK)
 		return
 	}
-	event, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "local",
-		"eventTime": time.Now().UTC().Format(time.RFC3339), "eventName": "ObjectCreated:Put",
-		"s3": map[string]any{
-			"bucket": map[string]any{"name": "imago-local"},
-			"object": map[string]any{"key": url.QueryEscape(key), "size": r.ContentLength},
-		},
-	}}})
-	if !f.invokeS3Event(r.Context(), w, event) {
+	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), r.URL.Query(), r.Body, r.ContentLength); err != nil {
+		f.writeStagingError(w, r, err)
+		return
+	}
+	if !f.invokeS3Event(r.Context(), w, objectCreated("ObjectCreated:Put", key, r.ContentLength)) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+func (f *Front) writeStagingError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := docstore.KindOf(err)
+	if kind == docstore.KindInternal {
+		f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
+	}
+	status := apigw.Status(kind)
+	if kind == docstore.KindUnauthenticated {
+		status = http.StatusForbidden // as S3 answers a bad signature
+	}
+	writeError(w, status, kind.String(), docstore.PublicMessage(err))
+}
+
+// objectCreated is the S3 event of an object created in the staging area.
+func objectCreated(name, key string, size int64) []byte {
+	event, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
+		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "local",
+		"eventTime": time.Now().UTC().Format(time.RFC3339), "eventName": name,
+		"s3": map[string]any{
+			"bucket": map[string]any{"name": "imago-local"},
+			"object": map[string]any{"key": url.QueryEscape(key), "size": size},
+		},
+	}}})
+	return event
+}
+
+// PartReceiver is the receiving end of the embedded staging area's
+// uploads in parts (fsstore.Staging).
+type PartReceiver interface {
+	// IsPart tells a part's PUT from a single PUT by its query.
+	IsPart(query url.Values) bool
+	// ReceivePart checks a presigned part PUT, stores it and returns its ETag.
+	ReceivePart(key string, query url.Values, body io.Reader, length int64) (etag string, err error)
+	// Key is the staging key of a document id.
+	Key(id string) string
+}
+
+// completeRoute is the route whose success creates the staged object of an
+// upload in parts, which S3 would announce with an event.
+const completeRoute = "POST /documents/{id}/complete"
+
+// afterComplete plays S3's ObjectCreated:CompleteMultipartUpload event once
+// the upload function has completed an upload in parts on the embedded
+// staging area, before the answer goes out, as a single PUT's event does.
+func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *events.APIGatewayV2HTTPResponse) bool {
+	pr, ok := f.staging.(PartReceiver)
+	if !ok || route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
+		return true
+	}
+	docID, err := docstore.ParseID(id) // the staged object's key has the canonical id
+	if err != nil {
+		return true
+	}
+	return f.invokeS3Event(ctx, w, objectCreated("ObjectCreated:CompleteMultipartUpload", pr.Key(string(docID)), 0))
 }
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -220,6 +271,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.Unmarshal(out, &resp); err != nil {
 		f.log.ErrorContext(r.Context(), "function answered an undecodable response", "function", string(route.Function), "error", err.Error())
 		writeError(w, http.StatusBadGateway, "internal", "the function's response is malformed")
+		return
+	}
+	if f.staging != nil && !f.afterComplete(r.Context(), w, route, id, &resp) {
 		return
 	}
 	writeResponse(w, &resp)

@@ -14,6 +14,12 @@ var codes = map[string]docstore.Kind{
 	"ServiceUnavailable": docstore.KindUnavailable,
 	"SlowDown":           docstore.KindUnavailable,
 	"RequestTimeout":     docstore.KindUnavailable,
+	// Uploads in parts: an upload completed or aborted, and parts that do
+	// not make the object.
+	"NoSuchUpload":     docstore.KindNotFound,
+	"InvalidPart":      docstore.KindInvalid,
+	"InvalidPartOrder": docstore.KindInvalid,
+	"EntityTooSmall":   docstore.KindInvalid,
 }
 
 // kindOf classifies an error of the S3 client.

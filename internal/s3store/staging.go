@@ -39,11 +39,17 @@ type Staging struct {
 	presign Presigner
 	bucket  string
 	prefix  string
+
+	// Uploads in parts (multipart.go).
+	multipart   MultipartAPI
+	partPresign PartPresigner
 }
 
 // NewStaging returns the staging area under prefix in bucket.
 func NewStaging(client *s3.Client, bucket, prefix string) *Staging {
-	return &Staging{client: client, presign: s3.NewPresignClient(client), bucket: bucket, prefix: prefix}
+	presign := s3.NewPresignClient(client)
+	return &Staging{client: client, presign: presign, bucket: bucket, prefix: prefix,
+		multipart: client, partPresign: presign}
 }
 
 func (s *Staging) check(op, key string) error {
@@ -68,14 +74,7 @@ func (s *Staging) PresignPut(ctx context.Context, key, contentType string, size 
 	if err != nil {
 		return docstore.PresignedUpload{}, docstore.E(op, kindOf(err), fmt.Errorf("presign PUT %s: %w", key, err))
 	}
-	headers := map[string]string{}
-	for name, values := range req.SignedHeader {
-		if strings.EqualFold(name, "host") {
-			continue
-		}
-		headers[name] = strings.Join(values, ",")
-	}
-	return docstore.PresignedUpload{URL: req.URL, Method: req.Method, Headers: headers,
+	return docstore.PresignedUpload{URL: req.URL, Method: req.Method, Headers: clientHeaders(req),
 		ExpiresAt: time.Now().Add(ttl).UTC().Truncate(time.Second)}, nil
 }
 

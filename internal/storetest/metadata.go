@@ -37,6 +37,28 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		assertRecord(t, "Get after Create", mustGetRecord(t, s, rec.ID), rec)
 	})
 
+	t.Run("MultipartUploadRoundTrip", func(t *testing.T) {
+		// A document uploaded in parts keeps its upload id and part size,
+		// pending and once available.
+		s := newStore(t)
+		rec := sampleRecord(randomTenant(), time.Now())
+		rec.Size = 6<<40 - 1
+		rec.UploadID = "2~Zm9vYmFy-" + string(rec.ID[:8]) + "/+=.."
+		rec.PartSize = 550 << 20
+		mustCreate(t, s, rec)
+		assertRecord(t, "Get after Create", mustGetRecord(t, s, rec.ID), rec)
+		done, err := s.MarkAvailable(t.Context(), rec.ID, rec.Size, strings.Repeat("cd", 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.UploadID != rec.UploadID || done.PartSize != rec.PartSize {
+			t.Fatalf("MarkAvailable's record: upload %q part size %d; want %q %d", done.UploadID, done.PartSize, rec.UploadID, rec.PartSize)
+		}
+		if got := mustGetRecord(t, s, rec.ID); got.UploadID != rec.UploadID || got.PartSize != rec.PartSize {
+			t.Fatalf("Get after MarkAvailable: upload %q part size %d; want %q %d", got.UploadID, got.PartSize, rec.UploadID, rec.PartSize)
+		}
+	})
+
 	t.Run("CreateConflict", func(t *testing.T) {
 		s := newStore(t)
 		rec := sampleRecord(randomTenant(), time.Now())
@@ -376,6 +398,12 @@ func assertRecord(t *testing.T, what string, got, want docstore.Record) {
 	}
 	if got.SegmentSize != want.SegmentSize {
 		diff("SegmentSize", got.SegmentSize, want.SegmentSize)
+	}
+	if got.UploadID != want.UploadID {
+		diff("UploadID", got.UploadID, want.UploadID)
+	}
+	if got.PartSize != want.PartSize {
+		diff("PartSize", got.PartSize, want.PartSize)
 	}
 	if got.ExpiresAt.IsZero() != want.ExpiresAt.IsZero() ||
 		!got.ExpiresAt.Truncate(time.Second).Equal(want.ExpiresAt.Truncate(time.Second)) {

@@ -1,0 +1,329 @@
+package docstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Documents in parts (DESIGN.md "Documents in parts"): a document over the
+// multipart threshold is staged as a multipart upload whose parts the
+// client PUTs itself, through presigned requests, in parallel and
+// resumably. Completing the upload creates the staged object, whose
+// ObjectCreated event ingests it exactly as a single PUT's does.
+
+// Limits of uploads in parts: S3's.
+const (
+	// MinPartSize is the smallest part but the last.
+	MinPartSize = 5 << 20
+	// MaxPartSize is the largest part.
+	MaxPartSize = 5 << 30
+	// MaxParts is the most parts one upload may have.
+	MaxParts = 10_000
+	// MaxMultipartBytes is the largest document uploaded in parts: the
+	// largest S3 object.
+	MaxMultipartBytes = 5 << 40
+	// DefaultPartSize is the part size when the client asks for none,
+	// before it grows to keep the count within MaxParts.
+	DefaultPartSize = 16 << 20
+	// MaxPartsPerRequest is how many parts one POST /documents/{id}/parts
+	// may presign.
+	MaxPartsPerRequest = 1000
+	// DefaultMultipartThreshold is the size over which uploads go in parts.
+	DefaultMultipartThreshold = 64 << 20
+)
+
+// MethodMultipart is CreatedUpload.Method of an upload in parts.
+const MethodMultipart = "multipart"
+
+// Part is one part of a multipart upload: as received (GET
+// /documents/{id}/parts) or as the client names it to complete the upload
+// (Size unused then).
+type Part struct {
+	Number int    `json:"number"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+}
+
+// MultipartStaging is a staging area that takes uploads in parts, as S3
+// multipart uploads. Keys are staging keys, as for Staging.
+type MultipartStaging interface {
+	// CreateMultipart starts a multipart upload of an object of
+	// contentType at key and returns its upload id.
+	CreateMultipart(ctx context.Context, key, contentType string) (uploadID string, err error)
+	// PresignPart returns a request that uploads part number of the upload,
+	// exactly size bytes, valid for ttl. Its response carries the part's
+	// ETag header.
+	PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (PresignedUpload, error)
+	// ListParts returns every part received so far, by ascending number;
+	// KindNotFound if there is no such upload (completed or aborted).
+	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+	// CompleteMultipart assembles the parts, in the given order, into the
+	// object at key; KindNotFound if there is no such upload, KindInvalid
+	// if a part is missing or does not match.
+	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
+	// AbortMultipart discards the upload and every part received; an
+	// unknown upload is not an error.
+	AbortMultipart(ctx context.Context, key, uploadID string) error
+}
+
+// PresignedPart is a presigned request for one part.
+type PresignedPart struct {
+	Number    int               `json:"number"`
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers"`
+	ExpiresAt time.Time         `json:"expires_at"`
+}
+
+// PlanParts returns the part size and count of a document of size bytes:
+// requested when it is not zero (it must be MinPartSize to MaxPartSize and
+// give at most MaxParts parts), else DefaultPartSize grown, in whole MiB,
+// until the count is at most MaxParts. Every part but the last is exactly
+// the part size.
+func PlanParts(size, requested int64) (partSize int64, count int, err error) {
+	const op = "docstore.PlanParts"
+	if size <= 0 {
+		return 0, 0, E(op, KindInvalid, "size must be a positive number of bytes")
+	}
+	if size > MaxMultipartBytes {
+		return 0, 0, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a document", size, int64(MaxMultipartBytes))
+	}
+	if requested != 0 {
+		if err := checkPartSize(requested); err != nil {
+			return 0, 0, err
+		}
+		partSize = requested
+	} else {
+		partSize = DefaultPartSize
+		if need := ceilDiv(size, MaxParts); need > partSize {
+			partSize = ceilDiv(need, 1<<20) << 20
+		}
+	}
+	n := ceilDiv(size, partSize)
+	if n > MaxParts {
+		return 0, 0, Errorf(op, KindInvalid, "part_size %d gives %d parts; at most %d are allowed (use parts of at least %d bytes)", partSize, n, MaxParts, ceilDiv(size, MaxParts))
+	}
+	return partSize, int(n), nil
+}
+
+func checkPartSize(n int64) error {
+	if n < MinPartSize || n > MaxPartSize {
+		return Errorf("docstore.PlanParts", KindInvalid, "part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(MinPartSize), int64(MaxPartSize))
+	}
+	return nil
+}
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+// partCount is how many parts a multipart record has.
+func (r Record) partCount() int { return int(ceilDiv(r.Size, r.PartSize)) }
+
+// partSizeOf is the exact size of part number (1-based) of r.
+func (r Record) partSizeOf(number int) int64 {
+	if number < r.partCount() {
+		return r.PartSize
+	}
+	return r.Size - int64(r.partCount()-1)*r.PartSize
+}
+
+// createMultipart records a pending document uploaded in parts: the upload
+// is started first, so that the record names it from the start.
+func (s *Service) createMultipart(ctx context.Context, op string, req CreateUploadRequest, desc description) (CreatedUpload, error) {
+	if s.multipart == nil {
+		return CreatedUpload{}, E(op, KindUnavailable, "this staging area takes no uploads in parts")
+	}
+	partSize, count, err := PlanParts(req.Size, req.PartSize)
+	if err != nil {
+		return CreatedUpload{}, err
+	}
+	id := NewID()
+	key := s.stagingKey(id)
+	uploadID, err := s.multipart.CreateMultipart(ctx, key, desc.contentType)
+	if err != nil {
+		return CreatedUpload{}, E(op, fmt.Errorf("create multipart upload of %s: %w", id, err))
+	}
+	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, req.Size)
+	if err == nil {
+		clear(dk.Plaintext)
+		rec.UploadID, rec.PartSize = uploadID, partSize
+		if err = s.meta.Create(ctx, rec); err != nil {
+			err = fmt.Errorf("create record %s: %w", id, err)
+		}
+	}
+	if err != nil {
+		s.abortQuietly(id, key, uploadID)
+		return CreatedUpload{}, E(op, err)
+	}
+	return CreatedUpload{ID: id, Method: MethodMultipart, PartSize: partSize, PartCount: count, ExpiresAt: rec.ExpiresAt}, nil
+}
+
+// multipartRecord reads the caller's document and checks it is a pending
+// upload in parts.
+func (s *Service) multipartRecord(ctx context.Context, op string, tenant Tenant, id ID) (Record, error) {
+	rec, err := s.record(ctx, op, tenant, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if rec.UploadID == "" {
+		return Record{}, Errorf(op, KindConflict, "document %s is not uploaded in parts", id)
+	}
+	if rec.Status != StatusPending {
+		return Record{}, Errorf(op, KindConflict, "document %s is %s: its upload is over", id, rec.Status)
+	}
+	if s.multipart == nil {
+		return Record{}, E(op, KindUnavailable, "this staging area takes no uploads in parts")
+	}
+	return rec, nil
+}
+
+// uploadGone turns the staging area's "no such upload" into the caller's
+// conflict: the upload was completed (and awaits its ingest) or aborted.
+func uploadGone(op string, id ID, err error) error {
+	if IsNotFound(err) {
+		return E(op, KindConflict, fmt.Sprintf("the upload of document %s is no longer in progress (completed or aborted)", id), err)
+	}
+	return E(op, err)
+}
+
+// PresignParts returns presigned requests for the given parts of a pending
+// upload in parts.
+func (s *Service) PresignParts(ctx context.Context, tenant Tenant, id ID, numbers []int) ([]PresignedPart, error) {
+	const op = "docstore.PresignParts"
+	if len(numbers) == 0 || len(numbers) > MaxPartsPerRequest {
+		return nil, Errorf(op, KindInvalid, "numbers must name from 1 to %d parts", MaxPartsPerRequest)
+	}
+	rec, err := s.multipartRecord(ctx, op, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	count := rec.partCount()
+	for _, n := range numbers {
+		if n < 1 || n > count {
+			return nil, Errorf(op, KindInvalid, "part number %d is not from 1 to %d", n, count)
+		}
+	}
+	out := make([]PresignedPart, 0, len(numbers))
+	for _, n := range numbers {
+		up, err := s.multipart.PresignPart(ctx, s.stagingKey(id), rec.UploadID, n, rec.partSizeOf(n), PresignTTL)
+		if err != nil {
+			return nil, E(op, fmt.Errorf("presign part %d of %s: %w", n, id, err))
+		}
+		out = append(out, PresignedPart{Number: n, URL: up.URL, Method: up.Method, Headers: up.Headers, ExpiresAt: up.ExpiresAt})
+	}
+	return out, nil
+}
+
+// ListParts returns the parts of a pending upload received so far.
+func (s *Service) ListParts(ctx context.Context, tenant Tenant, id ID) ([]Part, error) {
+	const op = "docstore.ListParts"
+	rec, err := s.multipartRecord(ctx, op, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := s.multipart.ListParts(ctx, s.stagingKey(id), rec.UploadID)
+	if err != nil {
+		return nil, uploadGone(op, id, fmt.Errorf("list parts of %s: %w", id, err))
+	}
+	if parts == nil {
+		parts = []Part{}
+	}
+	return parts, nil
+}
+
+// CompleteUpload completes a pending upload in parts from the parts the
+// client names, every one in order, each with the ETag its PUT answered.
+// They are checked against what the staging area received before it is
+// asked to assemble them. The document stays pending until the staged
+// object's ObjectCreated event ingests it.
+func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, parts []Part) (Document, error) {
+	const op = "docstore.CompleteUpload"
+	rec, err := s.multipartRecord(ctx, op, tenant, id)
+	if err != nil {
+		return Document{}, err
+	}
+	count := rec.partCount()
+	if len(parts) == 0 {
+		return Document{}, Errorf(op, KindInvalid, "parts must list all %d parts, in order", count)
+	}
+	seen := make(map[int]bool, len(parts))
+	for i, p := range parts {
+		switch {
+		case p.Number < 1 || p.Number > count:
+			return Document{}, Errorf(op, KindInvalid, "part number %d is not from 1 to %d", p.Number, count)
+		case seen[p.Number]:
+			return Document{}, Errorf(op, KindInvalid, "part %d is listed twice", p.Number)
+		case i > 0 && p.Number < parts[i-1].Number:
+			return Document{}, Errorf(op, KindInvalid, "part %d is out of order: parts must be listed by ascending number", p.Number)
+		case strings.Trim(p.ETag, `"`) == "":
+			return Document{}, Errorf(op, KindInvalid, "part %d has no etag", p.Number)
+		}
+		seen[p.Number] = true
+	}
+	// Ascending, without repeats and within 1…count: all are there exactly
+	// when there are count of them.
+	for n := 1; n <= count; n++ {
+		if !seen[n] {
+			return Document{}, Errorf(op, KindInvalid, "part %d is missing: the upload has %d parts", n, count)
+		}
+	}
+
+	key := s.stagingKey(id)
+	received, err := s.multipart.ListParts(ctx, key, rec.UploadID)
+	if err != nil {
+		return Document{}, uploadGone(op, id, fmt.Errorf("list parts of %s: %w", id, err))
+	}
+	byNumber := make(map[int]Part, len(received))
+	for _, p := range received {
+		byNumber[p.Number] = p
+	}
+	final := make([]Part, len(parts))
+	for i, p := range parts {
+		got, ok := byNumber[p.Number]
+		switch {
+		case !ok:
+			return Document{}, Errorf(op, KindInvalid, "part %d was not uploaded", p.Number)
+		case strings.Trim(got.ETag, `"`) != strings.Trim(p.ETag, `"`):
+			return Document{}, Errorf(op, KindInvalid, "part %d's etag does not match the part uploaded", p.Number)
+		case got.Size != rec.partSizeOf(p.Number):
+			return Document{}, Errorf(op, KindInvalid, "part %d is %d bytes, not %d", p.Number, got.Size, rec.partSizeOf(p.Number))
+		}
+		final[i] = got
+	}
+	if err := s.multipart.CompleteMultipart(ctx, key, rec.UploadID, final); err != nil {
+		return Document{}, uploadGone(op, id, fmt.Errorf("complete upload of %s: %w", id, err))
+	}
+	s.log.InfoContext(ctx, "upload in parts completed", "document", id, "parts", count, "size", rec.Size)
+	return rec.Document, nil
+}
+
+// discardStaged removes what a pending document has staged: its upload in
+// parts, with every part, and the staged object (a single PUT's, or a
+// completed upload's awaiting its ingest). Failures are logged: the record
+// is gone, so an ingest of what is left deletes it, and the staging area's
+// lifecycle rule expires the rest.
+func (s *Service) discardStaged(ctx context.Context, rec Record) {
+	if s.staging == nil || rec.Status != StatusPending {
+		return
+	}
+	key := s.stagingKey(rec.ID)
+	if rec.UploadID != "" && s.multipart != nil {
+		if err := s.multipart.AbortMultipart(ctx, key, rec.UploadID); err != nil {
+			s.log.ErrorContext(ctx, "abort the upload in parts of a deleted document", "document", rec.ID, "error", err.Error())
+		}
+	}
+	if err := s.staging.Delete(ctx, key); err != nil {
+		s.log.ErrorContext(ctx, "delete the staged object of a deleted document", "document", rec.ID, "error", err.Error())
+	}
+}
+
+// abortQuietly aborts an upload whose record could not be created, on a
+// context of its own so that a cancelled request still cleans up.
+func (s *Service) abortQuietly(id ID, key, uploadID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.multipart.AbortMultipart(ctx, key, uploadID); err != nil {
+		s.log.ErrorContext(ctx, "cleanup: abort upload in parts", "document", id, "error", err.Error())
+	}
+}
