@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -277,5 +278,94 @@ func TestGlobalFlags(t *testing.T) {
 		if status != 0 || auth.Load() != "Bearer s3cret" {
 			t.Fatalf("%v: exit %d, Authorization %q %s", args, status, auth.Load(), stderr)
 		}
+	}
+}
+
+// partsProxy stands between the client and `imago serve`, rewriting the
+// part URLs serve presigns so that part PUTs go through it too; failFrom
+// makes part PUTs from that many on answer 500.
+type partsProxy struct {
+	url      string
+	partPuts atomic.Int64
+	failFrom atomic.Int64 // 0: never
+}
+
+func newPartsProxy(t *testing.T, backend string) *partsProxy {
+	target, _ := url.Parse(backend)
+	p := &partsProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasSuffix(resp.Request.URL.Path, "/parts") || resp.Request.Method != "POST" {
+			return nil
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		body := strings.ReplaceAll(b.String(), backend, p.url)
+		resp.Body = io.NopCloser(strings.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
+		return nil
+	}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "PUT" && r.URL.Query().Has("partNumber") {
+			n := p.partPuts.Add(1)
+			if from := p.failFrom.Load(); from > 0 && n >= from {
+				w.WriteHeader(500)
+				fmt.Fprint(w, `{"error":{"code":"internal","message":"the network went away"}}`)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	p.url = front.URL
+	return p
+}
+
+// TestCLIPutResumesOnServe interrupts `imago put` of a document in parts
+// on `imago serve` and runs it again: the second run sends only the
+// parts serve lacks, and the document is the file.
+func TestCLIPutResumesOnServe(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MULTIPART_THRESHOLD": "8MiB"})
+	proxy := newPartsProxy(t, srv.url)
+	env := map[string]string{"IMAGO_URL": proxy.url, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
+	doc := make([]byte, 40<<20+12345) // three parts of 16 MiB
+	rand.Read(doc)
+	src := filepath.Join(dir, "big.bin")
+	os.WriteFile(src, doc, 0o600)
+
+	proxy.failFrom.Store(2) // the first part goes through, the second fails
+	status, _, stderr := run(t, env, "put", "--parallel", "1", src)
+	if status != 1 || !strings.Contains(stderr, "resume") {
+		t.Fatalf("interrupted put: exit %d %s", status, stderr)
+	}
+	proxy.failFrom.Store(0)
+	before := proxy.partPuts.Load()
+	status, stdout, stderr := run(t, env, "put", "--parallel", "2", src)
+	if status != 0 {
+		t.Fatalf("resumed put: exit %d %s", status, stderr)
+	}
+	if n := proxy.partPuts.Load() - before; n != 2 {
+		t.Fatalf("resumed put sent %d parts, want the 2 serve lacks", n)
+	}
+	var md struct{ ID, Status string }
+	json.Unmarshal([]byte(stdout), &md)
+	if md.Status != "available" {
+		t.Fatalf("resumed put: %s", stdout)
+	}
+	if _, stdout, _ := run(t, env, "ls"); strings.Count(stdout, "\n") != 1 {
+		t.Fatalf("the resumed put made another document:\n%s", stdout)
+	}
+	dst := filepath.Join(dir, "back.bin")
+	if status, _, stderr := run(t, env, "get", "-o", dst, md.ID); status != 0 {
+		t.Fatalf("get: exit %d %s", status, stderr)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, doc) {
+		t.Fatal("the document differs from the file")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "cache", "imago", "uploads")); len(entries) != 0 {
+		t.Fatalf("upload state left behind: %v", entries)
 	}
 }
