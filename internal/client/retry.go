@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -138,33 +139,41 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 type watchdog struct {
 	timeout time.Duration
 	last    atomic.Int64 // unix nanoseconds of the last touch
+
+	mu      sync.Mutex
 	timer   *time.Timer
-	stopped atomic.Bool
+	stopped bool
 }
 
 func newWatchdog(timeout time.Duration, fire func()) *watchdog {
 	w := &watchdog{timeout: timeout}
 	w.touch()
-	var check func()
-	check = func() {
-		if w.stopped.Load() {
-			return
-		}
-		idle := time.Since(time.Unix(0, w.last.Load()))
-		if idle >= w.timeout {
-			fire()
-			return
-		}
-		w.timer.Reset(w.timeout - idle)
-	}
-	w.timer = time.AfterFunc(timeout, check)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(timeout, func() { w.check(fire) })
 	return w
+}
+
+func (w *watchdog) check(fire func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	idle := time.Since(time.Unix(0, w.last.Load()))
+	if idle >= w.timeout {
+		fire()
+		return
+	}
+	w.timer.Reset(w.timeout - idle)
 }
 
 func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
 
 func (w *watchdog) stop() {
-	w.stopped.Store(true)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
 	w.timer.Stop()
 }
 
