@@ -369,3 +369,62 @@ func TestCLIPutResumesOnServe(t *testing.T) {
 		t.Fatalf("upload state left behind: %v", entries)
 	}
 }
+
+// TestCLIGetResumesOnServe interrupts `imago get` of a document in Range
+// parts and runs it again: the second run asks only for what FILE.part
+// lacks.
+func TestCLIGetResumesOnServe(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "1MiB"})
+	target, _ := url.Parse(srv.url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var ranges, failFrom atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			if n := ranges.Add(1); failFrom.Load() > 0 && n >= failFrom.Load() {
+				w.WriteHeader(500)
+				fmt.Fprint(w, `{"error":{"code":"internal","message":"the network went away"}}`)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	env := map[string]string{"IMAGO_URL": front.URL, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
+	doc := make([]byte, 6<<20+321) // over 1 MiB: Range parts of 1 MiB once 4 MiB and 2 MiB were refused
+	rand.Read(doc)
+	src := filepath.Join(dir, "scan.bin")
+	os.WriteFile(src, doc, 0o600)
+	status, stdout, stderr := run(t, env, "put", src)
+	if status != 0 {
+		t.Fatalf("put: exit %d %s", status, stderr)
+	}
+	var md struct{ ID string }
+	json.Unmarshal([]byte(stdout), &md)
+
+	dst := filepath.Join(dir, "back.bin")
+	failFrom.Store(6) // 4 MiB and 2 MiB refused, then three 1 MiB parts, then failures
+	if status, _, stderr := run(t, env, "get", "--parallel", "1", "-o", dst, md.ID); status != 1 || !strings.Contains(stderr, "resume") {
+		t.Fatalf("interrupted get: exit %d %s", status, stderr)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		t.Fatal("an interrupted get left the file under its name")
+	}
+	failFrom.Store(0)
+	before := ranges.Load()
+	if status, _, stderr := run(t, env, "get", "-o", dst, md.ID); status != 0 {
+		t.Fatalf("resumed get: exit %d %s", status, stderr)
+	}
+	// 7 parts of 1 MiB in all, 3 received; the part size is remembered.
+	if n := ranges.Load() - before; n != 4 {
+		t.Fatalf("resumed get asked for %d ranges, want the 4 missing", n)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, doc) {
+		t.Fatal("the resumed download differs")
+	}
+	for _, leftover := range []string{dst + ".part", dst + ".part.state"} {
+		if _, err := os.Stat(leftover); err == nil {
+			t.Fatalf("%s left behind", leftover)
+		}
+	}
+}
