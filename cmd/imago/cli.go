@@ -156,6 +156,8 @@ func (p *bar) Start(total, done int64) {
 	if done > 0 {
 		desc += fmt.Sprintf(" (resumed, %s already there)", humanBytes(done))
 	}
+	p.Finish() // a Put that fell back from inline to an upload starts again
+	p.b = nil
 	if total-done <= 0 {
 		return
 	}

@@ -49,6 +49,12 @@ type Options struct {
 	// StallTimeout fails a transfer of document bytes when no byte moved
 	// for that long (default 60s); the attempt is then retried.
 	StallTimeout time.Duration
+	// AnswerTimeout bounds how long the server may take to answer once it
+	// has a request's whole body, and to complete an upload in parts
+	// (default 15 minutes): storing a large document behind a presigned
+	// PUT, or assembling its parts, may take minutes, and a client that
+	// gave up would only make it start over.
+	AnswerTimeout time.Duration
 	// IngestWait bounds how long Put waits for an uploaded document to
 	// become available (default: 2 minutes plus one second per 16 MiB).
 	IngestWait time.Duration
@@ -98,6 +104,7 @@ func New(opt Options) *Client {
 	}
 	def(&opt.RequestTimeout, 30*time.Second)
 	def(&opt.StallTimeout, 60*time.Second)
+	def(&opt.AnswerTimeout, 15*time.Minute)
 	def(&opt.MinBackoff, 200*time.Millisecond)
 	def(&opt.MaxBackoff, 20*time.Second)
 	def(&opt.MaxRetryAfter, 2*time.Minute)
@@ -192,8 +199,12 @@ type request struct {
 	body   func() io.Reader
 	size   int64 // the body's length; -1 for none
 	// transfer marks a request moving document bytes: it gets the stall
-	// timeout instead of the request timeout.
+	// timeout instead of the request timeout, and AnswerTimeout once its
+	// body is sent.
 	transfer bool
+	// slow marks an API call the server may take long to answer: it gets
+	// AnswerTimeout instead of RequestTimeout.
+	slow bool
 	// progress, when set, is told of the bytes of the body sent.
 	progress Progress
 }
@@ -206,12 +217,16 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 	var stall *watchdog
 	var timer *time.Timer
 	if r.transfer {
-		stall = newWatchdog(c.opt.StallTimeout, func() {
-			cancel(attemptTimeout(fmt.Sprintf("no byte moved for %v", c.opt.StallTimeout)))
+		stall = newWatchdog(c.opt.StallTimeout, func(idle time.Duration) {
+			cancel(attemptTimeout(fmt.Sprintf("nothing moved for %v", idle.Round(time.Millisecond))))
 		})
 	} else {
-		timer = time.AfterFunc(c.opt.RequestTimeout, func() {
-			cancel(attemptTimeout(fmt.Sprintf("no answer within %v", c.opt.RequestTimeout)))
+		timeout := c.opt.RequestTimeout
+		if r.slow {
+			timeout = c.opt.AnswerTimeout
+		}
+		timer = time.AfterFunc(timeout, func() {
+			cancel(attemptTimeout(fmt.Sprintf("no answer within %v", timeout)))
 		})
 	}
 	done = func() {
@@ -234,7 +249,7 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 	if r.body != nil {
 		body = r.body()
 		if stall != nil || r.progress != nil {
-			metered = &meteredReader{r: body, stall: stall, progress: r.progress}
+			metered = &meteredReader{r: body, stall: stall, progress: r.progress, size: r.size, answerTimeout: c.opt.AnswerTimeout}
 			body = metered
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -512,5 +513,36 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 	}
 	if !slices.Equal(got, names) {
 		t.Fatalf("%s holds %v, want %v", dir, got, names)
+	}
+}
+
+// TestSlowAnswersAreWaitedFor: a server that stores a document before it
+// answers its PUT, or assembles the parts before it answers complete,
+// may take longer than the stall and request timeouts once it has the
+// body; the client waits for it (up to AnswerTimeout) instead of giving
+// up and sending it all again.
+func TestSlowAnswersAreWaitedFor(t *testing.T) {
+	f := newFakeAPI(t)
+	c := testClient(t, f, Options{StallTimeout: 300 * time.Millisecond, RequestTimeout: 300 * time.Millisecond, MaxAttempts: 1})
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/_staging/") || strings.HasSuffix(r.URL.Path, "/complete") {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return true
+			}
+			time.Sleep(time.Second) // the whole body has arrived: the server is storing it
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		return false
+	})
+	for _, size := range []int{2 << 20, 5 << 20} { // presigned PUT, parts
+		path, doc := randomFile(t, size)
+		d, err := c.Put(context.Background(), path, PutOptions{})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		if !bytes.Equal(f.doc(d.ID).content, doc) {
+			t.Fatalf("%d bytes: the server holds other bytes", size)
+		}
 	}
 }

@@ -299,7 +299,9 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 		parts = append(parts, completedPart{Number: n, ETag: etags[n]})
 	}
 	var d Document
-	_, err := u.c.call(ctx, jsonRequest("POST", docPath(id)+"/complete", map[string]any{"parts": parts}), &d)
+	complete := jsonRequest("POST", docPath(id)+"/complete", map[string]any{"parts": parts})
+	complete.slow = true // assembling the parts may take minutes
+	_, err := u.c.call(ctx, complete, &d)
 	if isStatus(err, http.StatusConflict) {
 		// A retried complete whose first attempt went through.
 		if d, err = u.c.Stat(ctx, id); err == nil && d.Status == StatusPending && d.Size != u.size {

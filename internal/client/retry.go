@@ -134,18 +134,18 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// watchdog calls fire when touch was not called for timeout. It re-arms
-// lazily rather than resetting a timer on every read.
+// watchdog calls fire when touch was not called for its timeout. It
+// re-arms lazily rather than resetting a timer on every read.
 type watchdog struct {
-	timeout time.Duration
-	last    atomic.Int64 // unix nanoseconds of the last touch
+	last atomic.Int64 // unix nanoseconds of the last touch
 
 	mu      sync.Mutex
+	timeout time.Duration
 	timer   *time.Timer
 	stopped bool
 }
 
-func newWatchdog(timeout time.Duration, fire func()) *watchdog {
+func newWatchdog(timeout time.Duration, fire func(idle time.Duration)) *watchdog {
 	w := &watchdog{timeout: timeout}
 	w.touch()
 	w.mu.Lock()
@@ -154,7 +154,7 @@ func newWatchdog(timeout time.Duration, fire func()) *watchdog {
 	return w
 }
 
-func (w *watchdog) check(fire func()) {
+func (w *watchdog) check(fire func(time.Duration)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
@@ -162,13 +162,24 @@ func (w *watchdog) check(fire func()) {
 	}
 	idle := time.Since(time.Unix(0, w.last.Load()))
 	if idle >= w.timeout {
-		fire()
+		fire(idle)
 		return
 	}
 	w.timer.Reset(w.timeout - idle)
 }
 
 func (w *watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
+
+// setTimeout changes the timeout from now on.
+func (w *watchdog) setTimeout(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timeout = d
+	w.touch()
+	if !w.stopped {
+		w.timer.Reset(d)
+	}
+}
 
 func (w *watchdog) stop() {
 	w.mu.Lock()
@@ -178,12 +189,16 @@ func (w *watchdog) stop() {
 }
 
 // meteredReader is a request body that feeds the stall watchdog and the
-// progress of the bytes sent.
+// progress of the bytes sent. Once the body is sent, the server gets
+// answerTimeout to answer: it may store the document before it does.
 type meteredReader struct {
-	r        io.Reader
-	stall    *watchdog
-	progress Progress
-	sent     atomic.Int64
+	r             io.Reader
+	stall         *watchdog
+	progress      Progress
+	sent          atomic.Int64
+	size          int64 // the body's length
+	answerTimeout time.Duration
+	ended         bool
 }
 
 func (m *meteredReader) Read(p []byte) (int, error) {
@@ -196,6 +211,10 @@ func (m *meteredReader) Read(p []byte) (int, error) {
 			m.progress.Add(int64(n))
 		}
 		m.sent.Add(int64(n))
+	}
+	if (err == io.EOF || m.sent.Load() >= m.size) && !m.ended && m.stall != nil {
+		m.ended = true
+		m.stall.setTimeout(m.answerTimeout)
 	}
 	return n, err
 }
