@@ -37,37 +37,6 @@ const (
 // MethodMultipart is CreatedUpload.Method of an upload in parts.
 const MethodMultipart = "multipart"
 
-// Part is one part of a multipart upload: as received (GET
-// /documents/{id}/parts) or as the client names it to complete the upload
-// (Size unused then).
-type Part struct {
-	Number int    `json:"number"`
-	Size   int64  `json:"size"`
-	ETag   string `json:"etag"`
-}
-
-// MultipartStaging is a staging area that takes uploads in parts, as S3
-// multipart uploads. Keys are staging keys, as for Staging.
-type MultipartStaging interface {
-	// CreateMultipart starts a multipart upload of an object of
-	// contentType at key and returns its upload id.
-	CreateMultipart(ctx context.Context, key, contentType string) (uploadID string, err error)
-	// PresignPart returns a request that uploads part number of the upload,
-	// exactly size bytes, valid for ttl. Its response carries the part's
-	// ETag header.
-	PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (PresignedUpload, error)
-	// ListParts returns every part received so far, by ascending number;
-	// KindNotFound if there is no such upload (completed or aborted).
-	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
-	// CompleteMultipart assembles the parts, in the given order, into the
-	// object at key; KindNotFound if there is no such upload, KindInvalid
-	// if a part is missing or does not match.
-	CompleteMultipart(ctx context.Context, key, uploadID string, parts []Part) error
-	// AbortMultipart discards the upload and every part received; an
-	// unknown upload is not an error.
-	AbortMultipart(ctx context.Context, key, uploadID string) error
-}
-
 // PresignedPart is a presigned request for one part.
 type PresignedPart struct {
 	Number    int               `json:"number"`

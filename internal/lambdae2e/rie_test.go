@@ -176,7 +176,7 @@ type function struct {
 // free loopback ports, with the environment of a deployed function; t's
 // cleanup stops it. It returns once the emulator accepts invocations (the
 // function itself starts on the first one, as a cold start does).
-func startFunction(t *testing.T, fn string) *function {
+func startFunction(t *testing.T, fn string, extraEnv ...string) *function {
 	t.Helper()
 	vals := requireEnv(t)
 	dir := filepath.Join(bootstraps(t), fn)
@@ -185,7 +185,7 @@ func startFunction(t *testing.T, fn string) *function {
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		f, err := launch(t, rie, dir, fn, logPath)
+		f, err := launch(t, rie, dir, fn, logPath, extraEnv)
 		if err == nil {
 			return f
 		}
@@ -195,7 +195,7 @@ func startFunction(t *testing.T, fn string) *function {
 	return nil
 }
 
-func launch(t *testing.T, rie, dir, fn, logPath string) (*function, error) {
+func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*function, error) {
 	emuAddr, apiAddr := freeAddr(t), freeAddr(t)
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -229,6 +229,7 @@ func launch(t *testing.T, rie, dir, fn, logPath string) (*function, error) {
 			env = append(env, k+"="+v)
 		}
 	}
+	env = append(env, extraEnv...) // a test's own settings win
 
 	fmt.Fprintf(logFile, "==== %s: aws-lambda-rie on %s (runtime API %s)\n", fn, emuAddr, apiAddr)
 	cmd := exec.Command(rie,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/s3store"
+	"github.com/imagodocs/imago/internal/storetest"
 )
 
 func TestS3Staging_PresignedPutOpenDelete(t *testing.T) {
@@ -251,4 +252,14 @@ func TestS3Staging_ListPartsPaginates(t *testing.T) {
 			t.Fatalf("part %d: %+v", i+1, p)
 		}
 	}
+}
+
+func TestS3Staging_MultipartContract(t *testing.T) {
+	client, bucket := localS3(t)
+	storetest.TestMultipartStaging(t, func(t *testing.T) storetest.PartsStaging {
+		return s3store.NewStaging(client, bucket, "staging/")
+	}, func(t *testing.T, up docstore.PresignedUpload, body []byte) (string, bool) {
+		status, etag, err := tryPutPart(up, body)
+		return etag, err == nil && status == http.StatusOK
+	})
 }
