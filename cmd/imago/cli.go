@@ -7,31 +7,225 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"mime"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/imagodocs/imago/internal/client"
 	"github.com/imagodocs/imago/internal/config"
 )
 
-func newClient(getenv func(string) string) *client.Client {
-	base := getenv("IMAGO_URL")
-	if base == "" {
-		addr := getenv("IMAGO_ADDR")
+// Exit statuses of the imago command (DESIGN.md, "The imago command").
+const (
+	exitOK        = 0
+	exitFailure   = 1
+	exitUsage     = 2
+	exitNotFound  = 3
+	exitIntegrity = 4
+)
+
+// version is set at build time (-ldflags "-X main.version=…"); without it
+// the module's build information says.
+var version = ""
+
+// usageError is a command line the command cannot run: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// errHelp is -h: the help was printed, exit status 0.
+var errHelp = errors.New("help shown")
+
+// exitStatus maps a command's error to its exit status.
+func exitStatus(err error) int {
+	var usage usageError
+	var integrity *client.IntegrityError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return exitOK
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.As(err, &integrity):
+		return exitIntegrity
+	case client.IsNotFound(err), errors.Is(err, os.ErrNotExist):
+		return exitNotFound
+	}
+	return exitFailure
+}
+
+// cli is one run of the command: its surroundings, and the flags every
+// client command shares.
+type cli struct {
+	getenv         func(string) string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	url, token string
+	parallel   int
+	quiet      bool
+}
+
+// command is one of imago's commands.
+type command struct {
+	name     string
+	synopsis string // the usage line's arguments
+	summary  string // one line for the command list
+	details  string // more help, after the flags
+	flags    func(c *cli, fs *flag.FlagSet)
+	run      func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error
+}
+
+func (cmd *command) usage() string { return "usage: imago " + cmd.name + " " + cmd.synopsis }
+
+// help prints the command's help: usage, flags, details.
+func (cmd *command) help(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "%s\n\n%s\n", cmd.usage(), cmd.summary)
+	var flags strings.Builder
+	fs.SetOutput(&flags)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	if flags.Len() > 0 {
+		fmt.Fprintf(w, "\nflags:\n%s", flags.String())
+	}
+	if cmd.details != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(cmd.details))
+	}
+}
+
+// clientFlags are the flags of every command that talks to an API.
+func (c *cli) clientFlags(fs *flag.FlagSet) {
+	defURL := c.getenv("IMAGO_URL")
+	if defURL == "" {
+		addr := c.getenv("IMAGO_ADDR")
 		if addr == "" {
 			addr = config.DefaultAddr
 		}
-		base = "http://" + addr
+		defURL = "http://" + addr
 	}
-	return client.New(base, getenv("IMAGO_TOKEN"))
+	fs.StringVar(&c.url, "url", defURL, "the Imago API (default: IMAGO_URL, else http://$IMAGO_ADDR)")
+	fs.StringVar(&c.token, "token", c.getenv("IMAGO_TOKEN"), "bearer token (default: IMAGO_TOKEN)")
+}
+
+func (c *cli) transferFlags(fs *flag.FlagSet) {
+	c.clientFlags(fs)
+	fs.IntVar(&c.parallel, "parallel", 4, "how many parts move at once")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
+}
+
+func (c *cli) client() *client.Client {
+	return client.New(client.Options{BaseURL: c.url, Token: c.token, Parallel: c.parallel, StateDir: c.stateDir()})
+}
+
+// stateDir is where interrupted uploads are remembered: the user's cache
+// folder (XDG_CACHE_HOME first, read through getenv so tests can point
+// it elsewhere).
+func (c *cli) stateDir() string {
+	if dir := c.getenv("XDG_CACHE_HOME"); dir != "" {
+		return filepath.Join(dir, "imago", "uploads")
+	}
+	return client.DefaultStateDir()
+}
+
+// progress is a progress bar for one transfer on stderr, or nil when
+// stderr is not a terminal or --quiet was given.
+func (c *cli) progress(name string) client.Progress {
+	f, ok := c.stderr.(*os.File)
+	if c.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return &bar{w: f, name: name}
+}
+
+// bar draws one transfer's progress: bytes, rate and time left.
+type bar struct {
+	w    io.Writer
+	name string
+	b    *progressbar.ProgressBar
+}
+
+var _ client.Progress = (*bar)(nil)
+
+func (p *bar) Start(total, done int64) {
+	desc := p.name
+	if done > 0 {
+		desc += fmt.Sprintf(" (resumed, %s already there)", humanBytes(done))
+	}
+	p.Finish() // a Put that fell back from inline to an upload starts again
+	p.b = nil
+	if total-done <= 0 {
+		return
+	}
+	// The bar counts this run's bytes only, so that the rate and the time
+	// left are this run's.
+	p.b = progressbar.NewOptions64(total-done,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+	)
+}
+
+func (p *bar) Add(n int64) {
+	if p.b != nil {
+		p.b.Add64(n)
+	}
+}
+
+func (p *bar) Finish() {
+	if p.b != nil && !p.b.IsFinished() {
+		p.b.Exit()
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// parse parses flags and positional arguments in any order (Go's flag
+// package alone stops at the first positional one); "--" ends the flags.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 // metaFlags collects repeated -meta k=v flags.
 type metaFlags map[string]string
 
-func (m metaFlags) String() string { return fmt.Sprint(map[string]string(m)) }
+func (m metaFlags) String() string { return "" }
 
 func (m metaFlags) Set(v string) error {
 	k, val, ok := strings.Cut(v, "=")
@@ -42,75 +236,197 @@ func (m metaFlags) Set(v string) error {
 	return nil
 }
 
-func runPut(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("put", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	contentType := fs.String("type", "", "content type (default: from the file name's extension)")
-	meta := metaFlags{}
-	fs.Var(meta, "meta", "custom metadata key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: imago put [-type T] [-meta k=v]... FILE")
-	}
-	path := fs.Arg(0)
-	if *contentType == "" {
-		*contentType = mime.TypeByExtension(filepath.Ext(path))
-	}
-	d, err := newClient(getenv).Put(ctx, path, *contentType, meta)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(d)
+// printJSON writes v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
 }
 
-func runGet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "", "write to this file (default: the document's filename in this folder; - for stdout)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: imago get [-o FILE] ID")
-	}
-	c := newClient(getenv)
-	id := fs.Arg(0)
-	if *out == "-" {
-		_, err := c.Download(ctx, id, stdout)
-		return err
-	}
-	target := *out
-	if target == "" {
-		d, err := c.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		target = filepath.Base(d.Filename)
-		if target == "" || target == "." || target == "/" {
-			target = id
+// eachArg runs fn for every argument, going on after a failure, and
+// returns the first error (so the exit status is the first failure's).
+func (c *cli) eachArg(args []string, fn func(string) error) error {
+	var first error
+	for _, a := range args {
+		if err := fn(a); err != nil {
+			fmt.Fprintln(c.stderr, "imago:", err)
+			if first == nil {
+				first = reported{err}
+			}
 		}
 	}
-	// Write beside the target and rename once the SHA-256 checked out, so
-	// a failed download never leaves a truncated file under its name.
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".*.part")
-	if err != nil {
-		return err
+	return first
+}
+
+// reported is an error already printed.
+type reported struct{ error }
+
+func (r reported) Unwrap() error { return r.error }
+
+var commands = []*command{
+	{
+		name: "put", synopsis: "[-meta k=v]... [--parallel N] [--quiet] FILE...",
+		summary: "Uploads each file — inline, by presigned PUT or in parallel parts, as its size requires —\nand prints each document's metadata JSON, one line each, once it is available.",
+		details: `Running put again on a file whose upload in parts was interrupted resumes it: only the
+parts the server lacks are sent, as long as the file's size and modification time are
+unchanged. The state of interrupted uploads is kept under the user's cache folder
+(imago/uploads).`,
+		flags: func(c *cli, fs *flag.FlagSet) {
+			c.transferFlags(fs)
+			fs.Var(metaFlags{}, "meta", "custom metadata `key=value` (repeatable)")
+			fs.String("type", "", "content type (default: from the file name's extension)")
+		},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) == 0 {
+				return usageError{"put: no FILE given"}
+			}
+			meta := fs.Lookup("meta").Value.(metaFlags)
+			contentType := fs.Lookup("type").Value.String()
+			cl := c.client()
+			return c.eachArg(args, func(path string) error {
+				d, err := cl.Put(ctx, path, client.PutOptions{ContentType: contentType, Metadata: meta,
+					Progress: c.progress(filepath.Base(path))})
+				if err != nil {
+					return err
+				}
+				return printJSON(c.stdout, d)
+			})
+		},
+	},
+	{
+		name: "get", synopsis: "[-o FILE] [--parallel N] [--quiet] ID",
+		summary: "Downloads a document, whole or in parallel Range parts, into FILE.part, checks its SHA-256,\nthen renames it to FILE. A FILE.part left by an interrupted get is resumed.",
+		details: `FILE defaults to the document's filename in the current folder; -o - writes to stdout.
+A SHA-256 mismatch removes FILE.part and exits 4.`,
+		flags: func(c *cli, fs *flag.FlagSet) {
+			c.transferFlags(fs)
+			fs.String("o", "", "write to `FILE` (default: the document's filename; - for stdout)")
+		},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usageError{"get: want exactly one ID"}
+			}
+			id, out := args[0], fs.Lookup("o").Value.String()
+			cl := c.client()
+			if out == "-" {
+				_, err := cl.Download(ctx, id, c.stdout, client.GetOptions{Progress: c.progress(id)})
+				return err
+			}
+			if out == "" {
+				d, err := cl.Stat(ctx, id)
+				if err != nil {
+					return err
+				}
+				out = filepath.Base(filepath.Clean("/" + d.Filename)) // never a path out of this folder
+				if out == "/" || out == "." {
+					out = id
+				}
+			}
+			d, err := cl.Get(ctx, id, out, client.GetOptions{Progress: c.progress(filepath.Base(out))})
+			if err != nil {
+				return err
+			}
+			if !c.quiet {
+				fmt.Fprintf(c.stderr, "%s: %d bytes, sha256 %s\n", out, d.Size, d.SHA256)
+			}
+			return nil
+		},
+	},
+	{
+		name: "ls", synopsis: "[--limit N] [--json]",
+		summary: "Lists the caller's documents, newest first, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
+		flags: func(c *cli, fs *flag.FlagSet) {
+			c.clientFlags(fs)
+			fs.Int("limit", 0, "list at most `N` documents (default: all)")
+			fs.Bool("json", false, "one metadata JSON per line instead")
+		},
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) != 0 {
+				return usageError{"ls: takes no arguments"}
+			}
+			limit, err := strconv.Atoi(fs.Lookup("limit").Value.String())
+			if err != nil || limit < 0 {
+				return usageError{"ls: --limit wants a whole number"}
+			}
+			asJSON := fs.Lookup("json").Value.String() == "true"
+			for d, err := range c.client().List(ctx, limit) {
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					err = printJSON(c.stdout, d)
+				} else {
+					_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
+						d.CreatedAt.UTC().Format(time.RFC3339), oneLine(d.Filename))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	},
+	{
+		name: "stat", synopsis: "ID",
+		summary: "Prints a document's metadata JSON.",
+		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usageError{"stat: want exactly one ID"}
+			}
+			d, err := c.client().Stat(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return printJSON(c.stdout, d)
+		},
+	},
+	{
+		name: "rm", synopsis: "ID...",
+		summary: "Deletes documents (a pending upload is aborted).",
+		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) == 0 {
+				return usageError{"rm: no ID given"}
+			}
+			cl := c.client()
+			return c.eachArg(args, func(id string) error { return cl.Delete(ctx, id) })
+		},
+	},
+	{
+		name: "version", synopsis: "",
+		summary: "Prints the version.",
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) != 0 {
+				return usageError{"version: takes no arguments"}
+			}
+			fmt.Fprintln(c.stdout, "imago", versionString())
+			return nil
+		},
+	},
+}
+
+// oneLine keeps a filename from breaking the one-line-per-document output.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
 	}
-	defer os.Remove(tmp.Name())
-	d, err := c.Download(ctx, id, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(devel)"
 	}
-	if err != nil {
-		return err
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
 	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "%s: %d bytes, sha256 %s\n", target, d.Size, d.SHA256)
-	return nil
+	return strings.TrimSpace(v)
 }

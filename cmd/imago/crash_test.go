@@ -30,11 +30,7 @@ func init() {
 	if os.Getenv(serveChildVar) != "1" {
 		return
 	}
-	if err := Main(context.Background(), []string{"serve"}, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "imago:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(Main(context.Background(), []string{"serve"}, os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // child is `imago serve` in a process of its own.

@@ -1,12 +1,14 @@
-// Command imago runs Imago on a laptop: `imago serve` puts the three
-// Lambda functions' handlers behind a local HTTP front, on embedded
-// backends, or on S3, DynamoDB, KMS and Redis when IMAGO_TABLE (and
-// IMAGO_REDIS_URL) are set.
+// Command imago runs Imago on a laptop and is a client of any Imago API.
+// `imago serve` puts the three Lambda functions' handlers behind a local
+// HTTP front, on embedded backends, or on S3, DynamoDB, KMS and Redis when
+// IMAGO_TABLE (and IMAGO_REDIS_URL) are set; put, get, ls, stat and rm
+// (cli.go) drive internal/client.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -31,45 +33,138 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Main(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "imago:", err)
-		os.Exit(1)
-	}
+	status := Main(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(status)
 }
 
-const usage = `usage: imago <command> [arguments]
+const usage = `usage: imago [--url URL] [--token TOKEN] <command> [arguments]
 
 commands:
-  serve                                  serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
-  put [-type T] [-meta k=v]... FILE      upload a document of any size; prints its metadata
-  get [-o FILE] ID                       download a document (in Range parts when it is large)
+  serve                                     serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
+  put [-meta k=v]... [--parallel N] FILE... upload documents of any size; prints their metadata
+  get [-o FILE] [--parallel N] ID           download a document, checking its SHA-256
+  ls [--limit N] [--json]                   list your documents, newest first
+  stat ID                                   a document's metadata JSON
+  rm ID...                                  delete documents
+  version                                   the version
 
-put and get talk to IMAGO_URL (default http://$IMAGO_ADDR), with IMAGO_TOKEN as
-bearer token if set. Configuration comes from the environment; see the README.
+The client commands talk to --url (default IMAGO_URL, else http://$IMAGO_ADDR) with
+--token (default IMAGO_TOKEN) as bearer token. "imago <command> -h" tells more.
+Exit status: 0 success, 1 failure, 2 usage error, 3 not found, 4 integrity failure.
 `
 
-// Main runs the imago command; it returns when ctx is cancelled (serve) or
-// the command is done.
-func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+const serveHelp = `usage: imago serve
+
+Serves the whole HTTP API on IMAGO_ADDR (default 127.0.0.1:8080): on embedded backends
+in IMAGO_DATA_DIR (default ./.imago), or on S3, DynamoDB, KMS and Redis when IMAGO_TABLE
+(and IMAGO_REDIS_URL) are set. Configuration comes from the environment; see the README.
+It stops on SIGINT or SIGTERM.
+`
+
+// Main runs the imago command with args (the program name left out) and
+// returns its exit status. It takes everything from its arguments, so
+// tests run it in process; serve returns when ctx is cancelled.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("imago", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	url := global.String("url", "", "")
+	token := global.String("token", "", "")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "imago: %v\n%s", err, usage)
+		return exitUsage
+	}
+	if *url != "" || *token != "" {
+		env := getenv
+		getenv = func(k string) string {
+			switch {
+			case k == "IMAGO_URL" && *url != "":
+				return *url
+			case k == "IMAGO_TOKEN" && *token != "":
+				return *token
+			}
+			return env(k)
+		}
+	}
+	args = global.Args()
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
+		fmt.Fprintf(stderr, "imago: no command given\n%s", usage)
+		return exitUsage
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, getenv, stdout, stderr)
-	case "put":
-		return runPut(ctx, args[1:], getenv, stdout, stderr)
-	case "get":
-		return runGet(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	name, args := args[0], args[1:]
+	switch name {
+	case "help":
+		if len(args) == 1 {
+			return Main(ctx, []string{args[0], "-h"}, getenv, stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", args[0])
+		return exitOK
+	case "serve":
+		return runServe(ctx, args, getenv, stdout, stderr)
 	}
+	var cmd *command
+	for _, c := range commands {
+		if c.name == name {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "imago: unknown command %q\n%s", name, usage)
+		return exitUsage
+	}
+	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if cmd.flags != nil {
+		cmd.flags(c, fs)
+	}
+	positional, err := parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		cmd.help(stdout, fs)
+		return exitOK
+	}
+	if err == nil && fs.Lookup("parallel") != nil && c.parallel < 1 {
+		err = errors.New("--parallel wants a number from 1 up")
+	}
+	if err != nil {
+		err = usageError{fmt.Sprintf("%s: %v", name, err)}
+	} else {
+		err = cmd.run(ctx, c, fs, positional)
+	}
+	var usageErr usageError
+	var done reported
+	switch {
+	case err == nil:
+	case errors.As(err, &usageErr):
+		fmt.Fprintf(stderr, "imago %v\n%s\n(imago %s -h tells more)\n", err, cmd.usage(), name)
+	case errors.As(err, &done):
+	default:
+		fmt.Fprintln(stderr, "imago:", err)
+	}
+	return exitStatus(err)
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, serveHelp)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "imago serve: takes no arguments\n%s", serveHelp)
+		return exitUsage
+	}
+	if err := serve(ctx, getenv, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "imago:", err)
+		return exitFailure
+	}
+	return exitOK
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -54,7 +54,13 @@ func startServer(t *testing.T, env map[string]string) *server {
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	s := &server{cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
-	go func() { s.done <- Main(ctx, []string{"serve"}, getenv, stdout, stderr) }()
+	go func() {
+		var err error
+		if status := Main(ctx, []string{"serve"}, getenv, nil, stdout, stderr); status != 0 {
+			err = fmt.Errorf("exit status %d", status)
+		}
+		s.done <- err
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := servingLine.FindStringSubmatch(stdout.String()); m != nil {
@@ -318,12 +324,12 @@ func TestServeRefusesOversizedRequest(t *testing.T) {
 func TestMainRejectsBadConfiguration(t *testing.T) {
 	var out, errOut bytes.Buffer
 	env := map[string]string{"IMAGO_CACHE_TTL": "soon", "IMAGO_DATA_DIR": t.TempDir()}
-	err := Main(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "IMAGO_CACHE_TTL") {
-		t.Fatalf("bad IMAGO_CACHE_TTL: %v", err)
+	status := Main(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, nil, &out, &errOut)
+	if status != 1 || !strings.Contains(errOut.String(), "IMAGO_CACHE_TTL") {
+		t.Fatalf("bad IMAGO_CACHE_TTL: exit %d, %s", status, errOut.String())
 	}
-	if err := Main(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &out, &errOut); err == nil {
-		t.Fatal("unknown command accepted")
+	if status := Main(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, nil, &out, &errOut); status != 2 {
+		t.Fatalf("unknown command: exit %d", status)
 	}
 }
 
@@ -397,8 +403,8 @@ func TestCLIPutAndGet(t *testing.T) {
 		var out, errOut bytes.Buffer
 		// The client's inline limit is the API's default (4 MiB); the
 		// server's is lower, so the 2 MB document exercises the 413 path.
-		if err := Main(context.Background(), []string{"put", "-meta", "case=1", src}, getenv, &out, &errOut); err != nil {
-			t.Fatalf("put %d bytes: %v %s", size, err, errOut.String())
+		if status := Main(context.Background(), []string{"put", "-meta", "case=1", src}, getenv, nil, &out, &errOut); status != 0 {
+			t.Fatalf("put %d bytes: exit %d %s", size, status, errOut.String())
 		}
 		var md map[string]any
 		json.Unmarshal(out.Bytes(), &md)
@@ -407,8 +413,8 @@ func TestCLIPutAndGet(t *testing.T) {
 			t.Fatalf("put %d bytes: %s", size, out.String())
 		}
 		dst := filepath.Join(dir, fmt.Sprintf("out-%d", size))
-		if err := Main(context.Background(), []string{"get", "-o", dst, id}, getenv, &out, &errOut); err != nil {
-			t.Fatalf("get %d bytes: %v", size, err)
+		if status := Main(context.Background(), []string{"get", "-o", dst, id}, getenv, nil, &out, &errOut); status != 0 {
+			t.Fatalf("get %d bytes: exit %d %s", size, status, errOut.String())
 		}
 		got, _ := os.ReadFile(dst)
 		if !bytes.Equal(got, doc) {
@@ -416,8 +422,8 @@ func TestCLIPutAndGet(t *testing.T) {
 		}
 	}
 	var out, errOut bytes.Buffer
-	if err := Main(context.Background(), []string{"get", "-o", filepath.Join(dir, "x"), "00000000-0000-4000-8000-000000000000"}, getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Fatalf("get of an unknown id: %v", err)
+	if status := Main(context.Background(), []string{"get", "-o", filepath.Join(dir, "x"), "00000000-0000-4000-8000-000000000000"}, getenv, nil, &out, &errOut); status != 3 {
+		t.Fatalf("get of an unknown id: exit %d %s", status, errOut.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
 		t.Fatal("a failed get left a file")

@@ -1,220 +1,368 @@
-// Package client is a Go client of Imago's HTTP API, used by the imago
-// command's put and get. It takes documents of any size: small ones
-// inline, large ones through a presigned upload, and it downloads a
-// document too large for one response in Range parts, as the API asks.
+// Package client is a Go client of Imago's HTTP API (see DESIGN.md): it
+// uploads documents of any size — inline, through one presigned PUT, or
+// in parallel multipart parts that an interrupted upload resumes — and
+// downloads them whole or in parallel Range parts into a file that only
+// takes its name once its SHA-256 checked out.
+//
+// Every request that answers 429 or 503, or fails at the network, is
+// retried with exponential backoff and jitter, honouring Retry-After. API
+// calls have a per-request timeout; transfers of bytes have a stall
+// timeout instead (no byte moved for that long), so a large but moving
+// transfer is never cut short.
 package client
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// Client talks to one Imago endpoint.
-type Client struct {
-	BaseURL string // e.g. http://127.0.0.1:8080
-	Token   string // bearer token, if the endpoint wants one
-	HTTP    *http.Client
-	// InlineLimit is the largest document sent inline; larger ones go
-	// through POST /documents/uploads. It is also the first Range size
-	// tried when a whole download is refused as too large.
+// Options configure a Client. The zero value of every field but BaseURL
+// picks a sensible default.
+type Options struct {
+	BaseURL string // the API's root, e.g. http://127.0.0.1:8080
+	Token   string // bearer token, if the API wants one
+
+	// HTTP sends the requests; its Timeout should be zero (the client sets
+	// its own per request). Default: a client with the default transport.
+	HTTP *http.Client
+
+	// InlineLimit is the largest document Put sends in the body of
+	// POST /documents (default 4 MiB, the API's default limit). A server
+	// with a lower limit answers 413 and Put goes through an upload.
 	InlineLimit int64
+	// PartSize is the size of the Range parts Get asks for (default 4 MiB).
+	PartSize int64
+	// Parallel is how many parts Put and Get move at once (default 4).
+	Parallel int
+
+	// RequestTimeout bounds one API call that moves no document bytes
+	// (default 30s).
+	RequestTimeout time.Duration
+	// StallTimeout fails a transfer of document bytes when no byte moved
+	// for that long (default 60s); the attempt is then retried.
+	StallTimeout time.Duration
+	// AnswerTimeout bounds how long the server may take to answer once it
+	// has a request's whole body, and to complete an upload in parts
+	// (default 15 minutes): storing a large document behind a presigned
+	// PUT, or assembling its parts, may take minutes, and a client that
+	// gave up would only make it start over.
+	AnswerTimeout time.Duration
+	// IngestWait bounds how long Put waits for an uploaded document to
+	// become available (default: 2 minutes plus one second per 16 MiB).
+	IngestWait time.Duration
+
+	// MaxAttempts is how often one request is tried before its error is
+	// returned (default 8). MinBackoff and MaxBackoff bound the wait
+	// between attempts (defaults 200ms and 20s); a Retry-After answer is
+	// honoured up to MaxRetryAfter (default 2 minutes).
+	MaxAttempts   int
+	MinBackoff    time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
+
+	// StateDir keeps the state of interrupted multipart uploads so that
+	// Put of the same file resumes them (default: os.UserCacheDir()/imago/uploads).
+	// "-" keeps no state.
+	StateDir string
 }
 
-// New returns a Client with the API's default inline limit.
-func New(baseURL, token string) *Client {
-	return &Client{BaseURL: strings.TrimSuffix(baseURL, "/"), Token: token,
-		HTTP: &http.Client{Timeout: 10 * time.Minute}, InlineLimit: 4 << 20}
+// Client talks to one Imago API. It is safe for concurrent use.
+type Client struct {
+	opt  Options
+	base string
 }
 
-// APIError is an error answered by the API.
+// New returns a Client for opt.
+func New(opt Options) *Client {
+	if opt.HTTP == nil {
+		opt.HTTP = &http.Client{}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opt.InlineLimit <= 0 {
+		opt.InlineLimit = 4 << 20
+	}
+	if opt.PartSize <= 0 {
+		opt.PartSize = 4 << 20
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = 4
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 8
+	}
+	def(&opt.RequestTimeout, 30*time.Second)
+	def(&opt.StallTimeout, 60*time.Second)
+	def(&opt.AnswerTimeout, 15*time.Minute)
+	def(&opt.MinBackoff, 200*time.Millisecond)
+	def(&opt.MaxBackoff, 20*time.Second)
+	def(&opt.MaxRetryAfter, 2*time.Minute)
+	if opt.StateDir == "" {
+		opt.StateDir = DefaultStateDir()
+	}
+	return &Client{opt: opt, base: strings.TrimSuffix(opt.BaseURL, "/")}
+}
+
+// Options returns the client's options, defaults filled in.
+func (c *Client) Options() Options { return c.opt }
+
+// Status is a document's lifecycle state.
+type Status string
+
+// The statuses the API answers. StatusFailed is set when the ingest of an
+// uploaded document failed; the document's Failure says why.
+const (
+	StatusPending   Status = "pending"
+	StatusAvailable Status = "available"
+	StatusFailed    Status = "failed"
+)
+
+// Document is a document's metadata as the API answers it.
+type Document struct {
+	ID          string            `json:"id"`
+	Filename    string            `json:"filename"`
+	ContentType string            `json:"content_type"`
+	Size        int64             `json:"size"`
+	SHA256      string            `json:"sha256"`
+	Status      Status            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	Metadata    map[string]string `json:"metadata"`
+	Failure     string            `json:"failure,omitempty"`
+}
+
+// APIError is an error answered by the API (or by the storage behind a
+// presigned URL).
 type APIError struct {
-	Status  int
-	Code    string
-	Message string
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration // from a Retry-After header, if any
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+}
 
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+// IsNotFound tells whether err is the API's 404: an unknown document, or
+// another tenant's.
+func IsNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+func isStatus(err error, status int) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Status == status
+}
+
+// IntegrityError says the bytes received do not hash to the document's
+// recorded SHA-256.
+type IntegrityError struct {
+	ID        string
+	Want, Got string
+}
+
+func (e *IntegrityError) Error() string {
+	return fmt.Sprintf("document %s: the bytes received have SHA-256 %s, the document's is %s", e.ID, e.Got, e.Want)
+}
+
+// IngestError says the API could not store an uploaded document.
+type IngestError struct {
+	ID      string
+	Failure string
+}
+
+func (e *IngestError) Error() string {
+	return fmt.Sprintf("document %s: ingest failed: %s", e.ID, e.Failure)
+}
+
+// request is one HTTP request the client may send several times: body
+// makes a fresh body for each attempt.
+type request struct {
+	method string
+	url    string // absolute, or a path under the API's root
+	header http.Header
+	body   func() io.Reader
+	size   int64 // the body's length; -1 for none
+	// transfer marks a request moving document bytes: it gets the stall
+	// timeout instead of the request timeout, and AnswerTimeout once its
+	// body is sent.
+	transfer bool
+	// slow marks an API call the server may take long to answer: it gets
+	// AnswerTimeout instead of RequestTimeout.
+	slow bool
+	// progress, when set, is told of the bytes of the body sent.
+	progress Progress
+}
+
+// attempt sends r once. A status of 400 or more becomes an *APIError; on
+// success the caller owns the response body and must call done when it
+// has read it (it releases the request's timer).
+func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, done func(), err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var stall *watchdog
+	var timer *time.Timer
+	if r.transfer {
+		stall = newWatchdog(c.opt.StallTimeout, func(idle time.Duration) {
+			cancel(attemptTimeout(fmt.Sprintf("nothing moved for %v", idle.Round(time.Millisecond))))
+		})
+	} else {
+		timeout := c.opt.RequestTimeout
+		if r.slow {
+			timeout = c.opt.AnswerTimeout
+		}
+		timer = time.AfterFunc(timeout, func() {
+			cancel(attemptTimeout(fmt.Sprintf("no answer within %v", timeout)))
+		})
+	}
+	done = func() {
+		if stall != nil {
+			stall.stop()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		cancel(nil)
+	}
+	// A path is the API's, an absolute URL a presigned one, which carries
+	// its own authorization and must not get the bearer token.
+	target, api := r.url, !strings.Contains(r.url, "://")
+	if api {
+		target = c.base + target
+	}
+	var body io.Reader
+	var metered *meteredReader
+	if r.body != nil {
+		body = r.body()
+		if stall != nil || r.progress != nil {
+			metered = &meteredReader{r: body, stall: stall, progress: r.progress, size: r.size, answerTimeout: c.opt.AnswerTimeout}
+			body = metered
+		}
+	}
+	fail := func(err error) (*http.Response, func(), error) {
+		if metered != nil {
+			metered.rollback()
+		}
+		done()
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
-		return nil, err
+		return fail(permanent(err))
 	}
-	if sr, ok := body.(*io.SectionReader); ok {
-		req.ContentLength = sr.Size() // not chunked: API Gateway wants a length
+	if r.body != nil {
+		req.ContentLength = r.size // never chunked: API Gateway and S3 want a length
+		if r.size == 0 {
+			req.Body = http.NoBody
+		}
 	}
-	for k, v := range header {
+	for k, v := range r.header {
 		req.Header[k] = v
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	if c.opt.Token != "" && api {
+		req.Header.Set("Authorization", "Bearer "+c.opt.Token)
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err = c.opt.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		if cause := context.Cause(ctx); ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+		return fail(err)
+	}
+	if stall != nil {
+		resp.Body = &meteredBody{ReadCloser: resp.Body, stall: stall}
 	}
 	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
-			e.Error.Message = strings.TrimSpace(string(raw))
-		}
-		return nil, &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
-	}
-	return resp, nil
-}
-
-func decode[T any](resp *http.Response) (T, error) {
-	defer resp.Body.Close()
-	var v T
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return v, fmt.Errorf("decode response: %w", err)
-	}
-	return v, nil
-}
-
-// Put uploads the file at path with its content type and metadata, and
-// returns the document's metadata once it is available.
-func (c *Client) Put(ctx context.Context, path, contentType string, metadata map[string]string) (docstore.Document, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	name := filepath.Base(path)
-	if fi.Size() <= c.InlineLimit {
-		h := http.Header{"Content-Type": {contentType}}
-		for k, v := range metadata {
-			h.Set("X-Imago-Meta-"+k, v)
-		}
-		resp, err := c.do(ctx, "POST", "/documents?filename="+url.QueryEscape(name), io.NewSectionReader(f, 0, fi.Size()), h)
-		var apiErr *APIError
-		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestEntityTooLarge {
-			if err != nil {
-				return docstore.Document{}, err
-			}
-			return decode[docstore.Document](resp)
-		}
-		// The server's inline limit is lower than ours: go through S3.
-	}
-	reqBody, _ := json.Marshal(map[string]any{"filename": name, "content_type": contentType, "size": fi.Size(), "metadata": metadata})
-	resp, err := c.do(ctx, "POST", "/documents/uploads", bytes.NewReader(reqBody), http.Header{"Content-Type": {"application/json"}})
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	up, err := decode[docstore.CreatedUpload](resp)
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	put, err := http.NewRequestWithContext(ctx, up.Method, up.UploadURL, io.NewSectionReader(f, 0, fi.Size()))
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	put.ContentLength = fi.Size()
-	for k, v := range up.Headers {
-		put.Header.Set(k, v)
-	}
-	presp, err := c.HTTP.Do(put)
-	if err != nil {
-		return docstore.Document{}, fmt.Errorf("upload to the presigned URL: %w", err)
-	}
-	io.Copy(io.Discard, presp.Body)
-	presp.Body.Close()
-	if presp.StatusCode >= 300 {
-		return docstore.Document{}, fmt.Errorf("upload to the presigned URL: %s", presp.Status)
-	}
-	// The ingest runs on the storage event: wait for it.
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		d, err := c.Get(ctx, string(up.ID))
-		if err != nil || d.Status == docstore.StatusAvailable {
-			return d, err
-		}
-		select {
-		case <-ctx.Done():
-			return d, ctx.Err()
-		case <-time.After(delay):
-		}
-	}
-}
-
-// Get returns a document's metadata.
-func (c *Client) Get(ctx context.Context, id string) (docstore.Document, error) {
-	resp, err := c.do(ctx, "GET", "/documents/"+url.PathEscape(id), nil, nil)
-	if err != nil {
-		return docstore.Document{}, err
-	}
-	return decode[docstore.Document](resp)
-}
-
-// Download writes a document to w and checks it against its SHA-256. A
-// document the API refuses to send whole (413) is fetched in Range parts,
-// halving the part size whenever a part is refused too.
-func (c *Client) Download(ctx context.Context, id string, w io.Writer) (docstore.Document, error) {
-	d, err := c.Get(ctx, id)
-	if err != nil {
-		return d, err
-	}
-	sum := sha256.New()
-	out := io.MultiWriter(w, sum)
-	path := "/documents/" + url.PathEscape(id) + "/content"
-	resp, err := c.do(ctx, "GET", path, nil, nil)
-	var apiErr *APIError
-	switch {
-	case err == nil:
-		_, err = io.Copy(out, resp.Body)
+		err := readAPIError(resp)
 		resp.Body.Close()
-		if err != nil {
-			return d, err
-		}
-	case errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestEntityTooLarge:
-		part := c.InlineLimit
-		for off := int64(0); off < d.Size; {
-			end := min(off+part, d.Size) - 1
-			resp, err := c.do(ctx, "GET", path, nil, http.Header{"Range": {"bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(end, 10)}})
-			if errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestEntityTooLarge && part > 1 {
-				part /= 2
-				continue
-			}
-			if err != nil {
-				return d, err
-			}
-			n, err := io.Copy(out, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return d, err
-			}
-			if resp.StatusCode != http.StatusPartialContent || n != end-off+1 {
-				return d, fmt.Errorf("range %d-%d: %s with %d bytes", off, end, resp.Status, n)
-			}
-			off += n
-		}
-	default:
-		return d, err
+		return fail(err)
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != d.SHA256 {
-		return d, fmt.Errorf("document %s: downloaded bytes have SHA-256 %s, the document's is %s", id, got, d.SHA256)
+	return resp, done, nil
+}
+
+func readAPIError(resp *http.Response) error {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
+		e.Error.Message = strings.TrimSpace(string(raw))
+		if len(e.Error.Message) > 300 {
+			e.Error.Message = e.Error.Message[:300] + "…"
+		}
+	}
+	return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// call sends r, retrying as the package comment says, and decodes a JSON
+// answer into out (if out is not nil). It returns the final status.
+func (c *Client) call(ctx context.Context, r request, out any) (int, error) {
+	status := 0
+	err := c.retry(ctx, func(ctx context.Context) error {
+		resp, done, err := c.attempt(ctx, r)
+		if err != nil {
+			return err
+		}
+		defer done()
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return fmt.Errorf("read the answer to %s %s: %w", r.method, r.url, err)
+		}
+		if out == nil {
+			return nil
+		}
+		if err := json.Unmarshal(raw, out); err != nil {
+			return permanent(fmt.Errorf("decode the answer to %s %s: %w", r.method, r.url, err))
+		}
+		return nil
+	})
+	return status, err
+}
+
+// jsonRequest is an API call with a JSON body.
+func jsonRequest(method, path string, v any) request {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only the client's own types are marshalled
+	}
+	return request{method: method, url: path, size: int64(len(raw)),
+		header: http.Header{"Content-Type": {"application/json"}},
+		body:   func() io.Reader { return bytes.NewReader(raw) }}
+}
+
+func docPath(id string) string { return "/documents/" + url.PathEscape(id) }
+
+// Stat returns a document's metadata.
+func (c *Client) Stat(ctx context.Context, id string) (Document, error) {
+	var d Document
+	_, err := c.call(ctx, request{method: "GET", url: docPath(id)}, &d)
+	if err != nil {
+		return Document{}, fmt.Errorf("stat %s: %w", id, err)
 	}
 	return d, nil
+}
+
+// Delete removes a document (and aborts its upload if it is pending).
+func (c *Client) Delete(ctx context.Context, id string) error {
+	if _, err := c.call(ctx, request{method: "DELETE", url: docPath(id)}, nil); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
+	}
+	return nil
 }

@@ -1,0 +1,380 @@
+package client
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// fakeAPI is an in-process Imago API that follows DESIGN.md's contract
+// for the routes the client uses — inline uploads, presigned uploads,
+// multipart uploads (presigned parts, ListParts, complete, 202 pending,
+// ingest), metadata, listing, deletion, whole and Range downloads (413
+// over the inline limit) — so that the client's logic is tested with
+// faults injected where a real server would not make them. The real
+// `imago serve` is driven by cmd/imago's tests.
+type fakeAPI struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	inlineLimit int64 // largest inline upload and whole download
+	threshold   int64 // uploads above this go in parts
+	partSize    int64 // the part size it answers
+
+	// pendingPolls is how many metadata reads a completed multipart
+	// upload stays pending for; failIngest makes its ingest fail.
+	pendingPolls int
+	failIngest   string
+
+	// hook, when set, sees every request first; it returns true when it
+	// answered the request itself.
+	hook func(w http.ResponseWriter, r *http.Request) bool
+	// corrupt makes downloads serve other bytes than the document's.
+	corrupt bool
+
+	inFlight  sync.WaitGroup
+	mu        sync.Mutex
+	docs      map[string]*fakeDoc
+	order     []string       // creation order
+	requests  map[string]int // "METHOD route" → count
+	partPuts  map[int]int    // part number → successful PUTs
+	rangeGets []string       // Range headers of content GETs answered
+}
+
+type fakeDoc struct {
+	Document
+	content   []byte
+	multipart bool
+	parts     map[int][]byte
+	polls     int
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	f := &fakeAPI{t: t, inlineLimit: 1 << 20, threshold: 4 << 20, partSize: 1 << 20,
+		docs: map[string]*fakeDoc{}, requests: map[string]int{}, partPuts: map[int]int{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAPI) count(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[key]
+}
+
+// setHook sets the hook (nil for none) while requests may be in flight.
+func (f *fakeAPI) setHook(h func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hook = h
+}
+
+// received is how many parts of document id the server holds.
+func (f *fakeAPI) received(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.docs[id].parts)
+}
+
+func (f *fakeAPI) ranges() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rangeGets)
+}
+
+func (f *fakeAPI) doc(id string) *fakeDoc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.docs[id]
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSONAnswer(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// route names a request by its route, ids left out.
+func route(r *http.Request) string {
+	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(p) == 1:
+		return r.Method + " /" + p[0]
+	case p[0] == "documents" && p[1] == "uploads":
+		return r.Method + " /documents/uploads"
+	case p[0] == "documents" && len(p) == 2:
+		return r.Method + " /documents/{id}"
+	case p[0] == "documents" && len(p) == 3:
+		return r.Method + " /documents/{id}/" + p[2]
+	}
+	return r.Method + " /" + p[0]
+}
+
+// idle waits until no request is being answered: a client that gave up
+// on a request does not wait for the server to finish it.
+func (f *fakeAPI) idle() { f.inFlight.Wait() }
+
+func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
+	f.inFlight.Add(1)
+	defer f.inFlight.Done()
+	f.mu.Lock()
+	f.requests[route(r)]++
+	f.mu.Unlock()
+	f.mu.Lock()
+	hook := f.hook
+	f.mu.Unlock()
+	if hook != nil && hook(w, r) {
+		return
+	}
+	p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/documents":
+		if int64(len(body)) > f.inlineLimit {
+			apiError(w, 413, "too_large", "over the inline limit")
+			return
+		}
+		meta := map[string]string{}
+		for k, v := range r.Header {
+			if m, ok := strings.CutPrefix(k, "X-Imago-Meta-"); ok {
+				meta[strings.ToLower(m)] = v[0]
+			}
+		}
+		d := f.add(r.URL.Query().Get("filename"), r.Header.Get("Content-Type"), int64(len(body)), meta)
+		f.store(d, body)
+		w.Header().Set("Location", "/documents/"+d.ID)
+		writeJSONAnswer(w, 201, d.Document)
+	case r.Method == "POST" && r.URL.Path == "/documents/uploads":
+		var req struct {
+			Filename    string            `json:"filename"`
+			ContentType string            `json:"content_type"`
+			Size        int64             `json:"size"`
+			Metadata    map[string]string `json:"metadata"`
+		}
+		if json.Unmarshal(body, &req) != nil {
+			apiError(w, 400, "invalid", "bad JSON")
+			return
+		}
+		d := f.add(req.Filename, req.ContentType, req.Size, req.Metadata)
+		exp := time.Now().Add(time.Hour)
+		if req.Size > f.threshold {
+			d.multipart, d.parts = true, map[int][]byte{}
+			count := int((req.Size + f.partSize - 1) / f.partSize)
+			writeJSONAnswer(w, 201, map[string]any{"id": d.ID, "method": "multipart", "part_size": f.partSize, "part_count": count, "expires_at": exp})
+			return
+		}
+		writeJSONAnswer(w, 201, map[string]any{"id": d.ID, "method": "PUT", "upload_url": f.srv.URL + "/_staging/" + d.ID,
+			"headers": map[string]string{"Content-Type": req.ContentType}, "expires_at": exp})
+	case r.Method == "PUT" && p[0] == "_staging":
+		d := f.docs[p[1]]
+		if d == nil || d.Status != StatusPending || int64(len(body)) != d.Size {
+			apiError(w, 400, "invalid", "bad staging PUT")
+			return
+		}
+		f.store(d, body)
+		w.WriteHeader(200)
+	case r.Method == "PUT" && p[0] == "_parts":
+		d := f.docs[p[1]]
+		n, _ := strconv.Atoi(p[2])
+		if d == nil || !d.multipart || d.Status != StatusPending {
+			apiError(w, 404, "NoSuchUpload", "no such upload")
+			return
+		}
+		if want := min(f.partSize, d.Size-int64(n-1)*f.partSize); int64(len(body)) != want || r.ContentLength != want {
+			apiError(w, 400, "bad_part", fmt.Sprintf("part %d is %d bytes, want %d", n, len(body), want))
+			return
+		}
+		d.parts[n] = body
+		f.partPuts[n]++
+		w.Header().Set("ETag", etag(body))
+		w.WriteHeader(200)
+	case p[0] != "documents":
+		apiError(w, 404, "not_found", "no route")
+	case r.Method == "GET" && len(p) == 1:
+		f.list(w, r)
+	default:
+		d := f.docs[p[1]]
+		if d == nil {
+			apiError(w, 404, "not_found", "document "+p[1]+" not found")
+			return
+		}
+		f.document(w, r, d, p[2:], body)
+	}
+}
+
+func etag(b []byte) string {
+	sum := md5.Sum(b)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+func (f *fakeAPI) add(filename, contentType string, size int64, meta map[string]string) *fakeDoc {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	d := &fakeDoc{Document: Document{ID: uuid.NewString(), Filename: filename, ContentType: contentType, Size: size,
+		Status: StatusPending, CreatedAt: time.Now().UTC().Truncate(time.Second), Metadata: meta}}
+	f.docs[d.ID] = d
+	f.order = append(f.order, d.ID)
+	return d
+}
+
+func (f *fakeAPI) store(d *fakeDoc, content []byte) {
+	sum := sha256.Sum256(content)
+	d.content, d.SHA256, d.Status = content, hex.EncodeToString(sum[:]), StatusAvailable
+}
+
+func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request, d *fakeDoc, rest []string, body []byte) {
+	switch {
+	case len(rest) == 0 && r.Method == "GET":
+		if d.Status == StatusPending && d.content != nil { // completed, being ingested
+			if d.polls++; d.polls > f.pendingPolls {
+				if f.failIngest != "" {
+					d.Status = StatusFailed
+					d.Failure = f.failIngest
+				} else {
+					f.store(d, d.content)
+				}
+			}
+		}
+		writeJSONAnswer(w, 200, d.Document)
+	case len(rest) == 0 && r.Method == "DELETE":
+		delete(f.docs, d.ID)
+		w.WriteHeader(204)
+	case rest[0] == "parts" && r.Method == "POST":
+		var req struct{ Numbers []int }
+		json.Unmarshal(body, &req)
+		if !d.multipart || d.content != nil {
+			apiError(w, 409, "conflict", "not a pending multipart upload")
+			return
+		}
+		var parts []map[string]any
+		for _, n := range req.Numbers {
+			parts = append(parts, map[string]any{"number": n, "method": "PUT",
+				"url": fmt.Sprintf("%s/_parts/%s/%d", f.srv.URL, d.ID, n), "headers": map[string]string{}, "expires_at": time.Now().Add(time.Hour)})
+		}
+		writeJSONAnswer(w, 200, map[string]any{"parts": parts})
+	case rest[0] == "parts" && r.Method == "GET":
+		if !d.multipart || d.content != nil {
+			apiError(w, 409, "conflict", "not a pending multipart upload")
+			return
+		}
+		parts := []map[string]any{}
+		var numbers []int
+		for n := range d.parts {
+			numbers = append(numbers, n)
+		}
+		sort.Ints(numbers)
+		for _, n := range numbers {
+			parts = append(parts, map[string]any{"number": n, "size": len(d.parts[n]), "etag": etag(d.parts[n])})
+		}
+		writeJSONAnswer(w, 200, map[string]any{"parts": parts})
+	case rest[0] == "complete" && r.Method == "POST":
+		var req struct {
+			Parts []completedPart `json:"parts"`
+		}
+		json.Unmarshal(body, &req)
+		if !d.multipart || d.content != nil {
+			apiError(w, 409, "conflict", "not a pending multipart upload")
+			return
+		}
+		var content []byte
+		for i, p := range req.Parts {
+			if p.Number != i+1 || d.parts[p.Number] == nil || etag(d.parts[p.Number]) != p.ETag {
+				apiError(w, 400, "invalid", fmt.Sprintf("part %d missing or mismatched", i+1))
+				return
+			}
+			content = append(content, d.parts[p.Number]...)
+		}
+		if int64(len(content)) != d.Size {
+			apiError(w, 400, "invalid", "parts do not add up to the size")
+			return
+		}
+		d.content = content
+		writeJSONAnswer(w, 202, d.Document)
+	case rest[0] == "content" && r.Method == "GET":
+		if d.Status != StatusAvailable {
+			apiError(w, 409, "conflict", "not available")
+			return
+		}
+		content := d.content
+		if f.corrupt {
+			content = append([]byte(nil), content...)
+			content[len(content)/2] ^= 1
+		}
+		rng := r.Header.Get("Range")
+		if rng == "" {
+			if d.Size > f.inlineLimit {
+				apiError(w, 413, "too_large", fmt.Sprintf("over the %d-byte limit; use Range", f.inlineLimit))
+				return
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
+			w.WriteHeader(200)
+			w.Write(content)
+			return
+		}
+		var a, b int64
+		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &a, &b); err != nil || a > b || b >= d.Size {
+			apiError(w, 416, "bad_range", "bad range")
+			return
+		}
+		if b-a+1 > f.inlineLimit {
+			apiError(w, 413, "too_large", "range over the limit")
+			return
+		}
+		f.rangeGets = append(f.rangeGets, rng)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, d.Size))
+		w.Header().Set("Content-Length", strconv.FormatInt(b-a+1, 10))
+		w.WriteHeader(206)
+		w.Write(content[a : b+1])
+	default:
+		apiError(w, 405, "method_not_allowed", "no such route")
+	}
+}
+
+func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit == 0 {
+		limit = 50
+	}
+	start, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+	var ids []string // newest first
+	for i := len(f.order) - 1; i >= 0; i-- {
+		if f.docs[f.order[i]] != nil {
+			ids = append(ids, f.order[i])
+		}
+	}
+	page := Page{Documents: []Document{}}
+	for i := start; i < len(ids) && i < start+limit; i++ {
+		page.Documents = append(page.Documents, f.docs[ids[i]].Document)
+	}
+	if start+limit < len(ids) {
+		page.NextCursor = strconv.Itoa(start + limit)
+	}
+	writeJSONAnswer(w, 200, page)
+}

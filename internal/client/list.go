@@ -1,0 +1,72 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/url"
+	"strconv"
+)
+
+// Page is one page of the caller's documents, newest first.
+type Page struct {
+	Documents  []Document `json:"documents"`
+	NextCursor string     `json:"next_cursor,omitempty"` // empty on the last page
+}
+
+// maxPageSize is the API's largest page (GET /documents?limit=).
+const maxPageSize = 1000
+
+// ListPage returns one page of up to limit documents (the API's default
+// when limit is 0) after cursor (the first page when empty).
+func (c *Client) ListPage(ctx context.Context, limit int, cursor string) (Page, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(min(limit, maxPageSize)))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	path := "/documents"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var p Page
+	if _, err := c.call(ctx, request{method: "GET", url: path}, &p); err != nil {
+		return Page{}, fmt.Errorf("list: %w", err)
+	}
+	return p, nil
+}
+
+// List yields the caller's documents, newest first, up to limit of them
+// (all when limit is 0), fetching pages as it goes. It stops at the first
+// error, which it yields.
+func (c *Client) List(ctx context.Context, limit int) iter.Seq2[Document, error] {
+	return func(yield func(Document, error) bool) {
+		cursor, seen := "", 0
+		for {
+			want := maxPageSize
+			if limit > 0 {
+				want = min(limit-seen, maxPageSize)
+			}
+			p, err := c.ListPage(ctx, want, cursor)
+			if err != nil {
+				yield(Document{}, err)
+				return
+			}
+			for _, d := range p.Documents {
+				if limit > 0 && seen >= limit {
+					return
+				}
+				seen++
+				if !yield(d, nil) {
+					return
+				}
+			}
+			if p.NextCursor == "" || (limit > 0 && seen >= limit) || len(p.Documents) == 0 {
+				return
+			}
+			cursor = p.NextCursor
+		}
+	}
+}

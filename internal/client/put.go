@@ -1,0 +1,422 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+)
+
+// PutOptions describe one document to upload.
+type PutOptions struct {
+	Filename    string            // default: the file's base name
+	ContentType string            // default: from the file name's extension
+	Metadata    map[string]string // custom metadata
+	Progress    Progress          // told of the bytes sent; nil for none
+}
+
+// createdUpload is the answer of POST /documents/uploads.
+type createdUpload struct {
+	ID        string            `json:"id"`
+	Method    string            `json:"method"` // "PUT" or "multipart"
+	UploadURL string            `json:"upload_url"`
+	Headers   map[string]string `json:"headers"`
+	PartSize  int64             `json:"part_size"`
+	PartCount int               `json:"part_count"`
+	ExpiresAt time.Time         `json:"expires_at"`
+}
+
+// partURL is one presigned UploadPart request.
+type partURL struct {
+	Number    int               `json:"number"`
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers"`
+	ExpiresAt time.Time         `json:"expires_at"`
+}
+
+// receivedPart is one part the server holds.
+type receivedPart struct {
+	Number int    `json:"number"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+}
+
+type completedPart struct {
+	Number int    `json:"number"`
+	ETag   string `json:"etag"`
+}
+
+// maxPresign is how many part URLs one POST /documents/{id}/parts may ask for.
+const maxPresign = 1000
+
+// Put uploads the file at path and returns the document's metadata once
+// the API has stored it (status available). A file up to InlineLimit goes
+// in the body of POST /documents; a larger one through POST
+// /documents/uploads, as one presigned PUT or, when the API answers
+// "multipart", in parallel parts. Put of a file whose multipart upload was
+// interrupted resumes it: it sends only the parts the server lacks, as
+// long as the file's size and modification time are unchanged.
+func (c *Client) Put(ctx context.Context, path string, opt PutOptions) (Document, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Document{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Document{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Document{}, fmt.Errorf("put %s: not a regular file", path)
+	}
+	if opt.Filename == "" {
+		opt.Filename = filepath.Base(path)
+	}
+	if opt.ContentType == "" {
+		opt.ContentType = mime.TypeByExtension(filepath.Ext(opt.Filename))
+	}
+	if opt.ContentType == "" {
+		opt.ContentType = "application/octet-stream"
+	}
+	if opt.Metadata == nil {
+		opt.Metadata = map[string]string{}
+	}
+	progress := orNoProgress(opt.Progress)
+	defer progress.Finish()
+
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Document{}, err
+	}
+	u := &upload{c: c, f: f, size: fi.Size(), opt: opt, progress: progress, stateFile: c.uploadStateFile(abs),
+		state: uploadState{Server: c.base, Path: abs, Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}}
+	d, err := u.run(ctx)
+	if err != nil {
+		return d, fmt.Errorf("put %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// upload is one Put in progress.
+type upload struct {
+	c         *Client
+	f         *os.File
+	size      int64
+	opt       PutOptions
+	progress  Progress
+	stateFile string
+	state     uploadState
+}
+
+func (u *upload) run(ctx context.Context) (Document, error) {
+	if d, ok, err := u.resume(ctx); ok || err != nil {
+		return d, err
+	}
+	if u.size <= u.c.opt.InlineLimit {
+		d, err := u.inline(ctx)
+		if !isStatus(err, http.StatusRequestEntityTooLarge) {
+			return d, err
+		}
+		// The server's inline limit is lower than ours: upload instead.
+	}
+	var up createdUpload
+	req := jsonRequest("POST", "/documents/uploads", map[string]any{"filename": u.opt.Filename,
+		"content_type": u.opt.ContentType, "size": u.size, "metadata": u.opt.Metadata})
+	req.header.Set("Idempotency-Key", uuid.NewString())
+	if _, err := u.c.call(ctx, req, &up); err != nil {
+		return Document{}, fmt.Errorf("create upload: %w", err)
+	}
+	if up.Method != "multipart" {
+		return u.presigned(ctx, up)
+	}
+	if up.PartSize <= 0 || up.PartCount <= 0 || int64(up.PartCount-1)*up.PartSize >= max(u.size, 1) || int64(up.PartCount)*up.PartSize < u.size {
+		return Document{}, fmt.Errorf("create upload: the server cut %d bytes into %d parts of %d", u.size, up.PartCount, up.PartSize)
+	}
+	u.state.ID, u.state.PartSize, u.state.PartCount = up.ID, up.PartSize, up.PartCount
+	if err := writeJSON(u.stateFile, u.state); err != nil {
+		return Document{}, err
+	}
+	return u.multipart(ctx, nil)
+}
+
+// resume continues the multipart upload a state file describes, if it is
+// of this very file and the server still has it. ok says it did.
+func (u *upload) resume(ctx context.Context) (d Document, ok bool, err error) {
+	var st uploadState
+	if !readJSON(u.stateFile, &st) {
+		return Document{}, false, nil
+	}
+	if st.Server != u.state.Server || st.Path != u.state.Path || st.Size != u.state.Size || st.ModTime != u.state.ModTime || st.ID == "" {
+		os.Remove(u.stateFile) // the file changed: its old upload is of other bytes
+		return Document{}, false, nil
+	}
+	u.state = st
+	var parts struct {
+		Parts []receivedPart `json:"parts"`
+	}
+	_, err = u.c.call(ctx, request{method: "GET", url: docPath(st.ID) + "/parts"}, &parts)
+	switch {
+	case isStatus(err, http.StatusConflict):
+		// Not a pending multipart upload any more: the last run completed
+		// it but stopped before it could say so.
+		d, err := u.c.Stat(ctx, st.ID)
+		if err == nil && d.Size == u.size && d.Status != StatusFailed {
+			os.Remove(u.stateFile)
+			d, err = u.c.waitAvailable(ctx, d)
+			return d, true, err
+		}
+		os.Remove(u.stateFile)
+		return Document{}, false, nil
+	case IsNotFound(err):
+		os.Remove(u.stateFile) // deleted or expired: start again
+		return Document{}, false, nil
+	case err != nil:
+		return Document{}, true, fmt.Errorf("resume upload %s: %w", st.ID, err)
+	}
+	have := map[int]string{}
+	for _, p := range parts.Parts {
+		if p.Number >= 1 && p.Number <= st.PartCount && p.Size == u.partLen(p.Number) && p.ETag != "" {
+			have[p.Number] = p.ETag
+		}
+	}
+	d, err = u.multipart(ctx, have)
+	return d, true, err
+}
+
+// partLen is the length of part n (1-based): part_size, but the last.
+func (u *upload) partLen(n int) int64 {
+	off := int64(n-1) * u.state.PartSize
+	return min(u.state.PartSize, u.size-off)
+}
+
+func (u *upload) section(off, n int64) func() io.Reader {
+	return func() io.Reader { return io.NewSectionReader(u.f, off, n) }
+}
+
+func (u *upload) inline(ctx context.Context) (Document, error) {
+	h := http.Header{"Content-Type": {u.opt.ContentType}, "Idempotency-Key": {uuid.NewString()}}
+	for k, v := range u.opt.Metadata {
+		h.Set("X-Imago-Meta-"+k, v)
+	}
+	u.progress.Start(u.size, 0)
+	var d Document
+	_, err := u.c.call(ctx, request{method: "POST", url: "/documents?filename=" + url.QueryEscape(u.opt.Filename),
+		header: h, body: u.section(0, u.size), size: u.size, transfer: true, progress: u.progress}, &d)
+	if err != nil {
+		return Document{}, err
+	}
+	return u.c.waitAvailable(ctx, d)
+}
+
+func (u *upload) presigned(ctx context.Context, up createdUpload) (Document, error) {
+	if up.UploadURL == "" {
+		return Document{}, fmt.Errorf("create upload: the answer has no upload_url (method %q)", up.Method)
+	}
+	u.progress.Start(u.size, 0)
+	err := u.c.retry(ctx, func(ctx context.Context) error {
+		resp, done, err := u.c.attempt(ctx, request{method: or(up.Method, "PUT"), url: up.UploadURL, header: headerOf(up.Headers),
+			body: u.section(0, u.size), size: u.size, transfer: true, progress: u.progress})
+		if err != nil {
+			return err
+		}
+		defer done()
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	})
+	if err != nil {
+		return Document{}, fmt.Errorf("upload %s: %w", up.ID, err)
+	}
+	return u.c.waitAvailable(ctx, Document{ID: up.ID, Size: u.size, Status: StatusPending})
+}
+
+// multipart sends every part the server does not have (have: number →
+// ETag) with Parallel workers, then completes the upload.
+func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, error) {
+	id, count := u.state.ID, u.state.PartCount
+	etags := make([]string, count+1)
+	var missing []int
+	var already int64
+	for n := 1; n <= count; n++ {
+		if etag, ok := have[n]; ok {
+			etags[n] = etag
+			already += u.partLen(n)
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	u.progress.Start(u.size, already)
+
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan partURL)
+	g.Go(func() error { // presign in batches, as the workers need them
+		defer close(jobs)
+		for len(missing) > 0 {
+			batch := missing[:min(len(missing), maxPresign, 8*u.c.opt.Parallel)]
+			missing = missing[len(batch):]
+			urls, err := u.presign(gctx, batch)
+			if err != nil {
+				return err
+			}
+			for _, p := range urls {
+				select {
+				case jobs <- p:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	for range u.c.opt.Parallel {
+		g.Go(func() error {
+			for p := range jobs {
+				etag, err := u.sendPart(gctx, p)
+				if err != nil {
+					return err
+				}
+				etags[p.Number] = etag
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Document{}, fmt.Errorf("upload %s in parts: %w (run the same put again to resume)", id, err)
+	}
+
+	parts := make([]completedPart, 0, count)
+	for n := 1; n <= count; n++ {
+		parts = append(parts, completedPart{Number: n, ETag: etags[n]})
+	}
+	var d Document
+	complete := jsonRequest("POST", docPath(id)+"/complete", map[string]any{"parts": parts})
+	complete.slow = true // assembling the parts may take minutes
+	_, err := u.c.call(ctx, complete, &d)
+	if isStatus(err, http.StatusConflict) {
+		// A retried complete whose first attempt went through.
+		if d, err = u.c.Stat(ctx, id); err == nil && d.Status == StatusPending && d.Size != u.size {
+			err = fmt.Errorf("document %s is %d bytes, not %d", id, d.Size, u.size)
+		}
+	}
+	if err != nil {
+		return Document{}, fmt.Errorf("complete upload %s: %w", id, err)
+	}
+	os.Remove(u.stateFile)
+	return u.c.waitAvailable(ctx, d)
+}
+
+func (u *upload) presign(ctx context.Context, numbers []int) ([]partURL, error) {
+	var out struct {
+		Parts []partURL `json:"parts"`
+	}
+	if _, err := u.c.call(ctx, jsonRequest("POST", docPath(u.state.ID)+"/parts", map[string]any{"numbers": numbers}), &out); err != nil {
+		return nil, fmt.Errorf("presign parts: %w", err)
+	}
+	if len(out.Parts) != len(numbers) {
+		return nil, fmt.Errorf("presign parts: asked for %d URLs, got %d", len(numbers), len(out.Parts))
+	}
+	return out.Parts, nil
+}
+
+// sendPart PUTs one part and returns its ETag. A URL that expired on the
+// way (403) is presigned again, a few times.
+func (u *upload) sendPart(ctx context.Context, p partURL) (string, error) {
+	off, n := int64(p.Number-1)*u.state.PartSize, u.partLen(p.Number)
+	for renewals := 0; ; renewals++ {
+		var etag string
+		err := u.c.retry(ctx, func(ctx context.Context) error {
+			resp, done, err := u.c.attempt(ctx, request{method: or(p.Method, "PUT"), url: p.URL, header: headerOf(p.Headers),
+				body: u.section(off, n), size: n, transfer: true, progress: u.progress})
+			if err != nil {
+				return err
+			}
+			defer done()
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if etag = resp.Header.Get("ETag"); etag == "" && err == nil {
+				err = permanent(errors.New("the answer has no ETag"))
+			}
+			return err
+		})
+		if isStatus(err, http.StatusForbidden) && renewals < 2 {
+			urls, perr := u.presign(ctx, []int{p.Number})
+			if perr != nil {
+				return "", perr
+			}
+			p = urls[0]
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("part %d: %w", p.Number, err)
+		}
+		return etag, nil
+	}
+}
+
+// waitAvailable polls a document until its ingest is over, for at most
+// IngestWait (default: 2 minutes plus a second per 16 MiB).
+func (c *Client) waitAvailable(ctx context.Context, d Document) (Document, error) {
+	wait := c.opt.IngestWait
+	if wait <= 0 {
+		wait = 2*time.Minute + time.Duration(d.Size/(16<<20))*time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		switch d.Status {
+		case StatusAvailable:
+			return d, nil
+		case StatusFailed:
+			return d, &IngestError{ID: d.ID, Failure: or(d.Failure, "no reason given")}
+		}
+		if d.Status != "" && d.Status != StatusPending {
+			return d, fmt.Errorf("document %s has status %q", d.ID, d.Status)
+		}
+		if time.Now().After(deadline) {
+			return d, fmt.Errorf("document %s is still pending after %v; `imago stat %s` tells when it is available", d.ID, wait, d.ID)
+		}
+		if err := c.sleepPoll(ctx, delay); err != nil {
+			return d, err
+		}
+		next, err := c.Stat(ctx, d.ID)
+		if err != nil {
+			return d, err
+		}
+		d = next
+	}
+}
+
+func (c *Client) sleepPoll(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func headerOf(m map[string]string) http.Header {
+	h := http.Header{}
+	for k, v := range m {
+		h.Set(k, v)
+	}
+	return h
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
