@@ -16,8 +16,8 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
-	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/loadtest"
+	"github.com/imagodocs/imago/internal/localfront"
 )
 
 var tokens = map[string]string{"token-a": "tenant-a", "token-b": "tenant-b"}
