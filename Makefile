@@ -36,6 +36,10 @@ test-unit: ## tests that need no local server (integration tests skip)
 bench: ## benchmarks, each reported against a baseline measured in the same run
 	scripts/bench
 
+.PHONY: load
+load: ## drive a service with many clients and check every byte (starts the local servers and serve unless IMAGO_URL is set; LOAD_CLIENTS, LOAD_DURATION)
+	scripts/load
+
 vet: ## go vet
 	$(GO) vet $(PKGS)
 
