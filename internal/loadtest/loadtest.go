@@ -45,11 +45,16 @@ import (
 
 // Options configure a run.
 type Options struct {
-	URL            string        // base URL of the API, e.g. http://127.0.0.1:8080
-	Tokens         [2]string     // bearer tokens of two different tenants
-	Clients        int           // concurrent clients (default 32)
-	Duration       time.Duration // how long clients send requests (default 60s)
-	MaxInlineBytes int64         // the service's IMAGO_MAX_INLINE_BYTES (default 4 MiB)
+	URL      string        // base URL of the API, e.g. http://127.0.0.1:8080
+	Tokens   [2]string     // bearer tokens of two different tenants
+	Clients  int           // concurrent clients (default 32)
+	Duration time.Duration // how long clients send requests (default 60s)
+	// Rounds, when positive, replaces Duration with a fixed and complete
+	// mix, for tests: each client runs every kind of upload Rounds times,
+	// then, once every client has uploaded, every other kind of operation
+	// Rounds times.
+	Rounds         int
+	MaxInlineBytes int64 // the service's IMAGO_MAX_INLINE_BYTES (default 4 MiB)
 	// Presigned enables presigned uploads (POST /documents/uploads and a
 	// PUT to the URL it answers) of documents over the inline limit.
 	Presigned bool
@@ -149,14 +154,31 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	start := time.Now()
 	runCtx, cancel := context.WithTimeout(ctx, opt.Duration)
 	defer cancel()
-	var wg sync.WaitGroup
+	var wg, uploaded sync.WaitGroup
+	uploaded.Add(opt.Clients)
 	for i := range opt.Clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c := &client{run: r, tenant: i % 2, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))}
-			for runCtx.Err() == nil {
-				c.step(ctx)
+			if opt.Rounds <= 0 {
+				uploaded.Done()
+				for runCtx.Err() == nil {
+					c.step(ctx)
+				}
+				return
+			}
+			for range opt.Rounds {
+				for _, op := range uploadOps {
+					op(c, ctx)
+				}
+			}
+			uploaded.Done()
+			uploaded.Wait()
+			for range opt.Rounds {
+				for _, op := range otherOps {
+					op(c, ctx)
+				}
 			}
 		}()
 	}

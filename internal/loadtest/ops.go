@@ -47,11 +47,7 @@ func (c *client) step(ctx context.Context) {
 	case p < 30:
 		c.uploadIdempotent(ctx)
 	case p < 32:
-		if c.opt.Presigned {
-			c.uploadPresigned(ctx)
-		} else {
-			c.uploadRaw(ctx)
-		}
+		c.uploadPresignedOrRaw(ctx)
 	case p < 54:
 		c.downloadWhole(ctx)
 	case p < 66:
@@ -66,6 +62,21 @@ func (c *client) step(ctx context.Context) {
 		c.crossTenant(ctx)
 	default:
 		c.readDeleted(ctx)
+	}
+}
+
+// The kinds of operation, for a run of Options.Rounds.
+var (
+	uploadOps = []func(*client, context.Context){(*client).uploadRaw, (*client).uploadForm, (*client).uploadIdempotent, (*client).uploadPresignedOrRaw}
+	otherOps  = []func(*client, context.Context){(*client).downloadWhole, (*client).downloadRange, (*client).readMetadata,
+		(*client).list, (*client).deleteOne, (*client).crossTenant, (*client).readDeleted}
+)
+
+func (c *client) uploadPresignedOrRaw(ctx context.Context) {
+	if c.opt.Presigned {
+		c.uploadPresigned(ctx)
+	} else {
+		c.uploadRaw(ctx)
 	}
 }
 
@@ -239,8 +250,9 @@ func (c *client) inlineSize() int64 {
 	return min(max(n, 1), limit)
 }
 
-// acknowledged checks an upload's 201 answer against what was sent and
-// registers the document.
+// acknowledged checks an upload's 201 answer against what was sent; the
+// caller registers the document once nothing else of the upload is in
+// flight.
 func (c *client) acknowledged(rq request, a answer, d *doc) bool {
 	if !c.expect(rq, a, http.StatusCreated) {
 		return false
@@ -258,7 +270,6 @@ func (c *client) acknowledged(rq request, a answer, d *doc) bool {
 		c.report(kindMismatch, "%s %s: acknowledged metadata: %s", rq.op, got.ID, diff)
 		return false
 	}
-	c.reg.add(d)
 	return true
 }
 
@@ -274,7 +285,9 @@ func (c *client) rawUploadRequest(op string, d *doc, body []byte) request {
 func (c *client) uploadRaw(ctx context.Context) {
 	d, body := c.newDoc(c.inlineSize())
 	rq := c.rawUploadRequest("upload-raw", d, body)
-	c.acknowledged(rq, c.do(ctx, rq), d)
+	if c.acknowledged(rq, c.do(ctx, rq), d) {
+		c.reg.add(d)
+	}
 }
 
 func (c *client) uploadForm(ctx context.Context) {
@@ -292,12 +305,16 @@ func (c *client) uploadForm(ctx context.Context) {
 	mw.Close()
 	rq := request{op: "upload-form", method: "POST", target: "/documents", tenant: c.tenant,
 		body: buf.Bytes(), header: map[string]string{"Content-Type": mw.FormDataContentType()}}
-	c.acknowledged(rq, c.do(ctx, rq), d)
+	if c.acknowledged(rq, c.do(ctx, rq), d) {
+		c.reg.add(d)
+	}
 }
 
 // uploadIdempotent uploads with an Idempotency-Key, replays the same
 // upload (which must answer the same document), and sometimes reuses the
-// key for other bytes (which must be a 409 and change nothing).
+// key for other bytes (which must be a 409 and change nothing). The
+// document is registered, so that other clients may delete it, only after
+// the replays: a replay after a DELETE would rightly store it anew.
 func (c *client) uploadIdempotent(ctx context.Context) {
 	d, body := c.newDoc(c.inlineSize())
 	key := fmt.Sprintf("load-%016x", c.rng.Uint64())
@@ -306,6 +323,7 @@ func (c *client) uploadIdempotent(ctx context.Context) {
 	if !c.acknowledged(rq, c.do(ctx, rq), d) {
 		return
 	}
+	defer c.reg.add(d)
 	replay := c.do(ctx, rq)
 	if !c.expect(rq, replay, http.StatusCreated) {
 		return
@@ -369,7 +387,7 @@ func (c *client) uploadPresigned(ctx context.Context) {
 				c.report(kindError, "presigned upload %s still pending %v after its PUT", up.ID, c.opt.IngestWait)
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond) // the S3 event is asynchronous
 			continue
 		}
 		if diff := d.diff(got); diff != "" {
@@ -613,7 +631,9 @@ func (c *client) checkGone(ctx context.Context, d *doc, when string) {
 		rq := request{op: "read-deleted", method: "GET", target: target, tenant: d.tenant}
 		a := c.do(ctx, rq)
 		if a.err == nil && a.status != http.StatusNotFound && a.status < 500 {
-			c.report(kindMismatch, "GET %s %s: %d (X-Imago-Cache %q), want 404", target, when, a.status, a.header.Get("X-Imago-Cache"))
+			_, deletedAt := c.reg.deleteState(d)
+			c.report(kindMismatch, "GET %s %s: %d (X-Imago-Cache %q), want 404; its DELETE answered 204 %v before this read",
+				target, when, a.status, a.header.Get("X-Imago-Cache"), a.start.Sub(deletedAt).Round(time.Millisecond))
 			continue
 		}
 		c.expect(rq, a, http.StatusNotFound)
