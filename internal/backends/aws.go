@@ -4,14 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -31,7 +25,9 @@ import (
 func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
 		awsconfig.WithHTTPClient(awsHTTPClient(cfg.AWSTimeout)),
-		awsconfig.WithRetryer(awsRetryer))
+		awsconfig.WithRetryer(awsRetryer),
+		// Other modes rebuild the HTTP client's dialer (and its timeouts).
+		awsconfig.WithDefaultsMode(aws.DefaultsModeLegacy))
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
@@ -42,37 +38,6 @@ func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 	set.Meta = dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	return set, nil
-}
-
-// awsHTTPClient is the SDK's HTTP client with a bound on silence: the
-// SDK's defaults wait forever on a connection that stops delivering bytes
-// mid-answer (or stops taking them mid-upload), which would hang a request
-// past its Lambda's deadline instead of answering 503. A connection that
-// is silent for timeout fails the attempt (a retryable error); a slow but
-// progressing transfer of any size goes on. The read timeout also covers
-// a stalled upload: the transport reads the connection while it writes,
-// and nothing arrives.
-func awsHTTPClient(timeout time.Duration) *awshttp.BuildableClient {
-	if timeout <= 0 {
-		timeout = config.DefaultAWSTimeout
-	}
-	return awshttp.NewBuildableClient().
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = timeout }).
-		WithTransportOptions(func(tr *http.Transport) {
-			tr.TLSHandshakeTimeout = timeout
-			tr.ResponseHeaderTimeout = timeout
-		}).
-		WithReadTimeout(timeout)
-}
-
-// awsRetryer is the SDK's standard retryer (3 attempts) with its backoff
-// capped at 2s instead of 20s, so that the retries of a stalled or broken
-// backend fit in one request's budget (see config.DefaultAWSTimeout).
-func awsRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 3
-		o.MaxBackoff = 2 * time.Second
-	})
 }
 
 // redisLog sends go-redis's own messages (failed dials, pool trouble) to

@@ -305,3 +305,32 @@ func (r *faultRig) listed(t *testing.T, tenant string) []string {
 	}
 	return ids
 }
+
+// TestFaults_SlowButProgressingDownloadSucceeds: the silence timeout is
+// not a deadline on the transfer: a download whose bytes keep coming, if
+// slowly, takes as long as it takes.
+func TestFaults_SlowButProgressingDownloadSucceeds(t *testing.T) {
+	r := newFaultRig(t)
+	tenant := "faults-" + string(docstore.NewID())
+	doc := randomDoc(512 << 10)
+	rep := r.call(t, "POST /documents", "/documents", "", tenant, doc, nil)
+	if rep.status != 201 {
+		t.Fatalf("upload: %d %s", rep.status, rep.body)
+	}
+	var d docstore.Document
+	json.Unmarshal(rep.body, &d)
+	r.set.Cache.Delete(context.Background(), d.ID)
+	// Each 32 KiB from S3 waits a quarter of the timeout: the whole blob
+	// takes several timeouts, and no gap is as long as one.
+	r.s3.SetDelay(faultTimeout / 4)
+	start := time.Now()
+	rep = r.call(t, "GET /documents/{id}/content", "/documents/"+string(d.ID)+"/content", string(d.ID), tenant, nil, nil)
+	took := time.Since(start)
+	r.s3.SetDelay(0)
+	if rep.status != 200 || !bytes.Equal(rep.body, doc) {
+		t.Fatalf("slow download: %d, identical %v", rep.status, bytes.Equal(rep.body, doc))
+	}
+	if took < faultTimeout {
+		t.Fatalf("the download took %v, less than the %v timeout: the test proves nothing", took, faultTimeout)
+	}
+}
