@@ -89,11 +89,11 @@ func (c *progressConn) Write(p []byte) (int, error) {
 }
 
 // awsRetryer is the SDK's standard retryer (3 attempts) with its backoff
-// capped at 2s instead of 20s, so that the retries of a stalled or broken
+// capped at 1s instead of 20s, so that the retries of a stalled or broken
 // backend fit in one request's budget (see config.DefaultAWSTimeout).
 func awsRetryer() aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = 3
-		o.MaxBackoff = 2 * time.Second
+		o.MaxBackoff = time.Second
 	})
 }

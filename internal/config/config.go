@@ -47,8 +47,8 @@ const (
 	DefaultDataDir        = "./.imago"
 	DefaultAddr           = "127.0.0.1:8080"
 	DefaultRedisTimeout   = 300 * time.Millisecond
-	// DefaultAWSTimeout: with 3 attempts and backoff capped at 2s, a
-	// stalled backend costs a request at most about 3×5s + 4s, well inside
+	// DefaultAWSTimeout: with 3 attempts and backoff capped at 1s, a
+	// stalled backend costs a request at most about 3×5s + 2s, well inside
 	// the functions' 29-second timeout, so the caller gets a 503 rather
 	// than a timed-out invocation; a healthy AWS service answers in
 	// milliseconds.
