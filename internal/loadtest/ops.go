@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -411,6 +412,12 @@ func (c *client) readable(rq request, a answer, d *doc, ok ...int) bool {
 			return false
 		}
 		c.expect(rq, a, http.StatusNotFound) // the delete won; the error must still be JSON
+		return false
+	}
+	if !sent.IsZero() && a.err == nil && !slices.Contains(ok, a.status) {
+		// Say so: a read racing a DELETE may answer 404, nothing else.
+		c.report(kindError, "%s %s %s: status %d while a DELETE of it was in flight (sent %v before this read's answer), want %v or 404: %.300s",
+			rq.method, rq.target, rq.header["Range"], a.status, time.Since(sent).Round(time.Millisecond), ok, a.body)
 		return false
 	}
 	if !c.expect(rq, a, ok...) {
