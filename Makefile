@@ -40,6 +40,10 @@ bench: ## benchmarks, each reported against a baseline measured in the same run
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s; FUZZ_MATCH=regexp picks some); make test runs their seeds
 	FUZZTIME="$(or $(FUZZTIME),10s)" scripts/fuzz
 
+.PHONY: load
+load: ## drive a service with many clients and check every byte (starts the local servers and serve unless IMAGO_URL is set; LOAD_CLIENTS, LOAD_DURATION)
+	scripts/load
+
 vet: ## go vet
 	$(GO) vet $(PKGS)
 

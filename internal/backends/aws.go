@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -22,7 +23,11 @@ import (
 // (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_KMS).
 // Clients are built once per process and reused by every request.
 func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithHTTPClient(awsHTTPClient(cfg.AWSTimeout)),
+		awsconfig.WithRetryer(awsRetryer),
+		// Other modes rebuild the HTTP client's dialer (and its timeouts).
+		awsconfig.WithDefaultsMode(aws.DefaultsModeLegacy))
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/config"
@@ -58,6 +59,10 @@ func awsFamily(withRedis bool) family {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The local servers on a loaded test machine can be silent for
+		// longer than a healthy AWS service ever is: these tests are not
+		// about timeouts (faults_test.go is, with its own).
+		cfg.AWSTimeout = time.Minute
 		return cfg
 	}}
 }

@@ -32,6 +32,10 @@ type Config struct {
 	RedisTimeout   time.Duration // IMAGO_REDIS_TIMEOUT: per-call budget of the cache tier
 
 	MultipartThreshold int64 // IMAGO_MULTIPART_THRESHOLD: presigned uploads over it go in parts
+	// AWSTimeout is how long a connection to S3, DynamoDB or KMS may go
+	// without delivering a byte (or taking one) before the attempt fails
+	// and the SDK retries; DefaultAWSTimeout unless a test shortens it.
+	AWSTimeout time.Duration
 }
 
 // UsesAWS reports whether the AWS backends are selected.
@@ -47,6 +51,12 @@ const (
 	DefaultDataDir        = "./.imago"
 	DefaultAddr           = "127.0.0.1:8080"
 	DefaultRedisTimeout   = 300 * time.Millisecond
+	// DefaultAWSTimeout: with 3 attempts and backoff capped at 1s, a
+	// stalled backend costs a request at most about 3×5s + 2s, well inside
+	// the functions' 29-second timeout, so the caller gets a 503 rather
+	// than a timed-out invocation; a healthy AWS service answers in
+	// milliseconds.
+	DefaultAWSTimeout = 5 * time.Second
 
 	// DefaultMultipartThreshold is the size over which uploads go in parts;
 	// MaxMultipartThreshold is the largest single S3 PUT.
@@ -71,6 +81,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		DataDir:       orDefault(getenv("IMAGO_DATA_DIR"), DefaultDataDir),
 		Addr:          orDefault(getenv("IMAGO_ADDR"), DefaultAddr),
 		Tokens:        getenv("IMAGO_TOKENS"),
+		AWSTimeout:    DefaultAWSTimeout,
 	}
 	var errs []error
 	var err error

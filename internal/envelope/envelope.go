@@ -357,7 +357,11 @@ func (r *reader) next() error {
 	plen := segmentPlainSize(r.size, r.o.seg, r.index)
 	in := r.in[:plen+TagSize]
 	if _, err := io.ReadFull(r.src, in); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// Only a source that ended cleanly is a truncated blob: ReadFull
+		// then returns io.EOF or io.ErrUnexpectedEOF itself. An error of
+		// the source's own (a connection dropped mid-body, which may wrap
+		// io.ErrUnexpectedEOF) keeps its kind, so that it is retryable.
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("%w: truncated at segment %d", ErrAuth, r.index)
 		}
 		return fmt.Errorf("envelope: read segment %d: %w", r.index, err)
