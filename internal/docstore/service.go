@@ -182,23 +182,41 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, E(op, err)
 	}
 	defer clear(dk.Plaintext)
+	var done Record
 	if err := s.meta.Create(ctx, rec); err != nil {
-		if KindOf(err) == KindConflict && req.IdempotencyKey != "" {
+		if KindOf(err) != KindConflict || req.IdempotencyKey == "" {
+			return Document{}, E(op, fmt.Errorf("create record %s: %w", id, err))
+		}
+		prev, err := s.meta.Get(ctx, id)
+		if err != nil {
+			return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
+		}
+		if prev.Status != StatusPending || prev.Tenant != req.Tenant {
 			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
 		}
-		return Document{}, E(op, fmt.Errorf("create record %s: %w", id, err))
-	}
-
-	// A fresh id (an Idempotency-Key's repeat is caught by Create above):
-	// no other upload writes this blob, so it goes under the document id.
-	if err := s.putBlob(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
-		s.abandon(rec.ID, "put blob", err)
-		return Document{}, E(op, err)
-	}
-	done, err := s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest, id)
-	if err != nil {
-		s.abandon(rec.ID, "mark available", err)
-		return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
+		// An earlier attempt with this key left its record pending: its
+		// answer was lost, or it is still running. This request carries
+		// the whole document, so it finishes the upload itself.
+		if done, err = s.finishPending(ctx, op, prev, req.Body, digest); err != nil {
+			return Document{}, err
+		}
+	} else {
+		// A fresh id: the blob goes under the document id. A retry that
+		// finishes this upload meanwhile writes a blob of its own.
+		if err := s.putBlob(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
+			s.abandon(rec.ID, "put blob", err)
+			return Document{}, E(op, err)
+		}
+		done, err = s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest, id)
+		if KindOf(err) == KindConflict {
+			// A retry with the same key finished it first: its blob won.
+			s.dropBlob(id)
+			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
+		}
+		if err != nil {
+			s.abandon(rec.ID, "mark available", err)
+			return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
+		}
 	}
 	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
 	s.cacheSet(fillCtx, id, &CachedDocument{
@@ -265,6 +283,48 @@ func (s *Service) repeatedUpload(ctx context.Context, op string, tenant Tenant, 
 		return Document{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
 	}
 	return prev.Document, nil
+}
+
+// finishPending completes the pending inline upload prev with body: the
+// data key of its record, a blob of this attempt's own, and the conditional
+// MarkAvailable, so that when two attempts race exactly one body wins and
+// the other's blob is removed.
+func (s *Service) finishPending(ctx context.Context, op string, prev Record, body []byte, digest string) (Record, error) {
+	if prev.Size != int64(len(body)) {
+		return Record{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
+	}
+	key, err := s.keys.Decrypt(ctx, prev.KeyID, prev.WrappedKey, ContextFor(prev.Tenant, prev.ID))
+	if err != nil {
+		return Record{}, E(op, fmt.Errorf("unwrap data key of %s: %w", prev.ID, err))
+	}
+	defer clear(key)
+	blob := NewID()
+	if err := s.putBlob(ctx, prev, blob, key, bytes.NewReader(body)); err != nil {
+		s.dropBlob(blob)
+		return Record{}, E(op, err)
+	}
+	done, err := s.meta.MarkAvailable(ctx, prev.ID, int64(len(body)), digest, blob)
+	switch {
+	case KindOf(err) == KindConflict: // the other attempt won
+		s.dropBlob(blob)
+		doc, err := s.repeatedUpload(ctx, op, prev.Tenant, prev.ID, digest)
+		return Record{Document: doc, Tenant: prev.Tenant}, err
+	case IsNotFound(err): // the other attempt failed and removed the record
+		s.dropBlob(blob)
+		return Record{}, E(op, KindUnavailable, "the upload was interrupted; retry it")
+	case err != nil:
+		return Record{}, E(op, fmt.Errorf("mark %s available: %w", prev.ID, err))
+	}
+	return done, nil
+}
+
+// dropBlob removes a blob no record names, on a context of its own.
+func (s *Service) dropBlob(blob ID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.blobs.Delete(ctx, blob); err != nil {
+		s.log.ErrorContext(ctx, "delete a blob no record names", "blob", blob, "error", err.Error())
+	}
 }
 
 // putBlob streams the sealed form of src into the blob store as blob,
