@@ -8,6 +8,7 @@ package localfront
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -232,7 +233,7 @@ const completeRoute = "POST /documents/{id}/complete"
 // afterComplete plays S3's ObjectCreated:CompleteMultipartUpload event once
 // the upload function has completed an upload in parts on the embedded
 // staging area, before the answer goes out, as a single PUT's event does.
-func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *events.APIGatewayV2HTTPResponse) bool {
+func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *functionResponse) bool {
 	pr, ok := f.staging.(PartReceiver)
 	if !ok || route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
 		return true
@@ -315,7 +316,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "internal", "the function failed")
 		return
 	}
-	var resp events.APIGatewayV2HTTPResponse
+	var resp functionResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
 		f.log.ErrorContext(r.Context(), "function answered an undecodable response", "function", string(route.Function), "error", err.Error())
 		writeError(w, http.StatusBadGateway, "internal", "the function's response is malformed")
@@ -408,15 +409,64 @@ func sourceIP(remote string) string {
 	return host
 }
 
-func writeResponse(w http.ResponseWriter, resp *events.APIGatewayV2HTTPResponse) {
-	body := []byte(resp.Body)
+// functionResponse is a function's payload 2.0 answer, as
+// events.APIGatewayV2HTTPResponse but for the body, which stays the JSON
+// string it arrived as: a document's base64 is decoded straight into the
+// connection, never held as a Go string and a decoded copy besides (four
+// 4 MiB Range answers at once would otherwise cost ~100 MiB).
+type functionResponse struct {
+	StatusCode        int                 `json:"statusCode"`
+	Headers           map[string]string   `json:"headers"`
+	MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
+	Cookies           []string            `json:"cookies"`
+	Body              rawString           `json:"body"`
+	IsBase64Encoded   bool                `json:"isBase64Encoded"`
+}
+
+// rawString is a JSON string value, undecoded: the bytes between its quotes
+// within the function's output, which json.Unmarshal hands over in place
+// and which stays alive (and unmodified) until the answer is written.
+type rawString []byte
+
+func (r *rawString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*r = nil
+		return nil
+	}
+	if len(b) < 2 || b[0] != '"' {
+		return errors.New("body is not a JSON string")
+	}
+	*r = b
+	return nil
+}
+
+// text returns the string's value, its escapes decoded.
+func (r rawString) text() ([]byte, error) {
+	if len(r) == 0 {
+		return nil, nil
+	}
+	if !bytes.ContainsRune(r, '\\') {
+		return r[1 : len(r)-1], nil
+	}
+	var s string
+	if err := json.Unmarshal(r, &s); err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+func writeResponse(w http.ResponseWriter, resp *functionResponse) {
+	body, err := resp.Body.text()
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "internal", "the function's response body is malformed")
+		return
+	}
+	size := len(body)
 	if resp.IsBase64Encoded {
-		b, err := base64.StdEncoding.DecodeString(resp.Body)
-		if err != nil {
+		if size, err = base64DecodedLen(body); err != nil {
 			writeError(w, http.StatusBadGateway, "internal", "the function's response body is not valid base64")
 			return
 		}
-		body = b
 	}
 	h := w.Header()
 	for k, v := range resp.Headers {
@@ -435,10 +485,35 @@ func writeResponse(w http.ResponseWriter, resp *events.APIGatewayV2HTTPResponse)
 		status = http.StatusOK
 	}
 	if status != http.StatusNoContent && status != http.StatusNotModified {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("Content-Length", strconv.Itoa(size))
 	}
 	w.WriteHeader(status)
-	w.Write(body)
+	if !resp.IsBase64Encoded {
+		w.Write(body)
+		return
+	}
+	// One 48 KiB buffer whatever the size. The length was checked; a
+	// character that is not base64 surfaces here, after the status went
+	// out: the connection is cut, so the client sees a short body, never
+	// a wrong one.
+	if _, err := io.Copy(w, base64.NewDecoder(base64.StdEncoding, bytes.NewReader(body))); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// base64DecodedLen is the exact length of padded standard base64 b.
+func base64DecodedLen(b []byte) (int, error) {
+	if len(b)%4 != 0 {
+		return 0, errors.New("base64 length is not a multiple of 4")
+	}
+	n := len(b) / 4 * 3
+	if len(b) > 0 && b[len(b)-1] == '=' {
+		n--
+		if b[len(b)-2] == '=' {
+			n--
+		}
+	}
+	return n, nil
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -1,6 +1,7 @@
 package localfront
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -145,6 +147,34 @@ func TestTokensNameTheTenant(t *testing.T) {
 		os.WriteFile(path, []byte(bad), 0o600)
 		if _, err := LoadTokens(path); err == nil {
 			t.Errorf("LoadTokens accepted %q", bad)
+		}
+	}
+}
+
+// TestResponseBodiesOfEveryShape writes back bodies around base64's
+// padding, large ones (decoded in pieces), and plain bodies whose JSON
+// string carries escapes (json.Marshal escapes <, >, & and controls).
+func TestResponseBodiesOfEveryShape(t *testing.T) {
+	f, recs := front(t, nil)
+	doc := make([]byte, 200_003)
+	for i := range doc {
+		doc[i] = byte(i * 31)
+	}
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 48 << 10, 200_003} {
+		recs[apigw.Download].resp = events.APIGatewayV2HTTPResponse{StatusCode: 200, IsBase64Encoded: true,
+			Body: base64.StdEncoding.EncodeToString(doc[:n])}
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, httptest.NewRequest("GET", "/documents/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b/content", nil))
+		if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), doc[:n]) || w.Header().Get("Content-Length") != strconv.Itoa(n) {
+			t.Fatalf("%d bytes: %d, %d bytes back, Content-Length %q", n, w.Code, w.Body.Len(), w.Header().Get("Content-Length"))
+		}
+	}
+	for _, text := range []string{"", "plain", `{"a":"<b> & \"c\"\n\t\\ é \u2028"}`} {
+		recs[apigw.Metadata].resp = events.APIGatewayV2HTTPResponse{StatusCode: 200, Body: text}
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, httptest.NewRequest("GET", "/health", nil))
+		if w.Code != 200 || w.Body.String() != text || w.Header().Get("Content-Length") != strconv.Itoa(len(text)) {
+			t.Fatalf("%q: %d %q", text, w.Code, w.Body.String())
 		}
 	}
 }
