@@ -733,11 +733,22 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 	if r.Length == 0 {
 		return []byte{}, nil
 	}
-	key, err := s.keys.Decrypt(ctx, rec.KeyID, rec.WrappedKey, ContextFor(rec.Tenant, rec.ID))
-	if err != nil {
-		return nil, fmt.Errorf("unwrap data key of %s: %w", rec.ID, err)
-	}
-	defer clear(key)
+	// The data key is unwrapped while the blob is fetched: neither needs
+	// the other, and a miss is then one round trip to the key service and
+	// to the blob store at once, not one after the other.
+	keyc := make(chan unwrappedKey, 1)
+	go func() {
+		k, err := s.keys.Decrypt(ctx, rec.KeyID, rec.WrappedKey, ContextFor(rec.Tenant, rec.ID))
+		keyc <- unwrappedKey{k, err}
+	}()
+	var unwrapped unwrappedKey
+	received := false
+	defer func() {
+		if !received {
+			unwrapped = <-keyc
+		}
+		clear(unwrapped.key)
+	}()
 	span, err := envelope.SpanOf(rec.Size, rec.SegmentSize, r.Start, r.Length)
 	if err != nil {
 		return nil, err
@@ -778,7 +789,11 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 	if h.SegmentSize != rec.SegmentSize {
 		return nil, fmt.Errorf("blob of %s: header says segments of %d bytes, the record %d: %w", rec.ID, h.SegmentSize, rec.SegmentSize, envelope.ErrAuth)
 	}
-	opener, err := h.Open(key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)})
+	unwrapped, received = <-keyc, true
+	if unwrapped.err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", rec.ID, unwrapped.err)
+	}
+	opener, err := h.Open(unwrapped.key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)})
 	if err != nil {
 		return nil, fmt.Errorf("blob of %s: %w", rec.ID, err)
 	}
@@ -802,6 +817,12 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 		}
 	}
 	return out, nil
+}
+
+// unwrappedKey is a data key unwrapped by the key service, or why not.
+type unwrappedKey struct {
+	key []byte
+	err error
 }
 
 func (s *Service) readAll(ctx context.Context, blob ID, off, n int64) ([]byte, error) {
