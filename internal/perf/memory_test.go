@@ -191,7 +191,19 @@ func BenchmarkServeMemory1GiB(b *testing.B) {
 		}
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = append(os.Environ(), "IMAGO_TABLE=", "IMAGO_REDIS_URL=", "IMAGO_DATA_DIR="+b.TempDir(), "IMAGO_ADDR="+addr, "IMAGO_LOG_LEVEL=warn")
-		cmd.Stderr = io.Discard
+		logPath := filepath.Join(b.TempDir(), "serve.log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer logFile.Close()
+		cmd.Stderr = logFile
+		defer func() {
+			if b.Failed() {
+				out, _ := os.ReadFile(logPath)
+				b.Logf("imago serve's log (last 3000 bytes):\n%s", out[max(0, len(out)-3000):])
+			}
+		}()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -263,7 +275,7 @@ func uploadBig(b *testing.B, base string, doc *patternReader) string {
 	default:
 		putPresigned(b, cu.UploadURL, cu.Headers, doc, doc.size)
 	}
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(20 * time.Minute)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(base + "/documents/" + cu.ID)
 		if err != nil {
@@ -282,7 +294,7 @@ func uploadBig(b *testing.B, base string, doc *patternReader) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.Fatalf("document %s still pending after 5 minutes", cu.ID)
+	b.Fatalf("document %s still pending after 20 minutes", cu.ID)
 	return ""
 }
 
