@@ -3,6 +3,7 @@ package backends_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -397,6 +398,36 @@ func TestIngestStagedObjectAlreadyGone(t *testing.T) {
 			}
 			if d, err := svc.Get(ctx, tenant, up.ID); err != nil || d.Status != docstore.StatusPending {
 				t.Fatalf("after the event: %+v %v, want still pending", d, err)
+			}
+		})
+	}
+}
+
+// TestRangesEndingInsideTheLastSegment reads ranges of an untouched blob
+// that end inside its last segment but before the document's end: the
+// check for bytes past the blob's end must not take the rest of that
+// segment's plaintext for them.
+func TestRangesEndingInsideTheLastSegment(t *testing.T) {
+	for _, fam := range ingestFamilies() {
+		t.Run(fam.name, func(t *testing.T) {
+			ctx := context.Background()
+			set, _, _ := openIngest(t, fam)
+			svc := docstore.NewService(set.Backends, docstore.Config{SegmentSize: 4096}, nil)
+			tenant := docstore.Tenant("ranges-" + string(docstore.NewID()))
+			const size = 50_000 // the last segment holds bytes 49152 to 49999
+			doc := randomDoc(size)
+			d, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: doc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { svc.Delete(context.Background(), tenant, d.ID) })
+			set.Cache.Delete(ctx, d.ID)
+			for _, r := range [][2]int{{49152, 49152}, {49200, 49300}, {49000, 49998}, {0, 49990}, {100, 49999}, {49999, 49999}} {
+				rng := fmt.Sprintf("bytes=%d-%d", r[0], r[1])
+				got, err := svc.Download(ctx, docstore.DownloadRequest{Tenant: tenant, ID: d.ID, Range: rng})
+				if err != nil || !bytes.Equal(got.Body, doc[r[0]:r[1]+1]) {
+					t.Fatalf("Range %s: %v", rng, err)
+				}
 			}
 		})
 	}

@@ -806,8 +806,14 @@ func (s *Service) readRange(ctx context.Context, rec Record, r ByteRange) ([]byt
 		return nil, blobError(rec.ID, blobReadError(err, err))
 	}
 	if toEnd {
-		// Past the last segment the envelope reader reads one more byte
-		// of the blob and fails if there is one.
+		// The rest of the last segment's plaintext, when the range ends
+		// before the document does; past it the envelope reader reads one
+		// more byte of the blob and fails if there is one.
+		if rest := rec.Size - (r.Start + r.Length); rest > 0 {
+			if _, err := io.CopyN(io.Discard, plain, rest); err != nil {
+				return nil, blobError(rec.ID, blobReadError(err, err))
+			}
+		}
 		var more [1]byte
 		if n, err := plain.Read(more[:]); n != 0 || err != io.EOF {
 			if err == nil || err == io.EOF {
