@@ -20,6 +20,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localfront"
 )
@@ -167,9 +168,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return exitOK
 }
 
+// serveRedisPool is `imago serve`'s pool of Redis connections (per node).
+const serveRedisPool = 64
+
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := app.NewLogger(stderr, getenv)
-	a, err := app.FromEnv(ctx, getenv, log)
+	// One process serves every request at once, where a Lambda instance
+	// serves one: a Redis pool as small as a function's would make
+	// concurrent requests wait for a connection past the cache's timeout.
+	a, err := app.FromEnv(ctx, getenv, log, func(c *config.Config) { c.RedisPoolSize = serveRedisPool })
 	if err != nil {
 		return err
 	}

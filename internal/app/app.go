@@ -62,10 +62,13 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, ingestHook
 }
 
 // FromEnv reads the configuration from the environment and builds an App.
-func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
+func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger, adjust ...func(*config.Config)) (*App, error) {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range adjust {
+		f(&cfg)
 	}
 	return newApp(ctx, cfg, log, ingestPause(getenv(IngestPauseVar), log))
 }

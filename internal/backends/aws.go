@@ -56,6 +56,7 @@ func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis
 	// the per-call deadline, and no socket operation may wait longer.
 	client, err := rediscache.NewClient(cfg.RedisURL, rediscache.ClientOptions{
 		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+		PoolSize: cfg.RedisPoolSize,
 	})
 	if err != nil {
 		return nil, nil, err

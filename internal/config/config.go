@@ -36,6 +36,11 @@ type Config struct {
 	// without delivering a byte (or taking one) before the attempt fails
 	// and the SDK retries; DefaultAWSTimeout unless a test shortens it.
 	AWSTimeout time.Duration
+	// RedisPoolSize is how many connections to Redis (per node) may be
+	// open at once; 0 keeps the cache client's small default, right for
+	// a Lambda function's one request at a time. `imago serve`, which
+	// serves many at once, sets more.
+	RedisPoolSize int
 }
 
 // UsesAWS reports whether the AWS backends are selected.
