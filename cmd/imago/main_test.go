@@ -429,3 +429,22 @@ func TestCLIPutAndGet(t *testing.T) {
 		t.Fatal("a failed get left a file")
 	}
 }
+
+// TestServeEmbeddedIgnoresIMAGO_BUCKET is a user with IMAGO_BUCKET
+// exported (for another shell's AWS work, say) but no IMAGO_TABLE: the
+// embedded backends serve, and the staging events imago serve makes itself
+// are ingested, not ignored as another bucket's (which left every presigned
+// upload pending for good).
+func TestServeEmbeddedIgnoresIMAGO_BUCKET(t *testing.T) {
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": t.TempDir(), "IMAGO_ADDR": "127.0.0.1:0",
+		"IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_BUCKET": "some-bucket"})
+	doc := make([]byte, 1_500_000)
+	rand.Read(doc)
+	up := createUpload(t, srv.url, len(doc))
+	if status := send(t, up.Method, up.UploadURL, doc, map[string]string{"Content-Type": up.Headers["Content-Type"]}); status != 200 {
+		t.Fatalf("presigned PUT: %d", status)
+	}
+	if _, body := get(t, srv.url+"/documents/"+up.ID); !strings.Contains(string(body), `"status":"available"`) {
+		t.Fatalf("after the PUT: %s", body)
+	}
+}

@@ -65,7 +65,9 @@ func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) 
 			u.app.Log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
 			continue
 		}
-		if rec.S3.Bucket.Name != "" && u.app.Config.Bucket != "" && rec.S3.Bucket.Name != u.app.Config.Bucket {
+		// Only the S3 backends have a bucket: on the embedded ones the
+		// events come from `imago serve` itself, whatever IMAGO_BUCKET says.
+		if u.app.Config.UsesAWS() && rec.S3.Bucket.Name != "" && u.app.Config.Bucket != "" && rec.S3.Bucket.Name != u.app.Config.Bucket {
 			u.app.Log.WarnContext(ctx, "ignoring S3 event of another bucket", "bucket", rec.S3.Bucket.Name)
 			continue
 		}

@@ -11,6 +11,7 @@ package perf
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,8 +33,15 @@ var passEnv = []string{
 	"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 	"AWS_EC2_METADATA_DISABLED",
 	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL", "IMAGO_CURSOR_SECRET",
+	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
 }
+
+// cursorSecret is this run's listing-cursor secret, shared by every function.
+var cursorSecret = func() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}()
 
 var requiredEnv = []string{
 	"IMAGO_TESTENV_BIN", "AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB",
@@ -121,6 +129,7 @@ func functionEnv(name string, memoryMB int) []string {
 		"AWS_DEFAULT_REGION=" + os.Getenv("AWS_REGION"),
 		"IMAGO_MAX_INLINE_BYTES=4MiB", "IMAGO_CACHE_MAX_BYTES=8MiB", "IMAGO_STAGING_PREFIX=staging/",
 		"IMAGO_TENANT_CLAIM=sub", "IMAGO_LOG_LEVEL=warn",
+		"IMAGO_CURSOR_SECRET=" + cursorSecret, // the stack generates one per deployment
 	}
 	for _, k := range passEnv {
 		if v, ok := os.LookupEnv(k); ok {
