@@ -1,0 +1,125 @@
+package docstore
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// DownloadRequest is one download.
+type DownloadRequest struct {
+	Tenant      Tenant
+	ID          ID
+	Range       string // the Range header, if any
+	IfNoneMatch string // the If-None-Match header, if any
+}
+
+// Content is a download's answer.
+type Content struct {
+	ID          ID
+	Filename    string
+	ContentType string
+	Size        int64  // of the whole document
+	SHA256      string // of the whole document
+	Body        []byte // the document, or the range; must not be modified
+	Range       *ByteRange
+	NotModified bool
+	CacheHit    bool
+}
+
+// ETag is the entity tag of the document: its quoted SHA-256.
+func (c *Content) ETag() string { return `"` + c.SHA256 + `"` }
+
+// Download returns a document or a range of it. A cache hit answers with no
+// other backend touched; a miss reads the record, unwraps the data key and
+// reads only the segments it needs, filling the cache with whole documents.
+func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, error) {
+	const op = "docstore.Download"
+	if req.Tenant == "" {
+		return nil, E(op, KindUnauthenticated, "no caller identity")
+	}
+	doc, foreign, cacheOK := s.reader.lookup(ctx, req.Tenant, req.ID)
+	if foreign {
+		return nil, notFound(op, req.ID)
+	}
+	if doc != nil {
+		c := &Content{ID: req.ID, Filename: doc.Filename, ContentType: doc.ContentType, Size: doc.Size, SHA256: doc.SHA256, CacheHit: true}
+		return s.answer(op, c, req, func(r ByteRange) ([]byte, error) { return doc.Body[r.Start : r.Start+r.Length], nil })
+	}
+
+	// A fill's deadline counts from before the record is read: a delete
+	// that follows this read leaves a tombstone outliving the fill.
+	fillBy := time.Now().Add(FillDeadline)
+	rec, err := s.record(ctx, op, req.Tenant, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == StatusFailed {
+		return nil, Errorf(op, KindConflict, "document %s failed to upload: %s", rec.ID, rec.Failure)
+	}
+	if rec.Status != StatusAvailable {
+		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
+	}
+	c := &Content{ID: rec.ID, Filename: rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256}
+	content, err := s.answer(op, c, req, func(r ByteRange) ([]byte, error) {
+		if cacheOK && r.Start == 0 && r.Length == rec.Size && s.reader.caches(rec.Size) {
+			return s.reader.readWhole(ctx, rec, fillBy)
+		}
+		return s.origin.read(ctx, rec, r)
+	})
+	if err != nil && KindOf(err) == KindInternal && s.deletedSince(ctx, rec.ID) {
+		// A DELETE removed the blob between our read of the record and of
+		// the blob: the document is gone, which is a 404, not a fault.
+		return nil, notFound(op, req.ID)
+	}
+	return content, err
+}
+
+// deletedSince reports whether id's record is gone now.
+func (s *Service) deletedSince(ctx context.Context, id ID) bool {
+	_, err := s.meta.Get(ctx, id)
+	return IsNotFound(err)
+}
+
+// answer applies conditional and range headers, then reads what is needed.
+func (s *Service) answer(op string, c *Content, req DownloadRequest, read func(ByteRange) ([]byte, error)) (*Content, error) {
+	if matchesETag(req.IfNoneMatch, c.ETag()) {
+		c.NotModified = true
+		return c, nil
+	}
+	r := ByteRange{Start: 0, Length: c.Size}
+	if req.Range != "" {
+		var err error
+		if r, err = ParseRange(req.Range, c.Size); err != nil {
+			return nil, err
+		}
+		c.Range = &r
+	}
+	if r.Length > s.cfg.MaxInlineBytes {
+		what := "the document is"
+		if c.Range != nil {
+			what = "the requested range is"
+		}
+		return nil, Errorf(op, KindTooLarge, "%s %d bytes, over the %d-byte response limit; request it in parts with Range: bytes=start-end", what, r.Length, s.cfg.MaxInlineBytes)
+	}
+	body, err := read(r)
+	if err != nil {
+		return nil, E(op, err)
+	}
+	c.Body = body
+	return c, nil
+}
+
+// matchesETag implements If-None-Match's weak comparison for one tag.
+func matchesETag(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}

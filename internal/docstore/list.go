@@ -1,0 +1,56 @@
+package docstore
+
+import (
+	"context"
+	"fmt"
+)
+
+// Page is one page of a listing.
+type Page struct {
+	Documents  []Document `json:"documents"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// Listing limits.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+)
+
+// List returns the tenant's available documents, newest first.
+func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor string) (Page, error) {
+	const op = "docstore.List"
+	if tenant == "" {
+		return Page{}, E(op, KindUnauthenticated, "no caller identity")
+	}
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return Page{}, Errorf(op, KindInvalid, "limit must be between 1 and %d", MaxListLimit)
+	}
+	var after *ListPosition
+	if cursor != "" {
+		pos, err := DecodeCursor(s.cfg.CursorKey, tenant, cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		after = &pos
+	}
+	// One more than asked tells whether there is a next page, so the last
+	// page carries no cursor.
+	recs, err := s.meta.List(ctx, tenant, after, limit+1)
+	if err != nil {
+		return Page{}, E(op, fmt.Errorf("list %s: %w", tenant, err))
+	}
+	page := Page{Documents: make([]Document, 0, min(len(recs), limit))}
+	for i, r := range recs {
+		if i == limit {
+			last := recs[limit-1]
+			page.NextCursor = EncodeCursor(s.cfg.CursorKey, tenant, ListPosition{CreatedAt: last.CreatedAt, ID: last.ID})
+			break
+		}
+		page.Documents = append(page.Documents, r.Document)
+	}
+	return page, nil
+}

@@ -1,0 +1,245 @@
+package docstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/imagodocs/imago/internal/envelope"
+)
+
+// UploadRequest is one inline upload.
+type UploadRequest struct {
+	Tenant         Tenant
+	Filename       string
+	ContentType    string
+	Metadata       map[string]string
+	Body           []byte
+	IdempotencyKey string
+}
+
+// Upload stores a document: it generates a data key bound to the document,
+// records the document as pending, streams the sealed blob to the blob
+// store, then marks it available and writes it through to the cache. A
+// failure at any step leaves nothing that Download or List would serve.
+func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, error) {
+	const op = "docstore.Upload"
+	if req.Tenant == "" {
+		return Document{}, E(op, KindUnauthenticated, "no caller identity")
+	}
+	if len(req.Body) == 0 {
+		return Document{}, E(op, KindInvalid, "the document is empty")
+	}
+	if int64(len(req.Body)) > s.cfg.MaxInlineBytes {
+		return Document{}, Errorf(op, KindTooLarge, "the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes)
+	}
+	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
+	if err != nil {
+		return Document{}, err
+	}
+	sum := sha256.Sum256(req.Body)
+	digest := hex.EncodeToString(sum[:])
+	// Any delete of this document follows the Create below: a write-through
+	// within FillDeadline of now cannot outlive that delete's tombstone.
+	fillBy := time.Now().Add(FillDeadline)
+
+	id := NewID()
+	if req.IdempotencyKey != "" {
+		if len(req.IdempotencyKey) > MaxIdempotencyBytes {
+			return Document{}, Errorf(op, KindInvalid, "Idempotency-Key is longer than %d bytes", MaxIdempotencyBytes)
+		}
+		id = IDForIdempotencyKey(req.Tenant, req.IdempotencyKey)
+	}
+
+	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, int64(len(req.Body)))
+	if err != nil {
+		return Document{}, E(op, err)
+	}
+	defer clear(dk.Plaintext)
+	var done Record
+	if err := s.meta.Create(ctx, rec); err != nil {
+		if KindOf(err) != KindConflict || req.IdempotencyKey == "" {
+			return Document{}, E(op, fmt.Errorf("create record %s: %w", id, err))
+		}
+		prev, err := s.meta.Get(ctx, id)
+		if err != nil {
+			return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
+		}
+		if prev.Status != StatusPending || prev.Tenant != req.Tenant {
+			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
+		}
+		// An earlier attempt with this key left its record pending: its
+		// answer was lost, or it is still running. This request carries
+		// the whole document, so it finishes the upload itself.
+		if done, err = s.finishPending(ctx, op, prev, req.Body, digest); err != nil {
+			return Document{}, err
+		}
+	} else {
+		// A fresh id: the blob goes under the document id. A retry that
+		// finishes this upload meanwhile writes a blob of its own.
+		if err := s.putBlob(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
+			s.abandon(rec.ID, "put blob", err)
+			return Document{}, E(op, err)
+		}
+		done, err = s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest, id)
+		if KindOf(err) == KindConflict {
+			// A retry with the same key finished it first: its blob won.
+			s.dropBlob(id)
+			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
+		}
+		if err != nil {
+			s.abandon(rec.ID, "mark available", err)
+			return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
+		}
+	}
+	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
+	s.reader.fill(fillCtx, id, &CachedDocument{
+		Tenant: req.Tenant, Filename: desc.filename, ContentType: desc.contentType,
+		Size: int64(len(req.Body)), SHA256: digest, Body: req.Body,
+	})
+	cancel()
+	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
+	return done.Document, nil
+}
+
+// description is what a caller says of a new document, checked.
+type description struct {
+	filename, contentType string
+	metadata              map[string]string
+}
+
+func describe(filename, contentType string, metadata map[string]string) (description, error) {
+	var d description
+	var err error
+	if d.filename, err = CleanFilename(filename); err != nil {
+		return d, err
+	}
+	if d.contentType, err = CleanContentType(contentType); err != nil {
+		return d, err
+	}
+	if d.metadata = metadata; d.metadata == nil {
+		d.metadata = map[string]string{}
+	}
+	return d, ValidateMetadata(d.metadata)
+}
+
+// newPending generates a document's data key, bound to the document and
+// its tenant, and builds its pending record. The caller clears the key's
+// plaintext once done with it.
+func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d description, size int64) (Record, DataKey, error) {
+	dk, err := s.keys.GenerateDataKey(ctx, ContextFor(tenant, id))
+	if err != nil {
+		return Record{}, DataKey{}, fmt.Errorf("generate data key for %s: %w", id, err)
+	}
+	now := s.now()
+	return Record{
+		Document: Document{ID: id, Filename: d.filename, ContentType: d.contentType, Size: size,
+			Status: StatusPending, CreatedAt: now, Metadata: d.metadata},
+		Tenant: tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
+		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,
+		ExpiresAt: now.Add(s.cfg.PendingTTL),
+	}, dk, nil
+}
+
+// repeatedUpload answers an upload whose Idempotency-Key was used before:
+// the first result when it is the same document, a conflict otherwise.
+func (s *Service) repeatedUpload(ctx context.Context, op string, tenant Tenant, id ID, digest string) (Document, error) {
+	prev, err := s.meta.Get(ctx, id)
+	if err != nil {
+		return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
+	}
+	switch {
+	case prev.Tenant != tenant: // cannot happen: the tenant is part of the id
+		return Document{}, E(op, KindInternal, fmt.Errorf("idempotent id %s owned by another tenant", id))
+	case prev.Status != StatusAvailable:
+		return Document{}, E(op, KindConflict, "an upload with this Idempotency-Key is still in progress")
+	case prev.SHA256 != digest:
+		return Document{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
+	}
+	return prev.Document, nil
+}
+
+// finishPending completes the pending inline upload prev with body: the
+// data key of its record, a blob of this attempt's own, and the conditional
+// MarkAvailable, so that when two attempts race exactly one body wins and
+// the other's blob is removed.
+func (s *Service) finishPending(ctx context.Context, op string, prev Record, body []byte, digest string) (Record, error) {
+	if prev.Size != int64(len(body)) {
+		return Record{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
+	}
+	key, err := s.keys.Decrypt(ctx, prev.KeyID, prev.WrappedKey, ContextFor(prev.Tenant, prev.ID))
+	if err != nil {
+		return Record{}, E(op, fmt.Errorf("unwrap data key of %s: %w", prev.ID, err))
+	}
+	defer clear(key)
+	blob := NewID()
+	if err := s.putBlob(ctx, prev, blob, key, bytes.NewReader(body)); err != nil {
+		s.dropBlob(blob)
+		return Record{}, E(op, err)
+	}
+	done, err := s.meta.MarkAvailable(ctx, prev.ID, int64(len(body)), digest, blob)
+	switch {
+	case KindOf(err) == KindConflict: // the other attempt won
+		s.dropBlob(blob)
+		doc, err := s.repeatedUpload(ctx, op, prev.Tenant, prev.ID, digest)
+		return Record{Document: doc, Tenant: prev.Tenant}, err
+	case IsNotFound(err): // the other attempt failed and removed the record
+		s.dropBlob(blob)
+		return Record{}, E(op, KindUnavailable, "the upload was interrupted; retry it")
+	case err != nil:
+		return Record{}, E(op, fmt.Errorf("mark %s available: %w", prev.ID, err))
+	}
+	return done, nil
+}
+
+// dropBlob removes a blob no record names, on a context of its own.
+func (s *Service) dropBlob(blob ID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.blobs.Delete(ctx, blob); err != nil {
+		s.log.ErrorContext(ctx, "delete a blob no record names", "blob", blob, "error", err.Error())
+	}
+}
+
+// putBlob streams the sealed form of src into the blob store as blob,
+// without holding more than one segment of ciphertext. The blob is bound
+// to the document (rec.ID), whatever id it is stored under.
+func (s *Service) putBlob(ctx context.Context, rec Record, blob ID, key []byte, src io.Reader) error {
+	pr, pw := io.Pipe()
+	go func() {
+		w, err := envelope.NewWriter(pw, key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)}, rec.SegmentSize)
+		if err == nil {
+			_, err = io.Copy(w, src)
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	err := s.blobs.Put(ctx, blob, pr, envelope.SealedSize(rec.Size, rec.SegmentSize))
+	pr.CloseWithError(errors.New("blob store stopped reading")) // unblocks the writer on failure
+	if err != nil {
+		return fmt.Errorf("put blob %s of %s: %w", blob, rec.ID, err)
+	}
+	return nil
+}
+
+// abandon undoes a failed upload as far as it can, on a context of its own
+// so that a cancelled request still cleans up. What it cannot remove stays
+// pending, which nothing serves, until the store expires it.
+func (s *Service) abandon(id ID, step string, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.log.WarnContext(ctx, "upload failed; removing what was written", "document", id, "step", step, "error", cause.Error())
+	if err := s.blobs.Delete(ctx, id); err != nil {
+		s.log.ErrorContext(ctx, "cleanup: delete blob", "document", id, "error", err.Error())
+	}
+	if err := s.meta.Delete(ctx, id); err != nil {
+		s.log.ErrorContext(ctx, "cleanup: delete record", "document", id, "error", err.Error())
+	}
+}

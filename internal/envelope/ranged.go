@@ -1,0 +1,146 @@
+package envelope
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// RangeGetter returns the bytes [offset, offset+length) of a blob, or as
+// many of them as the blob holds. A blob store's ranged GET is one.
+type RangeGetter func(ctx context.Context, offset, length int64) (io.ReadCloser, error)
+
+// Sealed is what the reader of a blob knows of it before fetching it: the
+// size of the plaintext, the segment size and what the blob is bound to
+// (all from the document's record).
+type Sealed struct {
+	PlainSize   int64
+	SegmentSize int
+	Binding     Binding
+}
+
+// ReadRange returns the plaintext bytes [offset, offset+length) of the
+// blob get reads, fetching only the header and the segments that hold
+// them: one request when the range starts in the first segment (header and
+// segments are contiguous), two otherwise.
+//
+// key is called once, after the header has arrived and before the first
+// segment is opened, so that a caller may unwrap the data key while the
+// blob is being fetched. Its error is returned as is; the caller keeps the
+// key's bytes and clears them.
+//
+// A read that reaches the last segment also checks that the blob ends right
+// after it: it asks for one byte more than the blob should hold and refuses
+// the blob if that byte exists. With the checks of every segment, a blob
+// with bytes appended, removed or changed is refused by every read of its
+// end, and so by every whole read. Such a blob is an error wrapping ErrAuth;
+// an error of get, or of the bytes it returns, is wrapped as it is (so that a
+// dropped connection keeps its kind).
+func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byte, error), offset, length int64) ([]byte, error) {
+	if length == 0 {
+		return []byte{}, nil
+	}
+	span, err := SpanOf(b.PlainSize, b.SegmentSize, offset, length)
+	if err != nil {
+		return nil, err
+	}
+	toEnd := span.BlobOffset+span.BlobLength == SealedSize(b.PlainSize, b.SegmentSize)
+	want := span.BlobLength
+	if toEnd {
+		want++ // a byte that must not be there
+	}
+
+	header := make([]byte, HeaderSize)
+	var body io.ReadCloser
+	if span.FirstSegment == 0 {
+		if body, err = get(ctx, 0, HeaderSize+want); err != nil {
+			return nil, fmt.Errorf("envelope: get header and segments: %w", err)
+		}
+		if err := readFull(body, header, "header"); err != nil {
+			body.Close()
+			return nil, err
+		}
+	} else {
+		if err := getFull(ctx, get, header); err != nil {
+			return nil, err
+		}
+		if body, err = get(ctx, span.BlobOffset, want); err != nil {
+			return nil, fmt.Errorf("envelope: get segments from %d: %w", span.FirstSegment, err)
+		}
+	}
+	defer body.Close()
+
+	h, err := ParseHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	if h.SegmentSize != b.SegmentSize {
+		return nil, fmt.Errorf("%w: the header says segments of %d bytes, the reader %d", ErrAuth, h.SegmentSize, b.SegmentSize)
+	}
+	k, err := key()
+	if err != nil {
+		return nil, err
+	}
+	opener, err := h.Open(k, b.Binding)
+	if err != nil {
+		return nil, err
+	}
+	plain := opener.NewReader(body, span.FirstSegment, b.PlainSize)
+	if _, err := io.CopyN(io.Discard, plain, span.Skip); err != nil {
+		return nil, truncated(err)
+	}
+	out := make([]byte, length)
+	if _, err := io.ReadFull(plain, out); err != nil {
+		return nil, truncated(err)
+	}
+	if toEnd {
+		// The rest of the last segment's plaintext, when the range ends
+		// before the document does; past it the segment reader reads one
+		// more byte of the blob and fails if there is one.
+		if rest := b.PlainSize - (offset + length); rest > 0 {
+			if _, err := io.CopyN(io.Discard, plain, rest); err != nil {
+				return nil, truncated(err)
+			}
+		}
+		var more [1]byte
+		if n, err := plain.Read(more[:]); n != 0 || err != io.EOF {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("%w: bytes after the last segment", ErrAuth)
+			}
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// getFull fetches exactly len(dst) bytes from the start of the blob.
+func getFull(ctx context.Context, get RangeGetter, dst []byte) error {
+	rc, err := get(ctx, 0, int64(len(dst)))
+	if err != nil {
+		return fmt.Errorf("envelope: get header: %w", err)
+	}
+	defer rc.Close()
+	return readFull(rc, dst, "header")
+}
+
+// readFull reads exactly len(dst) bytes of what: a source that ends early
+// is a truncated blob; a source's own error keeps its kind.
+func readFull(r io.Reader, dst []byte, what string) error {
+	if _, err := io.ReadFull(r, dst); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("%w: truncated in the %s", ErrAuth, what)
+		}
+		return fmt.Errorf("envelope: read %s: %w", what, err)
+	}
+	return nil
+}
+
+// truncated turns the segment reader's clean end before the range's end
+// (io.EOF from CopyN or ReadFull: the document is shorter than its record
+// says) into an authentication failure.
+func truncated(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("%w: the blob ends before the range does", ErrAuth)
+	}
+	return err
+}
