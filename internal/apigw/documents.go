@@ -151,6 +151,10 @@ func hasCloseDelimiter(body []byte, boundary string) bool {
 	return false
 }
 
+func (h *Handler) health(context.Context, *request) (*Response, error) {
+	return jsonResponse(200, map[string]string{"status": "ok"}), nil
+}
+
 func (h *Handler) metadata(ctx context.Context, req *request) (*Response, error) {
 	id, err := req.documentID()
 	if err != nil {

@@ -161,36 +161,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		return errorResponse(docstore.Errorf("apigw", docstore.KindNotFound, "no route %s %s", method, path))
 	}
 	req.route, req.id = route, id
-	if route.Path == "/health" {
-		return jsonResponse(200, map[string]string{"status": "ok"})
-	}
-	tenant, err := h.tenant(req.ev)
-	if err != nil {
-		return h.fail(ctx, req, err)
-	}
-	req.tenant = tenant
-
-	var resp *Response
-	switch route.Key() {
-	case "POST /documents":
-		resp, err = h.upload(ctx, req)
-	case "POST /documents/uploads":
-		resp, err = h.createUpload(ctx, req)
-	case "POST /documents/{id}/parts":
-		resp, err = h.presignParts(ctx, req)
-	case "GET /documents/{id}/parts":
-		resp, err = h.listParts(ctx, req)
-	case "POST /documents/{id}/complete":
-		resp, err = h.completeUpload(ctx, req)
-	case "GET /documents/{id}/content":
-		resp, err = h.download(ctx, req)
-	case "GET /documents/{id}":
-		resp, err = h.metadata(ctx, req)
-	case "GET /documents":
-		resp, err = h.list(ctx, req)
-	case "DELETE /documents/{id}":
-		resp, err = h.delete(ctx, req)
-	}
+	resp, err := route.serve(h, ctx, req)
 	if err != nil {
 		return h.fail(ctx, req, err)
 	}

@@ -1,6 +1,7 @@
 package apigw
 
 import (
+	"context"
 	"slices"
 	"strings"
 
@@ -19,29 +20,51 @@ const (
 // Functions lists every function, in the order `imago serve` builds them.
 var Functions = []Function{Upload, Download, Metadata}
 
-// Route is one route of the HTTP API and the function that serves it.
+// Route is one route of the HTTP API, the function that serves it and the
+// handler that answers it.
 type Route struct {
 	Method   string
 	Path     string // API Gateway route path, with {id} for the document id
 	Function Function
+	serve    routeHandler
 }
+
+// routeHandler answers one request on a route.
+type routeHandler func(h *Handler, ctx context.Context, req *request) (*Response, error)
+
+// caller is a route only a caller with an identity may use: the handler
+// runs with req.tenant set.
+func caller(serve routeHandler) routeHandler {
+	return func(h *Handler, ctx context.Context, req *request) (*Response, error) {
+		tenant, err := h.tenant(req.ev)
+		if err != nil {
+			return nil, err
+		}
+		req.tenant = tenant
+		return serve(h, ctx, req)
+	}
+}
+
+// anyone is a route that needs no identity.
+func anyone(serve routeHandler) routeHandler { return serve }
 
 // Key is the API Gateway route key, e.g. "GET /documents/{id}".
 func (r Route) Key() string { return r.Method + " " + r.Path }
 
-// Routes is the HTTP API of DESIGN.md, and the single source for
-// template.yaml's events and the local front's routing.
+// Routes is the HTTP API of DESIGN.md, each row with its handler: the single
+// source for the handlers' dispatch, template.yaml's events and the local
+// front's routing.
 var Routes = []Route{
-	{"POST", "/documents", Upload},
-	{"POST", "/documents/uploads", Upload},
-	{"POST", "/documents/{id}/parts", Upload},
-	{"GET", "/documents/{id}/parts", Upload},
-	{"POST", "/documents/{id}/complete", Upload},
-	{"GET", "/documents/{id}/content", Download},
-	{"GET", "/documents/{id}", Metadata},
-	{"GET", "/documents", Metadata},
-	{"DELETE", "/documents/{id}", Metadata},
-	{"GET", "/health", Metadata},
+	{"POST", "/documents", Upload, caller((*Handler).upload)},
+	{"POST", "/documents/uploads", Upload, caller((*Handler).createUpload)},
+	{"POST", "/documents/{id}/parts", Upload, caller((*Handler).presignParts)},
+	{"GET", "/documents/{id}/parts", Upload, caller((*Handler).listParts)},
+	{"POST", "/documents/{id}/complete", Upload, caller((*Handler).completeUpload)},
+	{"GET", "/documents/{id}/content", Download, caller((*Handler).download)},
+	{"GET", "/documents/{id}", Metadata, caller((*Handler).metadata)},
+	{"GET", "/documents", Metadata, caller((*Handler).list)},
+	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete)},
+	{"GET", "/health", Metadata, anyone((*Handler).health)},
 }
 
 // Match finds the route of a method and a request path, and the path's
