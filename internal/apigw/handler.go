@@ -5,6 +5,7 @@
 package apigw
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +23,10 @@ import (
 
 	"github.com/imagodocs/imago/internal/docstore"
 )
+
+// DefaultTenantClaim is the JWT claim naming the tenant when
+// IMAGO_TENANT_CLAIM is unset.
+const DefaultTenantClaim = "sub"
 
 // Options configure a Handler.
 type Options struct {
@@ -44,9 +49,7 @@ type Handler struct {
 
 // New returns the Handler of function fn.
 func New(svc *docstore.Service, fn Function, opts Options) *Handler {
-	if opts.TenantClaim == "" {
-		opts.TenantClaim = "sub"
-	}
+	opts.TenantClaim = cmp.Or(opts.TenantClaim, DefaultTenantClaim)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

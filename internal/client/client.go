@@ -22,6 +22,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // Options configure a Client. The zero value of every field but BaseURL
@@ -90,11 +92,13 @@ func New(opt Options) *Client {
 			*d = v
 		}
 	}
+	// The server's default response limit (IMAGO_MAX_INLINE_BYTES) bounds
+	// both an inline upload and one ranged read.
 	if opt.InlineLimit <= 0 {
-		opt.InlineLimit = 4 << 20
+		opt.InlineLimit = docstore.DefaultMaxInlineBytes
 	}
 	if opt.PartSize <= 0 {
-		opt.PartSize = 4 << 20
+		opt.PartSize = docstore.DefaultMaxInlineBytes
 	}
 	if opt.Parallel <= 0 {
 		opt.Parallel = 4

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imagodocs/imago/internal/apigw"
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // Config is the whole configuration of a function or of `imago serve`.
@@ -49,10 +52,10 @@ func (c Config) UsesAWS() bool { return c.Table != "" }
 // Defaults.
 const (
 	DefaultCacheTTL       = 5 * time.Minute
-	DefaultCacheMaxBytes  = 8 << 20
-	DefaultMaxInlineBytes = 4 << 20
-	DefaultStagingPrefix  = "staging/"
-	DefaultTenantClaim    = "sub"
+	DefaultCacheMaxBytes  = docstore.DefaultCacheMaxBytes
+	DefaultMaxInlineBytes = docstore.DefaultMaxInlineBytes
+	DefaultStagingPrefix  = docstore.DefaultStagingPrefix
+	DefaultTenantClaim    = apigw.DefaultTenantClaim
 	DefaultDataDir        = "./.imago"
 	DefaultAddr           = "127.0.0.1:8080"
 	DefaultRedisTimeout   = 300 * time.Millisecond
@@ -65,7 +68,7 @@ const (
 
 	// DefaultMultipartThreshold is the size over which uploads go in parts;
 	// MaxMultipartThreshold is the largest single S3 PUT.
-	DefaultMultipartThreshold = 64 << 20
+	DefaultMultipartThreshold = docstore.DefaultMultipartThreshold
 	MaxMultipartThreshold     = 5 << 30
 
 	// HardMaxInlineBytes is what one Lambda response can carry: 6 MB of

@@ -6,6 +6,7 @@
 package docstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -46,34 +47,40 @@ type Config struct {
 	IngestHook func(ctx context.Context, id ID) error
 }
 
+// The defaults of DESIGN.md's configuration that are the Service's limits:
+// package config falls back to these when a variable is unset, and so does
+// a Service built with a zero Config.
+const (
+	DefaultMaxInlineBytes = 4 << 20    // IMAGO_MAX_INLINE_BYTES
+	DefaultCacheMaxBytes  = 8 << 20    // IMAGO_CACHE_MAX_BYTES
+	DefaultStagingPrefix  = "staging/" // IMAGO_STAGING_PREFIX
+	DefaultPendingTTL     = 24 * time.Hour
+	DefaultFillWait       = 2 * time.Second
+	DefaultFillPoll       = 20 * time.Millisecond
+)
+
 func (c *Config) setDefaults() {
-	if c.MaxInlineBytes <= 0 {
-		c.MaxInlineBytes = 4 << 20
-	}
-	if c.CacheMaxBytes <= 0 {
-		c.CacheMaxBytes = 8 << 20
-	}
-	if c.SegmentSize <= 0 {
-		c.SegmentSize = envelope.DefaultSegmentSize
-	}
-	if c.PendingTTL <= 0 {
-		c.PendingTTL = 24 * time.Hour
-	}
+	c.MaxInlineBytes = positiveOr(c.MaxInlineBytes, DefaultMaxInlineBytes)
+	c.CacheMaxBytes = positiveOr(c.CacheMaxBytes, DefaultCacheMaxBytes)
+	c.SegmentSize = positiveOr(c.SegmentSize, envelope.DefaultSegmentSize)
+	c.PendingTTL = positiveOr(c.PendingTTL, DefaultPendingTTL)
 	if c.MultipartThreshold <= 0 || c.MultipartThreshold > MaxStagedBytes {
 		c.MultipartThreshold = DefaultMultipartThreshold
 	}
-	if c.StagingPrefix == "" {
-		c.StagingPrefix = "staging/"
-	}
-	if c.FillWait <= 0 {
-		c.FillWait = 2 * time.Second
-	}
-	if c.FillPoll <= 0 {
-		c.FillPoll = 20 * time.Millisecond
-	}
+	c.StagingPrefix = cmp.Or(c.StagingPrefix, DefaultStagingPrefix)
+	c.FillWait = positiveOr(c.FillWait, DefaultFillWait)
+	c.FillPoll = positiveOr(c.FillPoll, DefaultFillPoll)
 	if len(c.CursorKey) == 0 {
 		c.CursorKey = randomCursorKey()
 	}
+}
+
+// positiveOr is v, or def when v is not positive (unset, or nonsense).
+func positiveOr[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Backends are the ports the Service runs on.

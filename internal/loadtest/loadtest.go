@@ -41,6 +41,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // Options configure a run.
@@ -78,7 +80,7 @@ func (o *Options) defaults() {
 		o.Duration = 60 * time.Second
 	}
 	if o.MaxInlineBytes <= 0 {
-		o.MaxInlineBytes = 4 << 20
+		o.MaxInlineBytes = docstore.DefaultMaxInlineBytes
 	}
 	if o.IngestWait <= 0 {
 		o.IngestWait = 60 * time.Second
