@@ -220,13 +220,6 @@ func (h *Handler) fail(ctx context.Context, req *request, err error) *Response {
 	return resp
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func errorResponse(err error) *Response {
 	kind := docstore.KindOf(err)
 	return errorJSON(Status(kind), kind.String(), docstore.PublicMessage(err))
@@ -234,9 +227,7 @@ func errorResponse(err error) *Response {
 
 // errorJSON is the one shape of every error answer.
 func errorJSON(status int, code, message string) *Response {
-	var body errorBody
-	body.Error.Code, body.Error.Message = code, message
-	return jsonResponse(status, body)
+	return jsonResponse(status, docstore.NewErrorBody(code, message))
 }
 
 // MetricsNamespace is the CloudWatch namespace of Imago's metrics.

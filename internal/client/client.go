@@ -299,9 +299,7 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 }
 
 func readAPIError(resp *http.Response) error {
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
+	var e docstore.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
 		e.Error.Message = strings.TrimSpace(string(raw))

@@ -148,3 +148,23 @@ func PublicMessage(err error) string {
 
 // IsNotFound reports whether err is of KindNotFound.
 func IsNotFound(err error) bool { return err != nil && KindOf(err) == KindNotFound }
+
+// ErrorBody is the JSON body of every error answer of the HTTP API
+// (DESIGN.md): {"error":{"code":…,"message":…}}, the code a Kind's String
+// (or, for answers no domain error makes, such as a 405, one of the HTTP
+// layer's own) and the message safe for the caller. The API adapter and
+// the local front write it; the client reads it.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NewErrorBody is the body of an error answer with code and message.
+func NewErrorBody(code, message string) ErrorBody {
+	return ErrorBody{Error: ErrorDetail{Code: code, Message: message}}
+}
