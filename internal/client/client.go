@@ -118,9 +118,6 @@ func New(opt Options) *Client {
 	return &Client{opt: opt, base: strings.TrimSuffix(opt.BaseURL, "/")}
 }
 
-// Options returns the client's options, defaults filled in.
-func (c *Client) Options() Options { return c.opt }
-
 // Status is a document's lifecycle state.
 type Status string
 

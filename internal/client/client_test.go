@@ -298,7 +298,7 @@ func TestPutResumesMultipart(t *testing.T) {
 	if progress.done != int64(received)<<20 || progress.done+progress.moved.Load() != int64(len(doc)) {
 		t.Fatalf("progress: %d already there + %d moved, of %d", progress.done, progress.moved.Load(), len(doc))
 	}
-	if entries, _ := os.ReadDir(c.Options().StateDir); len(entries) != 0 {
+	if entries, _ := os.ReadDir(c.opt.StateDir); len(entries) != 0 {
 		t.Fatalf("state left after the upload completed: %v", entries)
 	}
 }
