@@ -33,6 +33,9 @@ func (c *Content) ETag() string { return `"` + c.SHA256 + `"` }
 // Download returns a document or a range of it. A cache hit answers with no
 // other backend touched; a miss reads the record, unwraps the data key and
 // reads only the segments it needs, filling the cache with whole documents.
+//
+// Download owns the HTTP rules — the tenant check, If-None-Match, Range and
+// the response limit; the caching reader and the origin own the bytes.
 func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, error) {
 	const op = "docstore.Download"
 	if req.Tenant == "" {
@@ -44,7 +47,14 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	}
 	if doc != nil {
 		c := &Content{ID: req.ID, Filename: doc.Filename, ContentType: doc.ContentType, Size: doc.Size, SHA256: doc.SHA256, CacheHit: true}
-		return s.answer(op, c, req, func(r ByteRange) ([]byte, error) { return doc.Body[r.Start : r.Start+r.Length], nil })
+		r, err := s.negotiate(op, c, req)
+		if err != nil {
+			return nil, err
+		}
+		if !c.NotModified {
+			c.Body = doc.Body[r.Start : r.Start+r.Length]
+		}
+		return c, nil
 	}
 
 	// A fill's deadline counts from before the record is read: a delete
@@ -61,18 +71,29 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
 	}
 	c := &Content{ID: rec.ID, Filename: rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256}
-	content, err := s.answer(op, c, req, func(r ByteRange) ([]byte, error) {
-		if cacheOK && r.Start == 0 && r.Length == rec.Size && s.reader.caches(rec.Size) {
-			return s.reader.readWhole(ctx, rec, fillBy)
-		}
-		return s.origin.read(ctx, rec, r)
-	})
-	if err != nil && KindOf(err) == KindInternal && s.deletedSince(ctx, rec.ID) {
+	r, err := s.negotiate(op, c, req)
+	if err != nil {
+		return nil, err
+	}
+	if c.NotModified {
+		return c, nil
+	}
+	// Only a whole document goes through the cache: a range is read from
+	// the origin, segments and all, and fills nothing.
+	if cacheOK && r.Start == 0 && r.Length == rec.Size && s.reader.caches(rec.Size) {
+		c.Body, err = s.reader.readWhole(ctx, rec, fillBy)
+	} else {
+		c.Body, err = s.origin.read(ctx, rec, r)
+	}
+	if err == nil {
+		return c, nil
+	}
+	if KindOf(err) == KindInternal && s.deletedSince(ctx, rec.ID) {
 		// A DELETE removed the blob between our read of the record and of
 		// the blob: the document is gone, which is a 404, not a fault.
 		return nil, notFound(op, req.ID)
 	}
-	return content, err
+	return nil, E(op, err)
 }
 
 // deletedSince reports whether id's record is gone now.
@@ -81,17 +102,19 @@ func (s *Service) deletedSince(ctx context.Context, id ID) bool {
 	return IsNotFound(err)
 }
 
-// answer applies conditional and range headers, then reads what is needed.
-func (s *Service) answer(op string, c *Content, req DownloadRequest, read func(ByteRange) ([]byte, error)) (*Content, error) {
+// negotiate applies the conditional and range headers to c: it marks c
+// NotModified when If-None-Match matches, sets c.Range from Range, and
+// returns the bytes to read, refusing more than the response limit.
+func (s *Service) negotiate(op string, c *Content, req DownloadRequest) (ByteRange, error) {
+	r := ByteRange{Start: 0, Length: c.Size}
 	if matchesETag(req.IfNoneMatch, c.ETag()) {
 		c.NotModified = true
-		return c, nil
+		return r, nil
 	}
-	r := ByteRange{Start: 0, Length: c.Size}
 	if req.Range != "" {
 		var err error
 		if r, err = ParseRange(req.Range, c.Size); err != nil {
-			return nil, err
+			return r, err
 		}
 		c.Range = &r
 	}
@@ -100,14 +123,9 @@ func (s *Service) answer(op string, c *Content, req DownloadRequest, read func(B
 		if c.Range != nil {
 			what = "the requested range is"
 		}
-		return nil, Errorf(op, KindTooLarge, "%s %d bytes, over the %d-byte response limit; request it in parts with Range: bytes=start-end", what, r.Length, s.cfg.MaxInlineBytes)
+		return r, Errorf(op, KindTooLarge, "%s %d bytes, over the %d-byte response limit; request it in parts with Range: bytes=start-end", what, r.Length, s.cfg.MaxInlineBytes)
 	}
-	body, err := read(r)
-	if err != nil {
-		return nil, E(op, err)
-	}
-	c.Body = body
-	return c, nil
+	return r, nil
 }
 
 // matchesETag implements If-None-Match's weak comparison for one tag.
