@@ -216,9 +216,7 @@ func TestUploadAndReadBack(t *testing.T) {
 		if r.headers["location"] != "/documents/"+string(d.ID) {
 			t.Errorf("Location %q for id %s", r.headers["location"], d.ID)
 		}
-		want := docstore.Document{ID: d.ID, Filename: "contract.pdf", ContentType: "application/pdf", Size: 5000,
-			SHA256: hex.EncodeToString(sum[:]), Status: "available", CreatedAt: d.CreatedAt,
-			Metadata: map[string]string{"case": "42", "owner": "Zoë"}}
+		want := docstore.Document{ID: d.ID, Descriptor: docstore.Descriptor{Filename: "contract.pdf", ContentType: "application/pdf", Size: 5000, SHA256: hex.EncodeToString(sum[:])}, Status: "available", CreatedAt: d.CreatedAt, Metadata: map[string]string{"case": "42", "owner": "Zoë"}}
 		if fmt.Sprint(d) != fmt.Sprint(want) {
 			t.Errorf("document\n got %+v\nwant %+v", d, want)
 		}

@@ -31,8 +31,7 @@ func TestIdempotentRetryFinishesAPendingUpload(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := docstore.Record{Document: docstore.Document{ID: id, Filename: "a.bin", ContentType: "application/octet-stream",
-				Size: int64(len(doc)), Status: docstore.StatusPending, Metadata: map[string]string{}},
+			rec := docstore.Record{Document: docstore.Document{ID: id, Descriptor: docstore.Descriptor{Filename: "a.bin", ContentType: "application/octet-stream", Size: int64(len(doc))}, Status: docstore.StatusPending, Metadata: map[string]string{}},
 				Tenant: tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID, FormatVersion: 1, SegmentSize: 64 << 10}
 			rec.CreatedAt = rec.CreatedAt.UTC()
 			if err := set.Meta.Create(ctx, rec); err != nil {

@@ -99,8 +99,9 @@ func (it item) record() docstore.Record {
 		md = map[string]string{}
 	}
 	return docstore.Record{
-		Document: docstore.Document{ID: it.ID, Filename: it.Filename, ContentType: it.ContentType, Size: it.Size,
-			SHA256: it.SHA256, Status: it.Status, CreatedAt: it.CreatedAt, Metadata: md, Failure: it.Failure},
+		Document: docstore.Document{ID: it.ID,
+			Descriptor: docstore.Descriptor{Filename: it.Filename, ContentType: it.ContentType, Size: it.Size, SHA256: it.SHA256},
+			Status:     it.Status, CreatedAt: it.CreatedAt, Metadata: md, Failure: it.Failure},
 		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
 		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt, UploadID: it.UploadID, PartSize: it.PartSize, BlobID: it.BlobID,
 	}

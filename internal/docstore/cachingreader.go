@@ -119,8 +119,7 @@ func (cr *cachingReader) readWhole(ctx context.Context, rec Record, fillBy time.
 			return nil, err
 		}
 		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Fills })
-		cr.fill(ctx, rec.ID, &CachedDocument{Tenant: rec.Tenant, Filename: rec.Filename,
-			ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256, Body: body})
+		cr.fill(ctx, rec.ID, &CachedDocument{Tenant: rec.Tenant, Descriptor: rec.Descriptor, Body: body})
 		return body, nil
 	})
 	if err != nil {

@@ -82,7 +82,7 @@ func testReader(cache Cache, o *countingOrigin, fillWait time.Duration) *caching
 }
 
 func testRecord(body []byte) Record {
-	return Record{Document: Document{ID: NewID(), Size: int64(len(body)), SHA256: "x"}, Tenant: "t"}
+	return Record{Document: Document{ID: NewID(), Descriptor: Descriptor{Size: int64(len(body)), SHA256: "x"}}, Tenant: "t"}
 }
 
 func TestCachingReader_HolderFillsWaiterReadsTheEntry(t *testing.T) {
@@ -97,7 +97,7 @@ func TestCachingReader_HolderFillsWaiterReadsTheEntry(t *testing.T) {
 		case <-filled:
 		default:
 			close(filled)
-			cache.Set(context.Background(), rec.ID, &CachedDocument{Tenant: "t", Size: rec.Size, Body: []byte("from the holder")})
+			cache.Set(context.Background(), rec.ID, &CachedDocument{Tenant: "t", Descriptor: Descriptor{Size: rec.Size}, Body: []byte("from the holder")})
 			release()
 		}
 	}

@@ -52,17 +52,24 @@ const (
 	StatusFailed Status = "failed"
 )
 
+// Descriptor names, types and identifies a document's bytes: what its
+// record, its cache entry (CachedDocument) and a download's answer (Content)
+// all carry, and what a download's headers are made of.
+type Descriptor struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`   // of the whole document
+	SHA256      string `json:"sha256"` // of the whole document, hex
+}
+
 // Document is the metadata every route returns. It never holds key material.
 type Document struct {
-	ID          ID                `json:"id"`
-	Filename    string            `json:"filename"`
-	ContentType string            `json:"content_type"`
-	Size        int64             `json:"size"`
-	SHA256      string            `json:"sha256"`
-	Status      Status            `json:"status"`
-	CreatedAt   time.Time         `json:"created_at"`
-	Metadata    map[string]string `json:"metadata"`
-	Failure     string            `json:"failure,omitempty"` // failed documents only: why, safe for the caller
+	ID ID `json:"id"`
+	Descriptor
+	Status    Status            `json:"status"`
+	CreatedAt time.Time         `json:"created_at"`
+	Metadata  map[string]string `json:"metadata"`
+	Failure   string            `json:"failure,omitempty"` // failed documents only: why, safe for the caller
 }
 
 // Record is what the metadata store keeps for a document: the public

@@ -16,11 +16,8 @@ type DownloadRequest struct {
 
 // Content is a download's answer.
 type Content struct {
-	ID          ID
-	Filename    string
-	ContentType string
-	Size        int64  // of the whole document
-	SHA256      string // of the whole document
+	ID ID
+	Descriptor
 	Body        []byte // the document, or the range; must not be modified
 	Range       *ByteRange
 	NotModified bool
@@ -46,7 +43,7 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		return nil, notFound(op, req.ID)
 	}
 	if doc != nil {
-		c := &Content{ID: req.ID, Filename: doc.Filename, ContentType: doc.ContentType, Size: doc.Size, SHA256: doc.SHA256, CacheHit: true}
+		c := &Content{ID: req.ID, Descriptor: doc.Descriptor, CacheHit: true}
 		r, err := s.negotiate(op, c, req)
 		if err != nil {
 			return nil, err
@@ -70,7 +67,7 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	if rec.Status != StatusAvailable {
 		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
 	}
-	c := &Content{ID: rec.ID, Filename: rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256}
+	c := &Content{ID: rec.ID, Descriptor: rec.Descriptor}
 	r, err := s.negotiate(op, c, req)
 	if err != nil {
 		return nil, err

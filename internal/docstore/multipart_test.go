@@ -24,7 +24,7 @@ func TestPlanParts(t *testing.T) {
 			continue
 		}
 		// Every part but the last is exactly ps; the last holds the rest.
-		last := Record{Document: Document{Size: tc.size}, PartSize: ps}
+		last := Record{Document: Document{Descriptor: Descriptor{Size: tc.size}}, PartSize: ps}
 		if got := last.partCount(); got != n {
 			t.Errorf("size %d part size %d: partCount %d, want %d", tc.size, ps, got, n)
 		}

@@ -85,12 +85,9 @@ type KeyService interface {
 // CachedDocument is a cache entry: enough to answer a download, including
 // the tenant check, without any other backend.
 type CachedDocument struct {
-	Tenant      Tenant
-	Filename    string
-	ContentType string
-	Size        int64
-	SHA256      string
-	Body        []byte
+	Tenant Tenant
+	Descriptor
+	Body []byte
 }
 
 // Cache is the tier of decrypted documents. Cache errors never fail a

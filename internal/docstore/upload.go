@@ -98,10 +98,8 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		}
 	}
 	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
-	s.reader.fill(fillCtx, id, &CachedDocument{
-		Tenant: req.Tenant, Filename: desc.filename, ContentType: desc.contentType,
-		Size: int64(len(req.Body)), SHA256: digest, Body: req.Body,
-	})
+	s.reader.fill(fillCtx, id, &CachedDocument{Tenant: req.Tenant, Body: req.Body,
+		Descriptor: Descriptor{Filename: desc.filename, ContentType: desc.contentType, Size: int64(len(req.Body)), SHA256: digest}})
 	cancel()
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
 	return done.Document, nil
@@ -138,7 +136,7 @@ func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d descri
 	}
 	now := s.now()
 	return Record{
-		Document: Document{ID: id, Filename: d.filename, ContentType: d.contentType, Size: size,
+		Document: Document{ID: id, Descriptor: Descriptor{Filename: d.filename, ContentType: d.contentType, Size: size},
 			Status: StatusPending, CreatedAt: now, Metadata: d.metadata},
 		Tenant: tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
 		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,

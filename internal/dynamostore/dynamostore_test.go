@@ -40,10 +40,7 @@ func TestDynamoStore_ItemLayout(t *testing.T) {
 	ctx := t.Context()
 	created := time.Date(2025, 3, 4, 5, 6, 7, 891234567, time.FixedZone("CET", 3600))
 	rec := docstore.Record{
-		Document: docstore.Document{
-			ID: docstore.NewID(), Filename: "a.pdf", ContentType: "application/pdf",
-			Status: docstore.StatusPending, CreatedAt: created, Metadata: map[string]string{"k": "v"},
-		},
+		Document:   docstore.Document{ID: docstore.NewID(), Descriptor: docstore.Descriptor{Filename: "a.pdf", ContentType: "application/pdf"}, Status: docstore.StatusPending, CreatedAt: created, Metadata: map[string]string{"k": "v"}},
 		Tenant:     docstore.Tenant("layout-" + string(docstore.NewID())),
 		WrappedKey: []byte{1, 2, 3}, KeyID: "arn:aws:kms:us-east-1:111122223333:key/x",
 		FormatVersion: 1, SegmentSize: 65536,

@@ -17,7 +17,7 @@ func TestTombstoneLifetime(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	c.now = func() time.Time { return now }
 	id := docstore.NewID()
-	doc := &docstore.CachedDocument{Tenant: "t", Size: 3, Body: []byte("abc")}
+	doc := &docstore.CachedDocument{Tenant: "t", Descriptor: docstore.Descriptor{Size: 3}, Body: []byte("abc")}
 
 	c.Delete(ctx, id)
 	now = now.Add(docstore.TombstoneTTL - time.Second)

@@ -189,14 +189,7 @@ func parseRecord(rec []byte) (*docstore.CachedDocument, error) {
 	if r.bad || size < 0 {
 		return nil, errMalformed
 	}
-	return &docstore.CachedDocument{
-		Tenant:      docstore.Tenant(tenant),
-		Filename:    filename,
-		ContentType: contentType,
-		Size:        size,
-		SHA256:      sum,
-		Body:        r.b,
-	}, nil
+	return &docstore.CachedDocument{Tenant: docstore.Tenant(tenant), Descriptor: docstore.Descriptor{Filename: filename, ContentType: contentType, Size: size, SHA256: sum}, Body: r.b}, nil
 }
 
 // reader consumes a record; once bad, every read returns a zero value.

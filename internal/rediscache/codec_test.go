@@ -27,9 +27,9 @@ func testAEAD(t testing.TB) cipher.AEAD {
 func TestCodecRoundTrip(t *testing.T) {
 	docs := []*docstore.CachedDocument{
 		{},
-		{Tenant: "t", Filename: "f", ContentType: "c", Size: 3, SHA256: "s", Body: []byte("abc")},
-		{Tenant: docstore.Tenant(strings.Repeat("T", 300)), Filename: "Relevé « 2024 ».pdf", Size: math.MaxInt64, Body: make([]byte, 70_000)},
-		{Size: -1}, // encodes; decode rejects it (below)
+		{Tenant: "t", Descriptor: docstore.Descriptor{Filename: "f", ContentType: "c", Size: 3, SHA256: "s"}, Body: []byte("abc")},
+		{Tenant: docstore.Tenant(strings.Repeat("T", 300)), Descriptor: docstore.Descriptor{Filename: "Relevé « 2024 ».pdf", Size: math.MaxInt64}, Body: make([]byte, 70_000)},
+		{Descriptor: docstore.Descriptor{Size: -1}}, // encodes; decode rejects it (below)
 	}
 	for _, aead := range []cipher.AEAD{nil, testAEAD(t)} {
 		for i, doc := range docs {
@@ -87,7 +87,7 @@ func TestDecodeDoesNotCopyBody(t *testing.T) {
 func TestDecodeRejectsTampering(t *testing.T) {
 	aead := testAEAD(t)
 	key := docKey(docstore.NewID())
-	doc := &docstore.CachedDocument{Tenant: "t", Filename: "f", Body: []byte("some body")}
+	doc := &docstore.CachedDocument{Tenant: "t", Descriptor: docstore.Descriptor{Filename: "f"}, Body: []byte("some body")}
 	val, err := encode(key, doc, aead)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestDecodeRejectsTampering(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	aead := testAEAD(f)
 	key := "imago:doc:00000000-0000-4000-8000-000000000000"
-	doc := &docstore.CachedDocument{Tenant: "tenant", Filename: "a.pdf", ContentType: "application/pdf", Size: 4, SHA256: "ab", Body: []byte("body")}
+	doc := &docstore.CachedDocument{Tenant: "tenant", Descriptor: docstore.Descriptor{Filename: "a.pdf", ContentType: "application/pdf", Size: 4, SHA256: "ab"}, Body: []byte("body")}
 	for _, a := range []cipher.AEAD{nil, aead} {
 		val, err := encode(key, doc, a)
 		if err != nil {

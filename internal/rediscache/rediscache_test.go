@@ -83,14 +83,7 @@ func testSealKey(t testing.TB) []byte {
 }
 
 func sampleDoc(body []byte) *docstore.CachedDocument {
-	return &docstore.CachedDocument{
-		Tenant:      docstore.Tenant("tenant-" + string(docstore.NewID())),
-		Filename:    "confidential-passport-scan-of-someone.pdf",
-		ContentType: "application/pdf",
-		Size:        int64(len(body)),
-		SHA256:      strings.Repeat("ab", 32),
-		Body:        body,
-	}
+	return &docstore.CachedDocument{Tenant: docstore.Tenant("tenant-" + string(docstore.NewID())), Descriptor: docstore.Descriptor{Filename: "confidential-passport-scan-of-someone.pdf", ContentType: "application/pdf", Size: int64(len(body)), SHA256: strings.Repeat("ab", 32)}, Body: body}
 }
 
 func mustSet(t testing.TB, c *Cache, raw redis.UniversalClient, id docstore.ID, doc *docstore.CachedDocument) {

@@ -141,14 +141,7 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 
 func sampleCached(t *testing.T, size int) *docstore.CachedDocument {
 	body := randomBytes(t, size)
-	return &docstore.CachedDocument{
-		Tenant:      randomTenant(),
-		Filename:    "Relevé « 2024 » \"final\".pdf",
-		ContentType: "application/pdf; charset=binary",
-		Size:        int64(size),
-		SHA256:      fmt.Sprintf("%x", body[:min(size, 32)]) + "00",
-		Body:        body,
-	}
+	return &docstore.CachedDocument{Tenant: randomTenant(), Descriptor: docstore.Descriptor{Filename: "Relevé « 2024 » \"final\".pdf", ContentType: "application/pdf; charset=binary", Size: int64(size), SHA256: fmt.Sprintf("%x", body[:min(size, 32)]) + "00"}, Body: body}
 }
 
 func mustSetCached(t *testing.T, c docstore.Cache, id docstore.ID, doc *docstore.CachedDocument) {

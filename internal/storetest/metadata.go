@@ -365,14 +365,7 @@ func sampleRecord(tenant docstore.Tenant, at time.Time) docstore.Record {
 	}
 	wrapped[0], wrapped[1] = 0, 0xff // not valid UTF-8, leading zero
 	return docstore.Record{
-		Document: docstore.Document{
-			ID:          id,
-			Filename:    "Passport scan (" + string(id[:8]) + ").pdf",
-			ContentType: "application/pdf",
-			Status:      docstore.StatusPending,
-			CreatedAt:   at,
-			Metadata:    map[string]string{"source": "storetest"},
-		},
+		Document:      docstore.Document{ID: id, Descriptor: docstore.Descriptor{Filename: "Passport scan (" + string(id[:8]) + ").pdf", ContentType: "application/pdf"}, Status: docstore.StatusPending, CreatedAt: at, Metadata: map[string]string{"source": "storetest"}},
 		Tenant:        tenant,
 		WrappedKey:    wrapped,
 		KeyID:         "arn:aws:kms:eu-west-1:111122223333:key/" + string(docstore.NewID()),
