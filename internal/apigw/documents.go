@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -35,7 +36,7 @@ func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
 	mediaType, params, perr := mime.ParseMediaType(ct)
 	switch {
 	case ct != "" && perr != nil:
-		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "Content-Type %q is not a valid media type", ct)
+		return nil, docstore.E(op, docstore.KindUnsupportedMedia, fmt.Sprintf("Content-Type %q is not a valid media type", ct))
 	case mediaType == "multipart/form-data":
 		if int64(len(body)) > limit+multipartSlack {
 			return nil, tooLarge(op, int64(len(body)), limit)
@@ -44,9 +45,9 @@ func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
 			return nil, err
 		}
 	case strings.HasPrefix(mediaType, "multipart/"):
-		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "%s is not supported: send multipart/form-data with a \"file\" part, or the raw document", mediaType)
+		return nil, docstore.E(op, docstore.KindUnsupportedMedia, fmt.Sprintf("%s is not supported: send multipart/form-data with a \"file\" part, or the raw document", mediaType))
 	case mediaType == "application/x-www-form-urlencoded":
-		return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "a URL-encoded form carries no file: send multipart/form-data with a \"file\" part, or the raw document")
+		return nil, docstore.E(op, docstore.KindUnsupportedMedia, "a URL-encoded form carries no file: send multipart/form-data with a \"file\" part, or the raw document")
 	default:
 		if int64(len(body)) > limit {
 			return nil, tooLarge(op, int64(len(body)), limit)
@@ -64,8 +65,8 @@ func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
 	return resp, nil
 }
 
-func tooLarge(op string, n, limit int64) error {
-	return docstore.Errorf(op, docstore.KindTooLarge, "the request body is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads for larger documents)", n, limit)
+func tooLarge(op docstore.Op, n, limit int64) error {
+	return docstore.E(op, docstore.KindTooLarge, fmt.Sprintf("the request body is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads for larger documents)", n, limit))
 }
 
 // parseMultipart reads a multipart/form-data body: exactly one "file" part
@@ -74,7 +75,7 @@ func tooLarge(op string, n, limit int64) error {
 func parseMultipart(body []byte, boundary string, limit int64, up *docstore.UploadRequest) error {
 	const op = "apigw.parseMultipart"
 	if boundary == "" {
-		return docstore.Errorf(op, docstore.KindInvalid, "multipart/form-data without a boundary parameter")
+		return docstore.E(op, docstore.KindInvalid, "multipart/form-data without a boundary parameter")
 	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	sawFile := false
@@ -87,7 +88,7 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 		// it may have lost any number of bytes.
 		if err == io.EOF {
 			if !hasCloseDelimiter(body, boundary) {
-				return docstore.Errorf(op, docstore.KindInvalid, "the multipart body is truncated: it has no closing boundary")
+				return docstore.E(op, docstore.KindInvalid, "the multipart body is truncated: it has no closing boundary")
 			}
 			break
 		}
@@ -98,7 +99,7 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 		switch {
 		case name == "file":
 			if sawFile {
-				return docstore.Errorf(op, docstore.KindInvalid, "more than one \"file\" part")
+				return docstore.E(op, docstore.KindInvalid, "more than one \"file\" part")
 			}
 			sawFile = true
 			data, err := io.ReadAll(io.LimitReader(part, limit+1))
@@ -106,15 +107,15 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 				return docstore.E(op, docstore.KindInvalid, "malformed multipart body", err)
 			}
 			if int64(len(data)) > limit {
-				return docstore.Errorf(op, docstore.KindTooLarge, "the file is over the %d-byte inline upload limit (use POST /documents/uploads for larger documents)", limit)
+				return docstore.E(op, docstore.KindTooLarge, fmt.Sprintf("the file is over the %d-byte inline upload limit (use POST /documents/uploads for larger documents)", limit))
 			}
 			up.Body = data
 			up.Filename = part.FileName()
 			up.ContentType = part.Header.Get("Content-Type")
 		case part.FileName() != "":
-			return docstore.Errorf(op, docstore.KindInvalid, "unexpected file part %q: the document goes in the part named \"file\"", name)
+			return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("unexpected file part %q: the document goes in the part named \"file\"", name))
 		case name == "":
-			return docstore.Errorf(op, docstore.KindInvalid, "a multipart part has no name")
+			return docstore.E(op, docstore.KindInvalid, "a multipart part has no name")
 		default:
 			v, err := io.ReadAll(io.LimitReader(part, docstore.MaxMetadataValBytes+1))
 			if err != nil {
@@ -124,7 +125,7 @@ func parseMultipart(body []byte, boundary string, limit int64, up *docstore.Uplo
 		}
 	}
 	if !sawFile {
-		return docstore.Errorf(op, docstore.KindInvalid, "the multipart body has no \"file\" part")
+		return docstore.E(op, docstore.KindInvalid, "the multipart body has no \"file\" part")
 	}
 	return nil
 }
@@ -172,7 +173,7 @@ func (h *Handler) list(ctx context.Context, req *request) (*Response, error) {
 	if v := req.query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return nil, docstore.Errorf("apigw.list", docstore.KindInvalid, "limit must be a whole number from 1 to %d", docstore.MaxListLimit)
+			return nil, docstore.E("apigw.list", docstore.KindInvalid, fmt.Sprintf("limit must be a whole number from 1 to %d", docstore.MaxListLimit))
 		}
 		limit = n
 	}
@@ -213,7 +214,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 	// application/json.
 	if ct := req.header("content-type"); strings.TrimSpace(ct) != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, docstore.Errorf(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
+			return nil, docstore.E(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
 		}
 	}
 	var in createUploadBody
@@ -232,7 +233,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata}
 	if in.PartSize != nil {
 		if *in.PartSize == 0 {
-			return nil, docstore.Errorf(op, docstore.KindInvalid, "part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(docstore.MinPartSize), int64(docstore.MaxPartSize))
+			return nil, docstore.E(op, docstore.KindInvalid, fmt.Sprintf("part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(docstore.MinPartSize), int64(docstore.MaxPartSize)))
 		}
 		cu.PartSize = *in.PartSize
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		}
 	}
 	if !ok || route.Function != h.fn {
-		return errorResponse(docstore.Errorf("apigw", docstore.KindNotFound, "no route %s %s", method, path))
+		return errorResponse(docstore.E("apigw", docstore.KindNotFound, fmt.Sprintf("no route %s %s", method, path)))
 	}
 	req.route, req.id = route, id
 	resp, err := route.serve(h, ctx, req)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"mime"
 
 	"github.com/imagodocs/imago/internal/docstore"
@@ -13,13 +14,13 @@ import (
 
 // decodeJSON reads the request body as exactly one JSON object of the
 // shape of v, refusing unknown fields; shape describes it in the error.
-func decodeJSON(op string, req *request, v any, shape string) error {
+func decodeJSON(op docstore.Op, req *request, v any, shape string) error {
 	body, err := req.body()
 	if err != nil {
 		return err
 	}
 	if mt, _, _ := mime.ParseMediaType(req.header("content-type")); mt != "" && mt != "application/json" {
-		return docstore.Errorf(op, docstore.KindUnsupportedMedia, "send %s as application/json", shape)
+		return docstore.E(op, docstore.KindUnsupportedMedia, fmt.Sprintf("send %s as application/json", shape))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -149,7 +149,7 @@ func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if _, ok, err := get(tx, rec.ID); err != nil || ok {
 			if ok {
-				return docstore.Errorf(op, docstore.KindConflict, "document %s already exists", rec.ID)
+				return docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s already exists", rec.ID))
 			}
 			return err
 		}
@@ -178,7 +178,7 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 			return err
 		}
 		if !ok {
-			return docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+			return docstore.E(op, docstore.KindNotFound, fmt.Sprintf("document %s not found", id))
 		}
 		rec = it.record()
 		return nil
@@ -207,7 +207,7 @@ func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (
 }
 
 // finish applies change to a pending record, in one transaction.
-func (s *Store) finish(op string, id docstore.ID, change func(tx *bolt.Tx, it *item) error) (docstore.Record, error) {
+func (s *Store) finish(op docstore.Op, id docstore.ID, change func(tx *bolt.Tx, it *item) error) (docstore.Record, error) {
 	var rec docstore.Record
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		it, ok, err := get(tx, id)
@@ -215,10 +215,10 @@ func (s *Store) finish(op string, id docstore.ID, change func(tx *bolt.Tx, it *i
 			return err
 		}
 		if !ok {
-			return docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+			return docstore.E(op, docstore.KindNotFound, fmt.Sprintf("document %s not found", id))
 		}
 		if it.Status != docstore.StatusPending {
-			return docstore.Errorf(op, docstore.KindConflict, "document %s is %s, not pending", id, it.Status)
+			return docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s is %s, not pending", id, it.Status))
 		}
 		if err := change(tx, &it); err != nil {
 			return err

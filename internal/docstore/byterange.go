@@ -22,8 +22,8 @@ func (r ByteRange) End() int64 { return r.Start + r.Length - 1 }
 func ParseRange(header string, size int64) (ByteRange, error) {
 	const op = "docstore.ParseRange"
 	bad := func(why string) (ByteRange, error) {
-		return ByteRange{}, &Error{Op: op, Kind: KindBadRange, Err: &UnsatisfiableRange{Size: size},
-			Message: fmt.Sprintf("range %q: %s (document size %d)", truncate(header, 64), why, size)}
+		return ByteRange{}, E(op, KindBadRange, &UnsatisfiableRange{Size: size},
+			fmt.Sprintf("range %q: %s (document size %d)", truncate(header, 64), why, size))
 	}
 	spec, ok := strings.CutPrefix(strings.TrimSpace(header), "bytes=")
 	if !ok {

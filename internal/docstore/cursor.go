@@ -54,7 +54,7 @@ func EncodeCursor(key []byte, tenant Tenant, pos ListPosition) string {
 // for tenant. Anything else is KindInvalid.
 func DecodeCursor(key []byte, tenant Tenant, cursor string) (ListPosition, error) {
 	const op = "docstore.DecodeCursor"
-	bad := Errorf(op, KindInvalid, "cursor is not valid")
+	bad := E(op, KindInvalid, "cursor is not valid")
 	if base64.RawURLEncoding.DecodedLen(len(cursor)) != cursorLen {
 		return ListPosition{}, bad
 	}

@@ -93,12 +93,29 @@ func TestErrorsCarryKindAndHideDetail(t *testing.T) {
 	if msg := PublicMessage(errors.New("secret")); msg != "internal error" {
 		t.Fatalf("a plain error's public message: %q", msg)
 	}
-	nf := Errorf("docstore.Get", KindNotFound, "document %s not found", "abc")
+	nf := E("docstore.Get", KindNotFound, fmt.Sprintf("document %s not found", "abc"))
 	if PublicMessage(E("outer", nf)) != "document abc not found" {
 		t.Fatalf("public message of a wrapped not-found: %q", PublicMessage(E("outer", nf)))
 	}
 	if KindOf(nil) != KindInternal || IsNotFound(nil) {
 		t.Fatal("nil error kinds")
+	}
+}
+
+// E takes its arguments by type, the op always first: a string after it is
+// the caller's message, never a second op.
+func TestEBuildsErrorsByArgumentType(t *testing.T) {
+	var noCause error
+	err := E("fsstore.Put", "the disk is full", KindUnavailable, noCause)
+	var e *Error
+	if !errors.As(err, &e) || e.Op != "fsstore.Put" || e.Message != "the disk is full" || e.Kind != KindUnavailable || e.Err != nil {
+		t.Fatalf("E = %#v", err)
+	}
+	if got := err.Error(); got != "fsstore.Put: the disk is full" {
+		t.Fatalf("Error() = %q", got)
+	}
+	if PublicMessage(err) != "the disk is full" {
+		t.Fatalf("public message %q", PublicMessage(err))
 	}
 }
 

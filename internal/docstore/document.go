@@ -1,6 +1,7 @@
 package docstore
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,7 +14,7 @@ type ID string
 func ParseID(s string) (ID, error) {
 	u, err := uuid.Parse(s)
 	if err != nil || len(s) != 36 {
-		return "", Errorf("docstore.ParseID", KindInvalid, "document id %q is not a UUID", truncate(s, 64))
+		return "", E("docstore.ParseID", KindInvalid, fmt.Sprintf("document id %q is not a UUID", truncate(s, 64)))
 	}
 	return ID(u.String()), nil
 }

@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -62,10 +63,10 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		return nil, err
 	}
 	if rec.Status == StatusFailed {
-		return nil, Errorf(op, KindConflict, "document %s failed to upload: %s", rec.ID, rec.Failure)
+		return nil, E(op, KindConflict, fmt.Sprintf("document %s failed to upload: %s", rec.ID, rec.Failure))
 	}
 	if rec.Status != StatusAvailable {
-		return nil, Errorf(op, KindConflict, "document %s is not available yet (status %s)", rec.ID, rec.Status)
+		return nil, E(op, KindConflict, fmt.Sprintf("document %s is not available yet (status %s)", rec.ID, rec.Status))
 	}
 	c := &Content{ID: rec.ID, Descriptor: rec.Descriptor}
 	r, err := s.negotiate(op, c, req)
@@ -102,7 +103,7 @@ func (s *Service) deletedSince(ctx context.Context, id ID) bool {
 // negotiate applies the conditional and range headers to c: it marks c
 // NotModified when If-None-Match matches, sets c.Range from Range, and
 // returns the bytes to read, refusing more than the response limit.
-func (s *Service) negotiate(op string, c *Content, req DownloadRequest) (ByteRange, error) {
+func (s *Service) negotiate(op Op, c *Content, req DownloadRequest) (ByteRange, error) {
 	r := ByteRange{Start: 0, Length: c.Size}
 	if matchesETag(req.IfNoneMatch, c.ETag()) {
 		c.NotModified = true
@@ -120,7 +121,7 @@ func (s *Service) negotiate(op string, c *Content, req DownloadRequest) (ByteRan
 		if c.Range != nil {
 			what = "the requested range is"
 		}
-		return r, Errorf(op, KindTooLarge, "%s %d bytes, over the %d-byte response limit; request it in parts with Range: bytes=start-end", what, r.Length, s.cfg.MaxInlineBytes)
+		return r, E(op, KindTooLarge, fmt.Sprintf("%s %d bytes, over the %d-byte response limit; request it in parts with Range: bytes=start-end", what, r.Length, s.cfg.MaxInlineBytes))
 	}
 	return r, nil
 }

@@ -41,33 +41,41 @@ func (k Kind) String() string {
 	return "internal"
 }
 
+// Op names the operation that failed, as "package.Function"
+// ("docstore.Download", "s3store.Get"): the first argument of every E.
+type Op string
+
 // Error is the error type of the domain and of every backend. Message is
 // safe to show a caller; Err holds the detail that only the log may see.
 type Error struct {
-	Op      string // the operation that failed, e.g. "docstore.Download"
+	Op      Op // the operation that failed
 	Kind    Kind
 	Message string
 	Err     error
 }
 
-// E builds an *Error. Arguments are taken by type: a string is the op when
-// it is the first string, the public message after that; a Kind sets the
-// kind; an error is wrapped (its kind is inherited when none is given).
-func E(args ...any) error {
-	e := &Error{Kind: -1}
-	opSet := false
+// E is the one way an *Error is built: E(op, args...), where each of args
+// is taken by its type — a Kind sets the kind, an error is wrapped (its kind
+// is inherited when no Kind is given), and a string is the message a caller
+// may see (format it with fmt.Sprintf). Every argument is optional but the
+// op:
+//
+//	E(op, KindNotFound, fmt.Sprintf("document %s not found", id))
+//	E(op, fmt.Errorf("put blob %s: %w", id, err)) // the kind of err
+//	E(op, KindUnavailable, "the cache is unavailable", err)
+func E(op Op, args ...any) error {
+	e := &Error{Op: op, Kind: -1}
 	for _, a := range args {
 		switch v := a.(type) {
 		case string:
-			if !opSet {
-				e.Op, opSet = v, true
-			} else {
-				e.Message = v
-			}
+			e.Message = v
 		case Kind:
 			e.Kind = v
 		case error:
 			e.Err = v
+		case nil:
+		default:
+			panic(fmt.Sprintf("docstore.E: argument of type %T", a))
 		}
 	}
 	if e.Kind < 0 {
@@ -76,13 +84,8 @@ func E(args ...any) error {
 	return e
 }
 
-// Errorf builds an *Error of a kind with a formatted public message.
-func Errorf(op string, kind Kind, format string, a ...any) error {
-	return &Error{Op: op, Kind: kind, Message: fmt.Sprintf(format, a...)}
-}
-
 func (e *Error) Error() string {
-	msg := e.Op
+	msg := string(e.Op)
 	add := func(s string) {
 		if s == "" {
 			return

@@ -27,7 +27,7 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 		limit = DefaultListLimit
 	}
 	if limit < 1 || limit > MaxListLimit {
-		return Page{}, Errorf(op, KindInvalid, "limit must be between 1 and %d", MaxListLimit)
+		return Page{}, E(op, KindInvalid, fmt.Sprintf("limit must be between 1 and %d", MaxListLimit))
 	}
 	var after *ListPosition
 	if cursor != "" {

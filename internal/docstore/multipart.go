@@ -57,7 +57,7 @@ func PlanParts(size, requested int64) (partSize int64, count int, err error) {
 		return 0, 0, E(op, KindInvalid, "size must be a positive number of bytes")
 	}
 	if size > MaxMultipartBytes {
-		return 0, 0, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a document", size, int64(MaxMultipartBytes))
+		return 0, 0, E(op, KindTooLarge, fmt.Sprintf("size %d is over the %d-byte limit of a document", size, int64(MaxMultipartBytes)))
 	}
 	if requested != 0 {
 		if err := checkPartSize(requested); err != nil {
@@ -72,14 +72,14 @@ func PlanParts(size, requested int64) (partSize int64, count int, err error) {
 	}
 	n := ceilDiv(size, partSize)
 	if n > MaxParts {
-		return 0, 0, Errorf(op, KindInvalid, "part_size %d gives %d parts; at most %d are allowed (use parts of at least %d bytes)", partSize, n, MaxParts, ceilDiv(size, MaxParts))
+		return 0, 0, E(op, KindInvalid, fmt.Sprintf("part_size %d gives %d parts; at most %d are allowed (use parts of at least %d bytes)", partSize, n, MaxParts, ceilDiv(size, MaxParts)))
 	}
 	return partSize, int(n), nil
 }
 
 func checkPartSize(n int64) error {
 	if n < MinPartSize || n > MaxPartSize {
-		return Errorf("docstore.PlanParts", KindInvalid, "part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(MinPartSize), int64(MaxPartSize))
+		return E("docstore.PlanParts", KindInvalid, fmt.Sprintf("part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(MinPartSize), int64(MaxPartSize)))
 	}
 	return nil
 }
@@ -99,7 +99,7 @@ func (r Record) partSizeOf(number int) int64 {
 
 // createMultipart records a pending document uploaded in parts: the upload
 // is started first, so that the record names it from the start.
-func (s *Service) createMultipart(ctx context.Context, op string, req CreateUploadRequest, desc description) (CreatedUpload, error) {
+func (s *Service) createMultipart(ctx context.Context, op Op, req CreateUploadRequest, desc description) (CreatedUpload, error) {
 	if s.multipart == nil {
 		return CreatedUpload{}, E(op, KindUnavailable, "this staging area takes no uploads in parts")
 	}
@@ -130,16 +130,16 @@ func (s *Service) createMultipart(ctx context.Context, op string, req CreateUplo
 
 // multipartRecord reads the caller's document and checks it is a pending
 // upload in parts.
-func (s *Service) multipartRecord(ctx context.Context, op string, tenant Tenant, id ID) (Record, error) {
+func (s *Service) multipartRecord(ctx context.Context, op Op, tenant Tenant, id ID) (Record, error) {
 	rec, err := s.record(ctx, op, tenant, id)
 	if err != nil {
 		return Record{}, err
 	}
 	if rec.UploadID == "" {
-		return Record{}, Errorf(op, KindConflict, "document %s is not uploaded in parts", id)
+		return Record{}, E(op, KindConflict, fmt.Sprintf("document %s is not uploaded in parts", id))
 	}
 	if rec.Status != StatusPending {
-		return Record{}, Errorf(op, KindConflict, "document %s is %s: its upload is over", id, rec.Status)
+		return Record{}, E(op, KindConflict, fmt.Sprintf("document %s is %s: its upload is over", id, rec.Status))
 	}
 	if s.multipart == nil {
 		return Record{}, E(op, KindUnavailable, "this staging area takes no uploads in parts")
@@ -149,7 +149,7 @@ func (s *Service) multipartRecord(ctx context.Context, op string, tenant Tenant,
 
 // uploadGone turns the staging area's "no such upload" into the caller's
 // conflict: the upload was completed (and awaits its ingest) or aborted.
-func uploadGone(op string, id ID, err error) error {
+func uploadGone(op Op, id ID, err error) error {
 	if IsNotFound(err) {
 		return E(op, KindConflict, fmt.Sprintf("the upload of document %s is no longer in progress (completed or aborted)", id), err)
 	}
@@ -161,7 +161,7 @@ func uploadGone(op string, id ID, err error) error {
 func (s *Service) PresignParts(ctx context.Context, tenant Tenant, id ID, numbers []int) ([]PresignedPart, error) {
 	const op = "docstore.PresignParts"
 	if len(numbers) == 0 || len(numbers) > MaxPartsPerRequest {
-		return nil, Errorf(op, KindInvalid, "numbers must name from 1 to %d parts", MaxPartsPerRequest)
+		return nil, E(op, KindInvalid, fmt.Sprintf("numbers must name from 1 to %d parts", MaxPartsPerRequest))
 	}
 	rec, err := s.multipartRecord(ctx, op, tenant, id)
 	if err != nil {
@@ -170,7 +170,7 @@ func (s *Service) PresignParts(ctx context.Context, tenant Tenant, id ID, number
 	count := rec.partCount()
 	for _, n := range numbers {
 		if n < 1 || n > count {
-			return nil, Errorf(op, KindInvalid, "part number %d is not from 1 to %d", n, count)
+			return nil, E(op, KindInvalid, fmt.Sprintf("part number %d is not from 1 to %d", n, count))
 		}
 	}
 	out := make([]PresignedPart, 0, len(numbers))
@@ -214,19 +214,19 @@ func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, part
 	}
 	count := rec.partCount()
 	if len(parts) == 0 {
-		return Document{}, Errorf(op, KindInvalid, "parts must list all %d parts, in order", count)
+		return Document{}, E(op, KindInvalid, fmt.Sprintf("parts must list all %d parts, in order", count))
 	}
 	seen := make(map[int]bool, len(parts))
 	for i, p := range parts {
 		switch {
 		case p.Number < 1 || p.Number > count:
-			return Document{}, Errorf(op, KindInvalid, "part number %d is not from 1 to %d", p.Number, count)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part number %d is not from 1 to %d", p.Number, count))
 		case seen[p.Number]:
-			return Document{}, Errorf(op, KindInvalid, "part %d is listed twice", p.Number)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d is listed twice", p.Number))
 		case i > 0 && p.Number < parts[i-1].Number:
-			return Document{}, Errorf(op, KindInvalid, "part %d is out of order: parts must be listed by ascending number", p.Number)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d is out of order: parts must be listed by ascending number", p.Number))
 		case strings.Trim(p.ETag, `"`) == "":
-			return Document{}, Errorf(op, KindInvalid, "part %d has no etag", p.Number)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d has no etag", p.Number))
 		}
 		seen[p.Number] = true
 	}
@@ -234,7 +234,7 @@ func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, part
 	// when there are count of them.
 	for n := 1; n <= count; n++ {
 		if !seen[n] {
-			return Document{}, Errorf(op, KindInvalid, "part %d is missing: the upload has %d parts", n, count)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d is missing: the upload has %d parts", n, count))
 		}
 	}
 
@@ -252,11 +252,11 @@ func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, part
 		got, ok := byNumber[p.Number]
 		switch {
 		case !ok:
-			return Document{}, Errorf(op, KindInvalid, "part %d was not uploaded", p.Number)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d was not uploaded", p.Number))
 		case strings.Trim(got.ETag, `"`) != strings.Trim(p.ETag, `"`):
-			return Document{}, Errorf(op, KindInvalid, "part %d's etag does not match the part uploaded", p.Number)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d's etag does not match the part uploaded", p.Number))
 		case got.Size != rec.partSizeOf(p.Number):
-			return Document{}, Errorf(op, KindInvalid, "part %d is %d bytes, not %d", p.Number, got.Size, rec.partSizeOf(p.Number))
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("part %d is %d bytes, not %d", p.Number, got.Size, rec.partSizeOf(p.Number)))
 		}
 		final[i] = got
 	}

@@ -76,13 +76,14 @@ type unwrappedKey struct {
 // shorter than its record says, bytes that do not authenticate — is an
 // internal inconsistency (KindInternal), never a 404 or a 416.
 func blobError(id ID, err error) error {
+	const op = "docstore.readBlob"
 	switch KindOf(err) {
 	case KindUnavailable:
 		return fmt.Errorf("read blob of %s: %w", id, err)
 	case KindNotFound:
-		return E(KindInternal, fmt.Errorf("blob of available document %s is missing: %w", id, err))
+		return E(op, KindInternal, fmt.Errorf("blob of available document %s is missing: %w", id, err))
 	case KindBadRange:
-		return E(KindInternal, fmt.Errorf("blob of %s is shorter than its record says: %w", id, err))
+		return E(op, KindInternal, fmt.Errorf("blob of %s is shorter than its record says: %w", id, err))
 	}
-	return E(KindInternal, fmt.Errorf("blob of %s: %w", id, err))
+	return E(op, KindInternal, fmt.Errorf("blob of %s: %w", id, err))
 }

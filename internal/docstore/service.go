@@ -145,7 +145,7 @@ func (s *Service) Get(ctx context.Context, tenant Tenant, id ID) (Document, erro
 
 // record reads id's record and checks the caller owns it. Another tenant's
 // document is reported exactly like a missing one.
-func (s *Service) record(ctx context.Context, op string, tenant Tenant, id ID) (Record, error) {
+func (s *Service) record(ctx context.Context, op Op, tenant Tenant, id ID) (Record, error) {
 	if tenant == "" {
 		return Record{}, E(op, KindUnauthenticated, "no caller identity")
 	}
@@ -162,6 +162,6 @@ func (s *Service) record(ctx context.Context, op string, tenant Tenant, id ID) (
 	return rec, nil
 }
 
-func notFound(op string, id ID) error {
-	return Errorf(op, KindNotFound, "document %s not found", id)
+func notFound(op Op, id ID) error {
+	return E(op, KindNotFound, fmt.Sprintf("document %s not found", id))
 }

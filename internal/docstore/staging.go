@@ -75,7 +75,7 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 		return s.createMultipart(ctx, op, req, desc)
 	}
 	if req.Size > MaxStagedBytes {
-		return CreatedUpload{}, Errorf(op, KindTooLarge, "size %d is over the %d-byte limit of a presigned upload", req.Size, int64(MaxStagedBytes))
+		return CreatedUpload{}, E(op, KindTooLarge, fmt.Sprintf("size %d is over the %d-byte limit of a presigned upload", req.Size, int64(MaxStagedBytes)))
 	}
 	// The data key is generated now and stored wrapped; the ingest only
 	// has to unwrap it.
@@ -202,7 +202,7 @@ func (s *Service) Ingest(ctx context.Context, key string) error {
 // failIngest marks a pending document failed for a reason the caller may
 // see and deletes its staged bytes. It returns nil once that is done (the
 // event is handled), an error to have it delivered again otherwise.
-func (s *Service) failIngest(ctx context.Context, op string, rec Record, key, reason string, cause error) error {
+func (s *Service) failIngest(ctx context.Context, op Op, rec Record, key, reason string, cause error) error {
 	s.log.ErrorContext(ctx, "ingest failed for good; marking the document failed", "document", rec.ID, "reason", reason, "error", cause.Error())
 	if _, err := s.meta.MarkFailed(ctx, rec.ID, reason); err != nil && KindOf(err) != KindConflict && !IsNotFound(err) {
 		return E(op, fmt.Errorf("mark %s failed: %w", rec.ID, err))
@@ -229,7 +229,7 @@ func (s *Service) beforeMarkAvailable(ctx context.Context, id ID) error {
 	return s.cfg.IngestHook(ctx, id)
 }
 
-func (s *Service) deleteStaged(ctx context.Context, op, key string) error {
+func (s *Service) deleteStaged(ctx context.Context, op Op, key string) error {
 	if err := s.staging.Delete(ctx, key); err != nil {
 		return E(op, fmt.Errorf("delete staged %s: %w", key, err))
 	}

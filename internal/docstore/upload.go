@@ -36,7 +36,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, E(op, KindInvalid, "the document is empty")
 	}
 	if int64(len(req.Body)) > s.cfg.MaxInlineBytes {
-		return Document{}, Errorf(op, KindTooLarge, "the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes)
+		return Document{}, E(op, KindTooLarge, fmt.Sprintf("the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes))
 	}
 	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	id := NewID()
 	if req.IdempotencyKey != "" {
 		if len(req.IdempotencyKey) > MaxIdempotencyBytes {
-			return Document{}, Errorf(op, KindInvalid, "Idempotency-Key is longer than %d bytes", MaxIdempotencyBytes)
+			return Document{}, E(op, KindInvalid, fmt.Sprintf("Idempotency-Key is longer than %d bytes", MaxIdempotencyBytes))
 		}
 		id = IDForIdempotencyKey(req.Tenant, req.IdempotencyKey)
 	}
@@ -146,7 +146,7 @@ func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d descri
 
 // repeatedUpload answers an upload whose Idempotency-Key was used before:
 // the first result when it is the same document, a conflict otherwise.
-func (s *Service) repeatedUpload(ctx context.Context, op string, tenant Tenant, id ID, digest string) (Document, error) {
+func (s *Service) repeatedUpload(ctx context.Context, op Op, tenant Tenant, id ID, digest string) (Document, error) {
 	prev, err := s.meta.Get(ctx, id)
 	if err != nil {
 		return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
@@ -166,7 +166,7 @@ func (s *Service) repeatedUpload(ctx context.Context, op string, tenant Tenant, 
 // data key of its record, a blob of this attempt's own, and the conditional
 // MarkAvailable, so that when two attempts race exactly one body wins and
 // the other's blob is removed.
-func (s *Service) finishPending(ctx context.Context, op string, prev Record, body []byte, digest string) (Record, error) {
+func (s *Service) finishPending(ctx context.Context, op Op, prev Record, body []byte, digest string) (Record, error) {
 	if prev.Size != int64(len(body)) {
 		return Record{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
 	}

@@ -1,6 +1,7 @@
 package docstore
 
 import (
+	"fmt"
 	"mime"
 	"path"
 	"strings"
@@ -34,14 +35,14 @@ func CleanFilename(name string) (string, error) {
 		name = ""
 	}
 	if !utf8.ValidString(name) {
-		return "", Errorf(op, KindInvalid, "filename is not valid UTF-8")
+		return "", E(op, KindInvalid, "filename is not valid UTF-8")
 	}
 	if len(name) > MaxFilenameBytes {
-		return "", Errorf(op, KindInvalid, "filename is longer than %d bytes", MaxFilenameBytes)
+		return "", E(op, KindInvalid, fmt.Sprintf("filename is longer than %d bytes", MaxFilenameBytes))
 	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) && r != ' ' {
-			return "", Errorf(op, KindInvalid, "filename contains a control character")
+			return "", E(op, KindInvalid, "filename contains a control character")
 		}
 	}
 	return name, nil
@@ -56,11 +57,11 @@ func CleanContentType(ct string) (string, error) {
 		return DefaultContentType, nil
 	}
 	if len(ct) > MaxContentTypeBytes {
-		return "", Errorf(op, KindUnsupportedMedia, "content type is longer than %d bytes", MaxContentTypeBytes)
+		return "", E(op, KindUnsupportedMedia, fmt.Sprintf("content type is longer than %d bytes", MaxContentTypeBytes))
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || !strings.Contains(mt, "/") {
-		return "", Errorf(op, KindUnsupportedMedia, "content type %q is not a valid media type", truncate(ct, 64))
+		return "", E(op, KindUnsupportedMedia, fmt.Sprintf("content type %q is not a valid media type", truncate(ct, 64)))
 	}
 	return mime.FormatMediaType(mt, params), nil
 }
@@ -70,30 +71,30 @@ func CleanContentType(ct string) (string, error) {
 func ValidateMetadata(md map[string]string) error {
 	const op = "docstore.ValidateMetadata"
 	if len(md) > MaxMetadataPairs {
-		return Errorf(op, KindInvalid, "at most %d metadata pairs are allowed", MaxMetadataPairs)
+		return E(op, KindInvalid, fmt.Sprintf("at most %d metadata pairs are allowed", MaxMetadataPairs))
 	}
 	total := 0
 	for k, v := range md {
 		if k == "" || len(k) > MaxMetadataKeyBytes {
-			return Errorf(op, KindInvalid, "metadata key %q must be 1 to %d bytes", truncate(k, 64), MaxMetadataKeyBytes)
+			return E(op, KindInvalid, fmt.Sprintf("metadata key %q must be 1 to %d bytes", truncate(k, 64), MaxMetadataKeyBytes))
 		}
 		for _, r := range k {
 			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-				return Errorf(op, KindInvalid, "metadata key %q may hold only a-z, 0-9, '-', '_' and '.'", truncate(k, 64))
+				return E(op, KindInvalid, fmt.Sprintf("metadata key %q may hold only a-z, 0-9, '-', '_' and '.'", truncate(k, 64)))
 			}
 		}
 		if len(v) > MaxMetadataValBytes || !utf8.ValidString(v) {
-			return Errorf(op, KindInvalid, "metadata value of %q must be UTF-8 of at most %d bytes", k, MaxMetadataValBytes)
+			return E(op, KindInvalid, fmt.Sprintf("metadata value of %q must be UTF-8 of at most %d bytes", k, MaxMetadataValBytes))
 		}
 		for _, r := range v {
 			if r < ' ' && r != '\t' || r == 0x7f {
-				return Errorf(op, KindInvalid, "metadata value of %q contains a control character", k)
+				return E(op, KindInvalid, fmt.Sprintf("metadata value of %q contains a control character", k))
 			}
 		}
 		total += len(k) + len(v)
 	}
 	if total > MaxMetadataBytes {
-		return Errorf(op, KindInvalid, "metadata is larger than %d bytes in all", MaxMetadataBytes)
+		return E(op, KindInvalid, fmt.Sprintf("metadata is larger than %d bytes in all", MaxMetadataBytes))
 	}
 	return nil
 }

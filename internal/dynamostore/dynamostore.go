@@ -127,7 +127,7 @@ func (s *Store) key(id docstore.ID) map[string]types.AttributeValue {
 func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
 	const op = "dynamostore.Create"
 	if rec.ID == "" || rec.Tenant == "" {
-		return docstore.Errorf(op, docstore.KindInvalid, "a record needs an id and a tenant")
+		return docstore.E(op, docstore.KindInvalid, "a record needs an id and a tenant")
 	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
@@ -157,7 +157,7 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 		return docstore.Record{}, docstore.E(op, kindOf(err), fmt.Errorf("get %s: %w", id, err))
 	}
 	if len(out.Item) == 0 {
-		return docstore.Record{}, docstore.Errorf(op, docstore.KindNotFound, "document %s not found", id)
+		return docstore.Record{}, docstore.E(op, docstore.KindNotFound, fmt.Sprintf("document %s not found", id))
 	}
 	rec, err := decode(out.Item)
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (
 
 // finish applies update to a pending record, conditionally on it being
 // pending (:new is the status it sets).
-func (s *Store) finish(ctx context.Context, op string, id docstore.ID, update string, names map[string]string, values map[string]types.AttributeValue) (docstore.Record, error) {
+func (s *Store) finish(ctx context.Context, op docstore.Op, id docstore.ID, update string, names map[string]string, values map[string]types.AttributeValue) (docstore.Record, error) {
 	names["#id"], names["#status"] = attrID, attrStatus
 	values[":pending"] = str(string(docstore.StatusPending))
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{

@@ -38,19 +38,19 @@ const multipartDir = ".multipart"
 // partQuery is the query parameter that tells a part's PUT from a single PUT.
 const partQuery = "partNumber"
 
-func (s *Staging) uploadDir(op, key, uploadID string) (string, error) {
+func (s *Staging) uploadDir(op docstore.Op, key, uploadID string) (string, error) {
 	p, err := s.path(op, key)
 	if err != nil {
 		return "", err
 	}
 	if len(uploadID) != 32 || strings.Trim(uploadID, "0123456789abcdef") != "" {
-		return "", docstore.Errorf(op, docstore.KindNotFound, "no upload %q", uploadID)
+		return "", docstore.E(op, docstore.KindNotFound, fmt.Sprintf("no upload %q", uploadID))
 	}
 	return filepath.Join(s.dir, multipartDir, filepath.Base(p)+"."+uploadID), nil
 }
 
-func noSuchUpload(op, key string) error {
-	return docstore.Errorf(op, docstore.KindNotFound, "no upload in progress for %s", key)
+func noSuchUpload(op docstore.Op, key string) error {
+	return docstore.E(op, docstore.KindNotFound, fmt.Sprintf("no upload in progress for %s", key))
 }
 
 // CreateMultipart starts an upload in parts of the object at key.
@@ -124,7 +124,7 @@ func (s *Staging) ReceivePart(key string, query url.Values, body io.Reader, leng
 		return "", docstore.E(op, docstore.KindUnauthenticated, "the part URL has expired")
 	}
 	if length != size {
-		return "", docstore.Errorf(op, docstore.KindInvalid, "the part must be exactly %d bytes, as signed", size)
+		return "", docstore.E(op, docstore.KindInvalid, fmt.Sprintf("the part must be exactly %d bytes, as signed", size))
 	}
 	dir, err := s.uploadDir(op, key, uploadID)
 	if err != nil {
@@ -141,7 +141,7 @@ func (s *Staging) ReceivePart(key string, query url.Values, body io.Reader, leng
 	sum := md5.New()
 	n, err := io.Copy(io.MultiWriter(tmp, sum), io.LimitReader(body, size+1))
 	if err == nil && n != size {
-		err = docstore.Errorf(op, docstore.KindInvalid, "the part was %d bytes, %d were signed", n, size)
+		err = docstore.E(op, docstore.KindInvalid, fmt.Sprintf("the part was %d bytes, %d were signed", n, size))
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -178,7 +178,7 @@ func (s *Staging) ReceivePart(key string, query url.Values, body io.Reader, leng
 func partName(number int, etag string) string { return fmt.Sprintf("%05d-%s", number, etag) }
 
 // listParts reads an upload's folder; the caller holds partsMu.
-func listParts(op, key, dir string) ([]docstore.Part, error) {
+func listParts(op docstore.Op, key, dir string) ([]docstore.Part, error) {
 	entries, err := os.ReadDir(dir) // sorted by name: by part number
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, noSuchUpload(op, key)
@@ -243,18 +243,18 @@ func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, p
 			byNumber[p.Number] = p
 		}
 		if len(parts) == 0 {
-			return nil, docstore.Errorf(op, docstore.KindInvalid, "no parts given")
+			return nil, docstore.E(op, docstore.KindInvalid, "no parts given")
 		}
 		files := make([]string, len(parts))
 		for i, p := range parts {
 			got, ok := byNumber[p.Number]
 			switch {
 			case !ok || strings.Trim(got.ETag, `"`) != strings.Trim(p.ETag, `"`):
-				return nil, docstore.Errorf(op, docstore.KindInvalid, "part %d was not uploaded with that etag", p.Number)
+				return nil, docstore.E(op, docstore.KindInvalid, fmt.Sprintf("part %d was not uploaded with that etag", p.Number))
 			case i > 0 && p.Number <= parts[i-1].Number:
-				return nil, docstore.Errorf(op, docstore.KindInvalid, "parts must be listed by ascending number")
+				return nil, docstore.E(op, docstore.KindInvalid, "parts must be listed by ascending number")
 			case i < len(parts)-1 && got.Size < docstore.MinPartSize:
-				return nil, docstore.Errorf(op, docstore.KindInvalid, "part %d is %d bytes, under the %d-byte minimum of all parts but the last", p.Number, got.Size, docstore.MinPartSize)
+				return nil, docstore.E(op, docstore.KindInvalid, fmt.Sprintf("part %d is %d bytes, under the %d-byte minimum of all parts but the last", p.Number, got.Size, docstore.MinPartSize))
 			}
 			files[i] = filepath.Join(claimed, partName(p.Number, strings.Trim(got.ETag, `"`)))
 		}

@@ -66,10 +66,10 @@ func (s *Staging) SetBaseURL(u string) {
 // path maps a staging key to its file, refusing anything that is not one
 // plain name under the prefix (names starting with a dot are the staging
 // area's own: temporary files, uploads in parts).
-func (s *Staging) path(op, key string) (string, error) {
+func (s *Staging) path(op docstore.Op, key string) (string, error) {
 	name, ok := strings.CutPrefix(key, s.prefix)
 	if !ok || name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
-		return "", docstore.Errorf(op, docstore.KindInvalid, "key %q is not a staging key", key)
+		return "", docstore.E(op, docstore.KindInvalid, fmt.Sprintf("key %q is not a staging key", key))
 	}
 	return filepath.Join(s.dir, name), nil
 }
@@ -124,7 +124,7 @@ func (s *Staging) Receive(key, contentType string, query url.Values, body io.Rea
 		return docstore.E(op, docstore.KindUnauthenticated, "the upload URL has expired")
 	}
 	if length != size {
-		return docstore.Errorf(op, docstore.KindInvalid, "the body must be exactly %d bytes, as signed", size)
+		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("the body must be exactly %d bytes, as signed", size))
 	}
 	tmp, err := os.CreateTemp(s.dir, ".put.*.tmp")
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Staging) Receive(key, contentType string, query url.Values, body io.Rea
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
 	n, err := io.Copy(tmp, io.LimitReader(body, size+1))
 	if err == nil && n != size {
-		err = docstore.Errorf(op, docstore.KindInvalid, "the body was %d bytes, %d were signed", n, size)
+		err = docstore.E(op, docstore.KindInvalid, fmt.Sprintf("the body was %d bytes, %d were signed", n, size))
 	}
 	if err == nil {
 		err = tmp.Sync()

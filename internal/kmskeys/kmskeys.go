@@ -70,9 +70,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, ec docstore.EncryptionCon
 		return docstore.DataKey{}, docstore.E(op, kindOf(err), fmt.Errorf("generate data key under %s: %w", s.keyID, err))
 	}
 	if len(out.Plaintext) != dataKeySize || len(out.CiphertextBlob) == 0 || aws.ToString(out.KeyId) == "" {
-		return docstore.DataKey{}, docstore.Errorf(op, docstore.KindInternal,
-			"KMS returned a %d-byte data key, a %d-byte ciphertext and key id %q",
-			len(out.Plaintext), len(out.CiphertextBlob), aws.ToString(out.KeyId))
+		return docstore.DataKey{}, docstore.E(op, docstore.KindInternal, fmt.Sprintf("KMS returned a %d-byte data key, a %d-byte ciphertext and key id %q", len(out.Plaintext), len(out.CiphertextBlob), aws.ToString(out.KeyId)))
 	}
 	return docstore.DataKey{Plaintext: out.Plaintext, Wrapped: out.CiphertextBlob, KeyID: aws.ToString(out.KeyId)}, nil
 }
@@ -81,7 +79,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, ec docstore.EncryptionCon
 func (s *Service) Decrypt(ctx context.Context, keyID string, wrapped []byte, ec docstore.EncryptionContext) ([]byte, error) {
 	const op = "kmskeys.Decrypt"
 	if len(wrapped) == 0 {
-		return nil, docstore.Errorf(op, docstore.KindInternal, "no wrapped data key")
+		return nil, docstore.E(op, docstore.KindInternal, "no wrapped data key")
 	}
 	in := &kms.DecryptInput{CiphertextBlob: wrapped, EncryptionContext: ec}
 	if keyID != "" {
@@ -92,7 +90,7 @@ func (s *Service) Decrypt(ctx context.Context, keyID string, wrapped []byte, ec 
 		return nil, docstore.E(op, kindOf(err), fmt.Errorf("decrypt data key under %s: %w", keyID, err))
 	}
 	if len(out.Plaintext) != dataKeySize {
-		return nil, docstore.Errorf(op, docstore.KindInternal, "KMS returned a %d-byte data key", len(out.Plaintext))
+		return nil, docstore.E(op, docstore.KindInternal, fmt.Sprintf("KMS returned a %d-byte data key", len(out.Plaintext)))
 	}
 	return out.Plaintext, nil
 }

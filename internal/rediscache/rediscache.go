@@ -286,7 +286,7 @@ return redis.call("DEL", KEYS[1], KEYS[2])
 func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
 	const op = "rediscache.Set"
 	if doc == nil {
-		return docstore.Errorf(op, docstore.KindInvalid, "no document to cache for %s", id)
+		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("no document to cache for %s", id))
 	}
 	if c.maxBytes >= 0 && int64(len(doc.Body)) > c.maxBytes {
 		c.stats.skippedLarge.Add(1)
@@ -431,7 +431,7 @@ func (c *Cache) callCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 // skipped counts and builds the error of a call the open breaker refused.
-func (c *Cache) skipped(op, cmd, key string) error {
+func (c *Cache) skipped(op docstore.Op, cmd, key string) error {
 	c.stats.breakerSkips.Add(1)
 	return docstore.E(op, docstore.KindUnavailable, fmt.Errorf("redis %s %s: %w", cmd, key, ErrCircuitOpen))
 }
@@ -440,7 +440,7 @@ func (c *Cache) skipped(op, cmd, key string) error {
 // its error. allowed tells whether the call went through breaker.allow (and
 // so may be the half-open probe, whose turn must be handed on if the
 // outcome says nothing about Redis).
-func (c *Cache) failed(ctx context.Context, op, cmd, key string, err error, allowed bool) error {
+func (c *Cache) failed(ctx context.Context, op docstore.Op, cmd, key string, err error, allowed bool) error {
 	c.stats.errors.Add(1)
 	var reply redis.Error
 	switch {
@@ -457,7 +457,7 @@ func (c *Cache) failed(ctx context.Context, op, cmd, key string, err error, allo
 		c.br.record(false)
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "rediscache: call failed",
-		slog.String("op", op), slog.String("key", key), slog.String("error", err.Error()))
+		slog.String("op", string(op)), slog.String("key", key), slog.String("error", err.Error()))
 	return docstore.E(op, docstore.KindUnavailable, fmt.Errorf("redis %s %s: %w", cmd, key, err))
 }
 

@@ -184,7 +184,7 @@ func TestS3Store_PutAborts(t *testing.T) {
 	t.Run("on a reader error", func(t *testing.T) {
 		f := &fakeS3{}
 		s := New(f, "bucket")
-		cause := docstore.Errorf("upload", docstore.KindTooLarge, "body too large")
+		cause := docstore.E("upload", docstore.KindTooLarge, "body too large")
 		r := io.MultiReader(bytes.NewReader(make([]byte, 2*MinPartSize+5)), errReader{cause})
 		err := s.Put(t.Context(), "id", r, 4*MinPartSize)
 		if !errors.Is(err, cause) || docstore.KindOf(err) != docstore.KindTooLarge {

@@ -141,7 +141,7 @@ func (s *Store) key(id docstore.ID) *string { return aws.String(KeyPrefix + stri
 func (s *Store) Put(ctx context.Context, id docstore.ID, r io.Reader, size int64) error {
 	const op = "s3store.Put"
 	if size < 0 {
-		return docstore.Errorf(op, docstore.KindInvalid, "negative blob size %d", size)
+		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("negative blob size %d", size))
 	}
 	if size <= s.partSize {
 		return s.putSingle(ctx, op, id, r, size)
@@ -149,7 +149,7 @@ func (s *Store) Put(ctx context.Context, id docstore.ID, r io.Reader, size int64
 	return s.putMultipart(ctx, op, id, r, size)
 }
 
-func (s *Store) putSingle(ctx context.Context, op string, id docstore.ID, r io.Reader, size int64) error {
+func (s *Store) putSingle(ctx context.Context, op docstore.Op, id docstore.ID, r io.Reader, size int64) error {
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return readError(op, id, err, 0, size)
@@ -172,7 +172,7 @@ func (s *Store) putSingle(ctx context.Context, op string, id docstore.ID, r io.R
 	return nil
 }
 
-func (s *Store) putMultipart(ctx context.Context, op string, id docstore.ID, r io.Reader, size int64) (err error) {
+func (s *Store) putMultipart(ctx context.Context, op docstore.Op, id docstore.ID, r io.Reader, size int64) (err error) {
 	partSize := s.partSize
 	if size > partSize*maxParts {
 		// Round up to whole MiB so that the parts stay within the limit.
@@ -297,7 +297,7 @@ func (s *Store) putMultipart(ctx context.Context, op string, id docstore.ID, r i
 func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (io.ReadCloser, error) {
 	const op = "s3store.Get"
 	if offset < 0 {
-		return nil, docstore.Errorf(op, docstore.KindBadRange, "negative offset %d", offset)
+		return nil, docstore.E(op, docstore.KindBadRange, fmt.Sprintf("negative offset %d", offset))
 	}
 	if length == 0 {
 		// No byte range can ask for nothing; still report a missing blob.
@@ -355,7 +355,7 @@ func (b *body) Close() error { return b.rc.Close() }
 
 // readError wraps a failure of the caller's stream; it keeps the stream's
 // own kind (the envelope writer's or the upload's).
-func readError(op string, id docstore.ID, err error, at, size int64) error {
+func readError(op docstore.Op, id docstore.ID, err error, at, size int64) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		err = fmt.Errorf("blob of %s ended before its %d bytes: %w", id, size, io.ErrUnexpectedEOF)
 	}

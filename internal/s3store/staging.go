@@ -52,9 +52,9 @@ func NewStaging(client *s3.Client, bucket, prefix string) *Staging {
 		multipart: client, partPresign: presign}
 }
 
-func (s *Staging) check(op, key string) error {
+func (s *Staging) check(op docstore.Op, key string) error {
 	if !strings.HasPrefix(key, s.prefix) || len(key) == len(s.prefix) {
-		return docstore.Errorf(op, docstore.KindInvalid, "key %q is not under the staging prefix %q", key, s.prefix)
+		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("key %q is not under the staging prefix %q", key, s.prefix))
 	}
 	return nil
 }
