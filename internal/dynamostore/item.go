@@ -27,13 +27,13 @@ type item struct {
 	CreatedAt    time.Time       `dynamodbav:"created_at"` // RFC 3339 with nanoseconds, UTC
 	// ExpiresAt is the TTL attribute: epoch seconds, only while pending or
 	// failed (omitted when zero: the encoder's OmitEmptyTime).
-	ExpiresAt   time.Time         `dynamodbav:"expires_at,omitempty,unixtime"`
-	Filename    string            `dynamodbav:"filename"`
-	ContentType string            `dynamodbav:"content_type"`
-	Size        int64             `dynamodbav:"size"`
-	SHA256      string            `dynamodbav:"sha256"`
-	Status      docstore.Status   `dynamodbav:"status"`
-	Metadata    metadata          `dynamodbav:"metadata,omitempty"` // nil when empty
+	ExpiresAt   time.Time       `dynamodbav:"expires_at,omitempty,unixtime"`
+	Filename    string          `dynamodbav:"filename"`
+	ContentType string          `dynamodbav:"content_type"`
+	Size        int64           `dynamodbav:"size"`
+	SHA256      string          `dynamodbav:"sha256"`
+	Status      docstore.Status `dynamodbav:"status"`
+	Metadata    metadata        `dynamodbav:"metadata,omitempty"` // nil when empty
 	// WrappedKey is never nil here: a nil slice would be written as NULL,
 	// and the attribute has always been B (empty when there is no key).
 	WrappedKey    []byte      `dynamodbav:"wrapped_key"`
