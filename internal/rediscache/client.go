@@ -200,9 +200,7 @@ func maxRetries(option, fromURL int) int {
 // tlsConfig is a copy of cfg naming u's host unless cfg names a server.
 func tlsConfig(cfg *tls.Config, u *url.URL) *tls.Config {
 	c := cfg.Clone()
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
-	}
+	c.ServerName = cmp.Or(c.ServerName, u.Hostname())
 	return c
 }
 
@@ -220,17 +218,24 @@ type knobs struct {
 
 func nodeKnobs(o *redis.Options) knobs {
 	return knobs{
-		&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime, &o.PoolTimeout,
-		&o.PoolSize, &o.MinIdleConns, &o.MaxActiveConns, &o.MaxRetries, &o.DialerRetries, &o.PipelinePoolSize,
-		&o.ContextTimeoutEnabled, &o.DisableIdentity, &o.TLSConfig, &o.MaintNotificationsConfig,
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		connMaxIdleTime: &o.ConnMaxIdleTime, poolTimeout: &o.PoolTimeout,
+		poolSize: &o.PoolSize, minIdleConns: &o.MinIdleConns, maxActiveConns: &o.MaxActiveConns,
+		maxRetries: &o.MaxRetries, dialerRetries: &o.DialerRetries, pipelinePoolSize: &o.PipelinePoolSize,
+		contextTimeoutEnabled: &o.ContextTimeoutEnabled, disableIdentity: &o.DisableIdentity,
+		tlsConfig: &o.TLSConfig, maintNotifications: &o.MaintNotificationsConfig,
 	}
 }
 
+// clusterKnobs: the same fields, by the same names.
 func clusterKnobs(o *redis.ClusterOptions) knobs {
 	return knobs{
-		&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ConnMaxIdleTime, &o.PoolTimeout,
-		&o.PoolSize, &o.MinIdleConns, &o.MaxActiveConns, &o.MaxRetries, &o.DialerRetries, &o.PipelinePoolSize,
-		&o.ContextTimeoutEnabled, &o.DisableIdentity, &o.TLSConfig, &o.MaintNotificationsConfig,
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		connMaxIdleTime: &o.ConnMaxIdleTime, poolTimeout: &o.PoolTimeout,
+		poolSize: &o.PoolSize, minIdleConns: &o.MinIdleConns, maxActiveConns: &o.MaxActiveConns,
+		maxRetries: &o.MaxRetries, dialerRetries: &o.DialerRetries, pipelinePoolSize: &o.PipelinePoolSize,
+		contextTimeoutEnabled: &o.ContextTimeoutEnabled, disableIdentity: &o.DisableIdentity,
+		tlsConfig: &o.TLSConfig, maintNotifications: &o.MaintNotificationsConfig,
 	}
 }
 
