@@ -19,6 +19,8 @@
 // blob_id (S, the id the blob is stored under when it is not the document
 // id; absent otherwise) and failure (S, on failed documents only);
 // a document uploaded in parts also has upload_id and part_size (N).
+// The struct tags of item (item.go) are this layout, mapped by the SDK's
+// attributevalue package.
 // The data key is only ever stored wrapped: without KMS and the exact
 // encryption context, the item gives nothing away, and deleting it makes
 // every copy of the blob unreadable.
