@@ -3,6 +3,7 @@
 package config
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -84,10 +85,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Bucket:        getenv("IMAGO_BUCKET"),
 		KMSKeyID:      getenv("IMAGO_KMS_KEY_ID"),
 		RedisURL:      getenv("IMAGO_REDIS_URL"),
-		StagingPrefix: orDefault(getenv("IMAGO_STAGING_PREFIX"), DefaultStagingPrefix),
-		TenantClaim:   orDefault(getenv("IMAGO_TENANT_CLAIM"), DefaultTenantClaim),
-		DataDir:       orDefault(getenv("IMAGO_DATA_DIR"), DefaultDataDir),
-		Addr:          orDefault(getenv("IMAGO_ADDR"), DefaultAddr),
+		StagingPrefix: cmp.Or(getenv("IMAGO_STAGING_PREFIX"), DefaultStagingPrefix),
+		TenantClaim:   cmp.Or(getenv("IMAGO_TENANT_CLAIM"), DefaultTenantClaim),
+		DataDir:       cmp.Or(getenv("IMAGO_DATA_DIR"), DefaultDataDir),
+		Addr:          cmp.Or(getenv("IMAGO_ADDR"), DefaultAddr),
 		Tokens:        getenv("IMAGO_TOKENS"),
 		AWSTimeout:    DefaultAWSTimeout,
 	}
@@ -155,13 +156,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {

@@ -19,6 +19,8 @@
 // blob_id (S, the id the blob is stored under when it is not the document
 // id; absent otherwise) and failure (S, on failed documents only);
 // a document uploaded in parts also has upload_id and part_size (N).
+// The struct tags of item (item.go) are this layout, mapped by the SDK's
+// attributevalue package.
 // The data key is only ever stored wrapped: without KMS and the exact
 // encryption context, the item gives nothing away, and deleting it makes
 // every copy of the blob unreadable.
@@ -129,9 +131,13 @@ func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
 	if rec.ID == "" || rec.Tenant == "" {
 		return docstore.E(op, docstore.KindInvalid, "a record needs an id and a tenant")
 	}
-	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	item, err := encode(rec)
+	if err != nil {
+		return docstore.E(op, docstore.KindInvalid, fmt.Errorf("record %s: %w", rec.ID, err))
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                aws.String(s.table),
-		Item:                     encode(rec),
+		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
 	})
@@ -292,171 +298,6 @@ func (s *Store) Delete(ctx context.Context, id docstore.ID) error {
 // newest first, then id descending.
 func createdKey(t time.Time, id docstore.ID) string {
 	return fmt.Sprintf("%019d#%s", max(t.UnixNano(), 0), id)
-}
-
-// encode is the item of rec.
-func encode(rec docstore.Record) map[string]types.AttributeValue {
-	created := rec.CreatedAt.UTC().Truncate(time.Microsecond)
-	item := map[string]types.AttributeValue{
-		attrID:            str(string(rec.ID)),
-		attrTenant:        str(string(rec.Tenant)),
-		attrFilename:      str(rec.Filename),
-		attrContentType:   str(rec.ContentType),
-		attrSize:          num(rec.Size),
-		attrSHA256:        str(rec.SHA256),
-		attrStatus:        str(string(rec.Status)),
-		attrCreatedAt:     str(created.Format(time.RFC3339Nano)),
-		attrCreatedKey:    str(createdKey(created, rec.ID)),
-		attrWrappedKey:    &types.AttributeValueMemberB{Value: rec.WrappedKey},
-		attrKeyID:         str(rec.KeyID),
-		attrFormatVersion: num(int64(rec.FormatVersion)),
-		attrSegmentSize:   num(int64(rec.SegmentSize)),
-	}
-	if rec.WrappedKey == nil {
-		// B cannot be null; an empty one is at least well-formed.
-		item[attrWrappedKey] = &types.AttributeValueMemberB{Value: []byte{}}
-	}
-	if len(rec.Metadata) > 0 {
-		m := make(map[string]types.AttributeValue, len(rec.Metadata))
-		for k, v := range rec.Metadata {
-			m[k] = str(v)
-		}
-		item[attrMetadata] = &types.AttributeValueMemberM{Value: m}
-	}
-	if rec.Status == docstore.StatusAvailable {
-		item[attrTenantListed] = str(string(rec.Tenant))
-	}
-	if rec.BlobID != "" {
-		item[attrBlobID] = str(string(rec.BlobID))
-	}
-	if rec.Failure != "" {
-		item[attrFailure] = str(rec.Failure)
-	}
-	if !rec.ExpiresAt.IsZero() {
-		item[attrExpiresAt] = num(rec.ExpiresAt.Unix())
-	}
-	if rec.UploadID != "" {
-		item[attrUploadID] = str(rec.UploadID)
-		item[attrPartSize] = num(rec.PartSize)
-	}
-	return item
-}
-
-// decode is the record of an item.
-func decode(item map[string]types.AttributeValue) (docstore.Record, error) {
-	d := decoder{item: item}
-	var rec docstore.Record
-	rec.ID = docstore.ID(d.str(attrID, true))
-	rec.Tenant = docstore.Tenant(d.str(attrTenant, true))
-	rec.Filename = d.str(attrFilename, false)
-	rec.ContentType = d.str(attrContentType, false)
-	rec.Size = d.num(attrSize, false)
-	rec.SHA256 = d.str(attrSHA256, false)
-	rec.Status = docstore.Status(d.str(attrStatus, true))
-	rec.CreatedAt = d.time(attrCreatedAt)
-	rec.Metadata = d.strMap(attrMetadata)
-	rec.WrappedKey = d.bytes(attrWrappedKey)
-	rec.KeyID = d.str(attrKeyID, false)
-	rec.FormatVersion = int(d.num(attrFormatVersion, false))
-	rec.SegmentSize = int(d.num(attrSegmentSize, false))
-	rec.BlobID = docstore.ID(d.str(attrBlobID, false))
-	rec.Failure = d.str(attrFailure, false)
-	if _, ok := item[attrExpiresAt]; ok {
-		rec.ExpiresAt = time.Unix(d.num(attrExpiresAt, true), 0).UTC()
-	}
-	rec.UploadID = d.str(attrUploadID, false)
-	rec.PartSize = d.num(attrPartSize, false)
-	if d.err != nil {
-		return docstore.Record{}, d.err
-	}
-	return rec, nil
-}
-
-// decoder reads attributes, keeping the first error.
-type decoder struct {
-	item map[string]types.AttributeValue
-	err  error
-}
-
-func (d *decoder) fail(name, format string, a ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("attribute %s: %s", name, fmt.Sprintf(format, a...))
-	}
-}
-
-func (d *decoder) str(name string, required bool) string {
-	switch v := d.item[name].(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case nil:
-		if required {
-			d.fail(name, "missing")
-		}
-	default:
-		d.fail(name, "is %T, want S", v)
-	}
-	return ""
-}
-
-func (d *decoder) num(name string, required bool) int64 {
-	switch v := d.item[name].(type) {
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			d.fail(name, "%v", err)
-		}
-		return n
-	case nil:
-		if required {
-			d.fail(name, "missing")
-		}
-	default:
-		d.fail(name, "is %T, want N", v)
-	}
-	return 0
-}
-
-func (d *decoder) time(name string) time.Time {
-	s := d.str(name, true)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		d.fail(name, "%v", err)
-	}
-	return t.UTC()
-}
-
-func (d *decoder) bytes(name string) []byte {
-	switch v := d.item[name].(type) {
-	case *types.AttributeValueMemberB:
-		return v.Value
-	case nil:
-	default:
-		d.fail(name, "is %T, want B", v)
-	}
-	return nil
-}
-
-func (d *decoder) strMap(name string) map[string]string {
-	switch v := d.item[name].(type) {
-	case *types.AttributeValueMemberM:
-		out := make(map[string]string, len(v.Value))
-		for k, av := range v.Value {
-			s, ok := av.(*types.AttributeValueMemberS)
-			if !ok {
-				d.fail(name, "value of %q is %T, want S", k, av)
-				continue
-			}
-			out[k] = s.Value
-		}
-		return out
-	case nil:
-	default:
-		d.fail(name, "is %T, want M", v)
-	}
-	return map[string]string{}
 }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }

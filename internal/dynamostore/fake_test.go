@@ -61,7 +61,8 @@ func TestDynamoStore_ListFillsPagesFromShortQueries(t *testing.T) {
 				CreatedAt: base.Add(-time.Duration(i) * time.Minute)},
 			Tenant: "t",
 		}
-		f.items = append(f.items, encode(rec))
+		item, _ := encode(rec)
+		f.items = append(f.items, item)
 		ids = append(ids, rec.ID)
 	}
 	s := New(f, "table")
@@ -145,7 +146,7 @@ func TestDynamoStore_ErrorKinds(t *testing.T) {
 }
 
 func TestDynamoStore_DecodeRejectsMalformedItems(t *testing.T) {
-	good := encode(docstore.Record{Document: docstore.Document{ID: "x", Status: docstore.StatusPending, CreatedAt: time.Now()}, Tenant: "t"})
+	good, _ := encode(docstore.Record{Document: docstore.Document{ID: "x", Status: docstore.StatusPending, CreatedAt: time.Now()}, Tenant: "t"})
 	for name, mutate := range map[string]func(map[string]types.AttributeValue){
 		"no id":     func(m map[string]types.AttributeValue) { delete(m, attrID) },
 		"size as S": func(m map[string]types.AttributeValue) { m[attrSize] = str("12") },

@@ -125,10 +125,3 @@ func (b *breaker) setState(s breakerState) {
 		b.onChange(from, s, b.failures)
 	}
 }
-
-// current returns the state, for tests and logs.
-func (b *breaker) current() breakerState {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state
-}

@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ const (
 	// and request, transfer included: a 1 MiB entry needs ~3.5 MB/s to fit,
 	// an 8 MiB one (the default MaxBytes) ~28 MB/s. Raise them if Lambda
 	// functions with little memory (and so little network bandwidth) cache
-	// large documents and Stats.Errors shows timeouts.
+	// large documents and the log shows cache calls timing out.
 	DefaultReadTimeout  = 300 * time.Millisecond
 	DefaultWriteTimeout = 300 * time.Millisecond
 	// DefaultPoolSize is small: one request at a time per instance needs
@@ -44,14 +45,14 @@ const (
 
 // ClientOptions tunes NewClient. Zero fields take, in order, the value of
 // the URL's query parameter of the same meaning (go-redis's dial_timeout,
-// read_timeout, write_timeout, pool_size, conn_max_idle_time, max_retries)
-// and then the package default.
+// read_timeout, write_timeout, pool_size, max_retries) and then the package
+// default. The URL's conn_max_idle_time, else DefaultConnMaxIdleTime, sets
+// how long an idle connection is kept.
 type ClientOptions struct {
-	DialTimeout     time.Duration
-	ReadTimeout     time.Duration
-	WriteTimeout    time.Duration
-	PoolSize        int
-	ConnMaxIdleTime time.Duration
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	PoolSize     int
 	// MaxRetries is the number of retries after a failed command. The
 	// default is none: a retry doubles the worst case, and a failed cache
 	// call only sends the request to the origin.
@@ -60,10 +61,6 @@ type ClientOptions struct {
 	// (system roots, TLS 1.2 or later, server name from the URL), to trust
 	// a private CA in tests, say. Setting it on a redis:// URL turns TLS on.
 	TLSConfig *tls.Config
-	// ClientName names connections in CLIENT LIST. go-redis sends it with
-	// HELLO and again as CLIENT SETNAME, which adds a round trip to every
-	// new connection; leave it empty unless it is worth that.
-	ClientName string
 }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL
@@ -123,28 +120,7 @@ func NewClient(rawURL string, o ClientOptions) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("rediscache: invalid redis URL: %s", redact(err.Error(), u))
 	}
 
-	opt.DialTimeout = pick(o.DialTimeout, opt.DialTimeout, DefaultDialTimeout)
-	opt.ReadTimeout = pick(o.ReadTimeout, opt.ReadTimeout, DefaultReadTimeout)
-	opt.WriteTimeout = pick(o.WriteTimeout, opt.WriteTimeout, DefaultWriteTimeout)
-	opt.PoolSize = pick(o.PoolSize, opt.PoolSize, DefaultPoolSize)
-	opt.ConnMaxIdleTime = pick(o.ConnMaxIdleTime, opt.ConnMaxIdleTime, DefaultConnMaxIdleTime)
-	opt.MaxRetries = maxRetries(o.MaxRetries, opt.MaxRetries)
-	if o.TLSConfig != nil {
-		opt.TLSConfig = tlsConfig(o.TLSConfig, u)
-	}
-	if o.ClientName != "" {
-		opt.ClientName = o.ClientName
-	}
-
-	opt.MinIdleConns = 0
-	opt.MaxActiveConns = opt.PoolSize
-	opt.PoolTimeout = opt.ReadTimeout // waiting for a busy connection is no better than a slow Redis
-	opt.DialerRetries = 1             // one attempt: go-redis counts attempts here, and its default is 5
-	opt.ContextTimeoutEnabled = true
-	opt.PipelinePoolSize = -1 // no pipelines here; no second pool
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-
+	tune(nodeKnobs(opt), o, u)
 	return redis.NewClient(opt), nil
 }
 
@@ -194,31 +170,8 @@ func newClusterClient(u *url.URL, o ClientOptions) (*redis.ClusterClient, error)
 		return nil, fmt.Errorf("rediscache: invalid redis URL: %s", redact(err.Error(), u))
 	}
 
-	opt.DialTimeout = pick(o.DialTimeout, opt.DialTimeout, DefaultDialTimeout)
-	opt.ReadTimeout = pick(o.ReadTimeout, opt.ReadTimeout, DefaultReadTimeout)
-	opt.WriteTimeout = pick(o.WriteTimeout, opt.WriteTimeout, DefaultWriteTimeout)
-	opt.PoolSize = pick(o.PoolSize, opt.PoolSize, DefaultPoolSize)
-	opt.ConnMaxIdleTime = pick(o.ConnMaxIdleTime, opt.ConnMaxIdleTime, DefaultConnMaxIdleTime)
-	opt.MaxRetries = maxRetries(o.MaxRetries, opt.MaxRetries)
-	opt.MaxRedirects = pick(opt.MaxRedirects, DefaultMaxRedirects)
-	if o.TLSConfig != nil {
-		opt.TLSConfig = tlsConfig(o.TLSConfig, u)
-	} else if opt.TLSConfig != nil {
-		opt.TLSConfig.MinVersion = tls.VersionTLS12
-	}
-	if o.ClientName != "" {
-		opt.ClientName = o.ClientName
-	}
-
-	opt.MinIdleConns = 0
-	opt.MaxActiveConns = opt.PoolSize // per node
-	opt.PoolTimeout = opt.ReadTimeout
-	opt.DialerRetries = 1
-	opt.ContextTimeoutEnabled = true
-	opt.PipelinePoolSize = -1
-	opt.DisableIdentity = true
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-
+	tune(clusterKnobs(opt), o, u)
+	opt.MaxRedirects = cmp.Or(opt.MaxRedirects, DefaultMaxRedirects)
 	return redis.NewClusterClient(opt), nil
 }
 
@@ -247,21 +200,70 @@ func maxRetries(option, fromURL int) int {
 // tlsConfig is a copy of cfg naming u's host unless cfg names a server.
 func tlsConfig(cfg *tls.Config, u *url.URL) *tls.Config {
 	c := cfg.Clone()
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
-	}
+	c.ServerName = cmp.Or(c.ServerName, u.Hostname())
 	return c
 }
 
-// pick returns the first non-zero value.
-func pick[T comparable](vals ...T) T {
-	var zero T
-	for _, v := range vals {
-		if v != zero {
-			return v
-		}
+// knobs are the fields of a go-redis client's options that NewClient
+// tunes. redis.Options and redis.ClusterOptions (whose values apply to the
+// client of every node) name them alike but share no type: each points its
+// own fields here, and tune sets them, once for both.
+type knobs struct {
+	dialTimeout, readTimeout, writeTimeout, connMaxIdleTime, poolTimeout                *time.Duration
+	poolSize, minIdleConns, maxActiveConns, maxRetries, dialerRetries, pipelinePoolSize *int
+	contextTimeoutEnabled, disableIdentity                                              *bool
+	tlsConfig                                                                           **tls.Config
+	maintNotifications                                                                  **maintnotifications.Config
+}
+
+func nodeKnobs(o *redis.Options) knobs {
+	return knobs{
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		connMaxIdleTime: &o.ConnMaxIdleTime, poolTimeout: &o.PoolTimeout,
+		poolSize: &o.PoolSize, minIdleConns: &o.MinIdleConns, maxActiveConns: &o.MaxActiveConns,
+		maxRetries: &o.MaxRetries, dialerRetries: &o.DialerRetries, pipelinePoolSize: &o.PipelinePoolSize,
+		contextTimeoutEnabled: &o.ContextTimeoutEnabled, disableIdentity: &o.DisableIdentity,
+		tlsConfig: &o.TLSConfig, maintNotifications: &o.MaintNotificationsConfig,
 	}
-	return zero
+}
+
+// clusterKnobs: the same fields, by the same names.
+func clusterKnobs(o *redis.ClusterOptions) knobs {
+	return knobs{
+		dialTimeout: &o.DialTimeout, readTimeout: &o.ReadTimeout, writeTimeout: &o.WriteTimeout,
+		connMaxIdleTime: &o.ConnMaxIdleTime, poolTimeout: &o.PoolTimeout,
+		poolSize: &o.PoolSize, minIdleConns: &o.MinIdleConns, maxActiveConns: &o.MaxActiveConns,
+		maxRetries: &o.MaxRetries, dialerRetries: &o.DialerRetries, pipelinePoolSize: &o.PipelinePoolSize,
+		contextTimeoutEnabled: &o.ContextTimeoutEnabled, disableIdentity: &o.DisableIdentity,
+		tlsConfig: &o.TLSConfig, maintNotifications: &o.MaintNotificationsConfig,
+	}
+}
+
+// tune applies the Lambda configuration NewClient describes to options
+// parsed from u: o's values, else the URL's, else the defaults, and then
+// what is fixed whatever the URL says.
+func tune(k knobs, o ClientOptions, u *url.URL) {
+	*k.dialTimeout = cmp.Or(o.DialTimeout, *k.dialTimeout, DefaultDialTimeout)
+	*k.readTimeout = cmp.Or(o.ReadTimeout, *k.readTimeout, DefaultReadTimeout)
+	*k.writeTimeout = cmp.Or(o.WriteTimeout, *k.writeTimeout, DefaultWriteTimeout)
+	*k.poolSize = cmp.Or(o.PoolSize, *k.poolSize, DefaultPoolSize)
+	*k.connMaxIdleTime = cmp.Or(*k.connMaxIdleTime, DefaultConnMaxIdleTime)
+	*k.maxRetries = maxRetries(o.MaxRetries, *k.maxRetries)
+	switch {
+	case o.TLSConfig != nil:
+		*k.tlsConfig = tlsConfig(o.TLSConfig, u)
+	case *k.tlsConfig != nil:
+		(*k.tlsConfig).MinVersion = max((*k.tlsConfig).MinVersion, tls.VersionTLS12)
+	}
+
+	*k.minIdleConns = 0             // no connection before the first call: a cold start does not wait on Redis
+	*k.maxActiveConns = *k.poolSize // per node on a cluster
+	*k.poolTimeout = *k.readTimeout // waiting for a busy connection is no better than a slow Redis
+	*k.dialerRetries = 1            // one attempt: go-redis counts attempts here, and its default is 5
+	*k.contextTimeoutEnabled = true // a context deadline also bounds socket reads and writes
+	*k.pipelinePoolSize = -1        // no pipelines here; no second pool
+	*k.disableIdentity = true       // no CLIENT SETINFO round trip on connect
+	*k.maintNotifications = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
 
 // redact removes u's password from s.

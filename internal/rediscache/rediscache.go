@@ -58,6 +58,7 @@
 package rediscache
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -98,8 +99,6 @@ const (
 	// (at most one Timeout) per cool-down; a longer one would keep the
 	// origin (and KMS's request quota) loaded longer after Redis is back.
 	DefaultBreakerCooldown = 5 * time.Second
-	// DefaultTombstoneTTL is how long Sets of a deleted id are refused.
-	DefaultTombstoneTTL = docstore.TombstoneTTL
 	// DefaultFillLockTTL must exceed the time to load a document from the
 	// origin (S3, KMS, decryption); if it does not, a second process loads
 	// too, which costs only the duplicate work.
@@ -148,9 +147,6 @@ type Options struct {
 	BreakerCooldown  time.Duration
 	// FillLockTTL is the lifetime of a fill lock that is never released.
 	FillLockTTL time.Duration
-	// TombstoneTTL is how long Sets of a deleted id are refused; it must
-	// not be shorter than docstore.TombstoneTTL (New raises it to that).
-	TombstoneTTL time.Duration
 }
 
 // Cache is a docstore.Cache and docstore.FillLocker on Redis. It is safe
@@ -162,10 +158,8 @@ type Cache struct {
 	maxBytes int64
 	timeout  time.Duration
 	lockTTL  time.Duration
-	tombTTL  time.Duration
 	log      *slog.Logger
 	br       *breaker
-	stats    counters
 }
 
 var (
@@ -178,15 +172,11 @@ var (
 func New(client Client, opts Options) *Cache {
 	c := &Cache{
 		client:   client,
-		ttl:      pick(opts.TTL, DefaultTTL),
-		maxBytes: pick(opts.MaxBytes, DefaultMaxBytes),
-		timeout:  pick(opts.Timeout, DefaultTimeout),
-		lockTTL:  pick(opts.FillLockTTL, DefaultFillLockTTL),
-		tombTTL:  max(opts.TombstoneTTL, DefaultTombstoneTTL),
-		log:      opts.Logger,
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		ttl:      cmp.Or(opts.TTL, DefaultTTL),
+		maxBytes: cmp.Or(opts.MaxBytes, DefaultMaxBytes),
+		timeout:  cmp.Or(opts.Timeout, DefaultTimeout),
+		lockTTL:  cmp.Or(opts.FillLockTTL, DefaultFillLockTTL),
+		log:      cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 	}
 	if opts.SealKey != nil {
 		if len(opts.SealKey) != SealKeySize {
@@ -206,16 +196,13 @@ func New(client Client, opts Options) *Cache {
 		now = time.Now
 	}
 	c.br = &breaker{
-		threshold: pick(opts.BreakerThreshold, DefaultBreakerThreshold),
-		cooldown:  pick(opts.BreakerCooldown, DefaultBreakerCooldown),
+		threshold: cmp.Or(opts.BreakerThreshold, DefaultBreakerThreshold),
+		cooldown:  cmp.Or(opts.BreakerCooldown, DefaultBreakerCooldown),
 		now:       now,
 		onChange:  c.breakerChanged,
 	}
 	return c
 }
-
-// Stats returns a snapshot of the counters.
-func (c *Cache) Stats() Stats { return c.stats.snapshot() }
 
 // EntryKey is the Redis key of id's entry, for tests and operators.
 func EntryKey(id docstore.ID) string { return docKey(id) }
@@ -240,7 +227,6 @@ func (c *Cache) Get(ctx context.Context, id docstore.ID) (*docstore.CachedDocume
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		c.br.record(true)
-		c.stats.misses.Add(1)
 		return nil, nil
 	}
 	if err != nil {
@@ -249,13 +235,10 @@ func (c *Cache) Get(ctx context.Context, id docstore.ID) (*docstore.CachedDocume
 	c.br.record(true)
 	doc, err := decode(key, val, c.aead)
 	if err != nil {
-		c.stats.undecodable.Add(1)
-		c.stats.misses.Add(1)
 		c.log.LogAttrs(ctx, slog.LevelWarn, "rediscache: undecodable entry, treated as a miss",
 			slog.String("key", key), slog.Int("bytes", len(val)), slog.String("reason", err.Error()))
 		return nil, nil
 	}
-	c.stats.hits.Add(1)
 	return doc, nil
 }
 
@@ -281,7 +264,7 @@ return redis.call("DEL", KEYS[1], KEYS[2])
 
 // Set stores the entry of id with the cache's TTL. An entry whose Body is
 // larger than MaxBytes is not stored, nor one of a document deleted less
-// than TombstoneTTL ago, nor one whose ctx deadline has passed (a late
+// than docstore.TombstoneTTL ago, nor one whose ctx deadline has passed (a late
 // fill: see docstore.FillDeadline); Set returns nil for them.
 func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
 	const op = "rediscache.Set"
@@ -289,7 +272,6 @@ func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDoc
 		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("no document to cache for %s", id))
 	}
 	if c.maxBytes >= 0 && int64(len(doc.Body)) > c.maxBytes {
-		c.stats.skippedLarge.Add(1)
 		return nil
 	}
 	key := docKey(id)
@@ -299,31 +281,25 @@ func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDoc
 	val, err := encode(key, doc, c.aead)
 	if err != nil {
 		c.br.release()
-		c.stats.errors.Add(1)
 		return docstore.E(op, docstore.KindInternal, fmt.Errorf("encode %s: %w", key, err))
 	}
 	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
 		c.br.release()
-		c.stats.setsRefused.Add(1)
 		return nil
 	}
 	cctx, cancel := c.callCtx(ctx)
-	stored, err := setScript.Run(cctx, c.client, []string{key, tombKey(id)}, val, c.ttl.Milliseconds()).Int()
+	// The script answers 0 when the tombstone refused the entry: nil too.
+	err = setScript.Run(cctx, c.client, []string{key, tombKey(id)}, val, c.ttl.Milliseconds()).Err()
 	cancel()
 	if err != nil {
 		return c.failed(ctx, op, "eval set", key, err, true)
 	}
 	c.br.record(true)
-	if stored == 0 {
-		c.stats.setsRefused.Add(1)
-		return nil
-	}
-	c.stats.sets.Add(1)
 	return nil
 }
 
 // Delete removes the entry of id and its fill lock, and leaves a tombstone
-// refusing Sets of id for TombstoneTTL; a missing entry is not an error.
+// refusing Sets of id for docstore.TombstoneTTL; a missing entry is not an error.
 // An entry of the older key form is removed too (a second command: it
 // lives in another slot).
 //
@@ -336,7 +312,7 @@ func (c *Cache) Delete(ctx context.Context, id docstore.ID) error {
 	const op = "rediscache.Delete"
 	key := docKey(id)
 	cctx, cancel := c.callCtx(ctx)
-	err := deleteScript.Run(cctx, c.client, []string{key, fillKey(id), tombKey(id)}, c.tombTTL.Milliseconds()).Err()
+	err := deleteScript.Run(cctx, c.client, []string{key, fillKey(id), tombKey(id)}, docstore.TombstoneTTL.Milliseconds()).Err()
 	if err == nil {
 		err = c.client.Del(cctx, legacyDocKey(id)).Err()
 	}
@@ -345,7 +321,6 @@ func (c *Cache) Delete(ctx context.Context, id docstore.ID) error {
 		return c.failed(ctx, op, "eval delete", key, err, false)
 	}
 	c.br.record(true)
-	c.stats.deletes.Add(1)
 	return nil
 }
 
@@ -397,10 +372,8 @@ func (c *Cache) TryLock(ctx context.Context, id docstore.ID) (release func(), ac
 	}
 	c.br.record(true)
 	if !ok {
-		c.stats.locksContended.Add(1)
 		return noop, false, nil
 	}
-	c.stats.locksAcquired.Add(1)
 	var once sync.Once
 	// The release outlives the request's cancellation (a load that failed
 	// because the caller went away must still free the lock), not its values.
@@ -412,7 +385,6 @@ func (c *Cache) unlock(ctx context.Context, key, token string) {
 	const op = "rediscache.Unlock"
 	if !c.br.allow() {
 		// The lock expires on its own within FillLockTTL.
-		c.stats.breakerSkips.Add(1)
 		return
 	}
 	cctx, cancel := c.callCtx(ctx)
@@ -432,7 +404,6 @@ func (c *Cache) callCtx(ctx context.Context) (context.Context, context.CancelFun
 
 // skipped counts and builds the error of a call the open breaker refused.
 func (c *Cache) skipped(op docstore.Op, cmd, key string) error {
-	c.stats.breakerSkips.Add(1)
 	return docstore.E(op, docstore.KindUnavailable, fmt.Errorf("redis %s %s: %w", cmd, key, ErrCircuitOpen))
 }
 
@@ -441,7 +412,6 @@ func (c *Cache) skipped(op docstore.Op, cmd, key string) error {
 // so may be the half-open probe, whose turn must be handed on if the
 // outcome says nothing about Redis).
 func (c *Cache) failed(ctx context.Context, op docstore.Op, cmd, key string, err error, allowed bool) error {
-	c.stats.errors.Add(1)
 	var reply redis.Error
 	switch {
 	case ctx.Err() != nil:
@@ -465,7 +435,6 @@ func (c *Cache) breakerChanged(from, to breakerState, failures int) {
 	switch to {
 	case stateOpen:
 		if from == stateClosed {
-			c.stats.breakerOpens.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelWarn, "rediscache: breaker open, Redis skipped",
 				slog.Int("consecutive_failures", failures), slog.Duration("cooldown", c.br.cooldown))
 		}

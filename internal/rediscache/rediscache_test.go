@@ -187,7 +187,8 @@ func sharesRun(hay, plain []byte, n int) bool {
 // as undecodable; the original still opens.
 func TestSealedValueMovedToAnotherKeyIsAMiss(t *testing.T) {
 	ctx := context.Background()
-	c, raw := newCache(t, Options{SealKey: testSealKey(t)})
+	logs, logger := newLogCounts()
+	c, raw := newCache(t, Options{SealKey: testSealKey(t), Logger: logger})
 	a, b := docstore.NewID(), docstore.NewID()
 	doc := sampleDoc([]byte("the body of a"))
 	mustSet(t, c, raw, a, doc)
@@ -199,12 +200,11 @@ func TestSealedValueMovedToAnotherKeyIsAMiss(t *testing.T) {
 	if err := raw.Set(ctx, docKey(b), val, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	before := c.Stats()
 	if got, err := c.Get(ctx, b); err != nil || got != nil {
 		t.Fatalf("Get of a value moved to another key: (%v, %v), want (nil, nil)", got, err)
 	}
-	if d := c.Stats().Sub(before); d.Undecodable != 1 || d.Misses != 1 || d.Hits != 0 {
-		t.Fatalf("stats after the moved value: %+v", d)
+	if n := logs.count(logUndecodable); n != 1 {
+		t.Fatalf("undecodable entries logged after the moved value: %d, want 1", n)
 	}
 	if got, err := c.Get(ctx, a); err != nil || !sameDoc(got, doc) {
 		t.Fatalf("Get of the original: (%v, %v)", got, err)
@@ -248,7 +248,8 @@ func TestUndecodableValuesAreMisses(t *testing.T) {
 		if sealed {
 			key = testSealKey(t)
 		}
-		c, raw := newCache(t, Options{SealKey: key})
+		logs, logger := newLogCounts()
+		c, raw := newCache(t, Options{SealKey: key, Logger: logger})
 		good, err := encode(docKey("x"), sampleDoc(bytes.Repeat([]byte("z"), 1000)), c.aead)
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +273,7 @@ func TestUndecodableValuesAreMisses(t *testing.T) {
 				t.Errorf("sealed=%v, %s value: Get = (%v, %v), want (nil, nil)", sealed, name, got, err)
 			}
 		}
-		if n := c.Stats().Undecodable; n != uint64(len(values)) {
+		if n := logs.count(logUndecodable); n != len(values) {
 			t.Errorf("sealed=%v: Undecodable = %d, want %d", sealed, n, len(values))
 		}
 	}
@@ -322,9 +323,6 @@ func TestMaxBytes(t *testing.T) {
 	}
 	if n := raw.Exists(ctx, docKey(fits)).Val(); n != 1 {
 		t.Fatalf("an entry of exactly MaxBytes was not stored")
-	}
-	if s := c.Stats(); s.SkippedLarge != 1 || s.Sets != 1 {
-		t.Fatalf("stats: %+v", s)
 	}
 	if err := c.Set(ctx, fits, nil); docstore.KindOf(err) != docstore.KindInvalid {
 		t.Fatalf("Set of nil: %v, want an invalid error", err)
@@ -602,7 +600,8 @@ func TestRedisDown(t *testing.T) {
 	}
 	t.Cleanup(func() { client.Close() })
 	clock := newFakeClock()
-	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: time.Minute, Now: clock.Now})
+	logs, logger := newLogCounts()
+	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: time.Minute, Now: clock.Now, Logger: logger})
 	calls := cacheCalls(c)
 	for _, name := range []string{"Get", "Set", "TryLock"} {
 		err := callFails(t, name+" on a closed port", calls[name], shortTimeout+slack)
@@ -615,9 +614,8 @@ func TestRedisDown(t *testing.T) {
 			t.Fatalf("%s with the breaker open: %v, want ErrCircuitOpen", name, err)
 		}
 	}
-	s := c.Stats()
-	if s.Errors != 3 || s.BreakerOpens != 1 || s.BreakerSkips != 3 {
-		t.Fatalf("stats: %+v", s)
+	if f, o := logs.count(logCallFailed), logs.count(logBreakerOpen); f != 3 || o != 1 {
+		t.Fatalf("logged %d failed calls and %d breaker openings, want 3 and 1", f, o)
 	}
 	// Delete still tries (a skipped delete could serve a deleted
 	// document), and fails within its timeout.
@@ -644,7 +642,8 @@ func TestRedisSlow(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	clock := newFakeClock()
 	const cooldown = 10 * time.Second
-	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: cooldown, Now: clock.Now})
+	logs, logger := newLogCounts()
+	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: cooldown, Now: clock.Now, Logger: logger})
 	calls := cacheCalls(c)
 
 	for _, name := range []string{"Get", "Set", "TryLock"} {
@@ -690,8 +689,8 @@ func TestRedisSlow(t *testing.T) {
 	if got, err := c.Get(context.Background(), id); err != nil || !sameDoc(got, doc) {
 		t.Fatalf("Get after recovery: (%v, %v)", got, err)
 	}
-	if s := c.Stats(); s.BreakerOpens != 1 || s.Errors != 4 {
-		t.Fatalf("stats: %+v", s)
+	if f, o := logs.count(logCallFailed), logs.count(logBreakerOpen); f != 4 || o != 1 {
+		t.Fatalf("logged %d failed calls and %d breaker openings, want 4 and 1", f, o)
 	}
 }
 

@@ -92,23 +92,9 @@ type Store struct {
 	concurrency int
 }
 
-// Option configures a Store.
+// Option configures a Store: only the tests do (export_test.go), with
+// smaller parts; a deployment keeps the defaults.
 type Option func(*Store)
-
-// WithPartSize sets the part size of multipart uploads, which is also the
-// largest blob sent in one PutObject. Sizes under 5 MiB are raised to it.
-// A blob so large that it would need more than 10,000 parts uses larger
-// parts.
-func WithPartSize(n int64) Option {
-	return func(s *Store) { s.partSize = max(n, MinPartSize) }
-}
-
-// WithConcurrency sets how many parts of one upload may be in memory, read
-// or in flight, at once (at least 1). Memory per Put is about
-// concurrency × part size.
-func WithConcurrency(n int) Option {
-	return func(s *Store) { s.concurrency = max(n, 1) }
-}
 
 // New returns a Store keeping blobs in bucket through client.
 func New(client S3API, bucket string, opts ...Option) *Store {

@@ -263,3 +263,10 @@ func TestS3Staging_MultipartContract(t *testing.T) {
 		return etag, err == nil && status == http.StatusOK
 	})
 }
+
+func TestS3Staging_Contract(t *testing.T) {
+	client, bucket := localS3(t)
+	storetest.TestStaging(t, func(t *testing.T) docstore.Staging {
+		return s3store.NewStaging(client, bucket, "staging/")
+	})
+}

@@ -1,7 +1,8 @@
 // Package storetest holds the contract suites of the docstore ports: one
 // exported function per interface (TestBlobStore, TestMetadataStore,
-// TestKeyService, TestCache), written once and run by every implementation's
-// own tests, embedded and AWS alike:
+// TestKeyService, TestCache, TestFillLocker, TestStaging,
+// TestMultipartStaging), written once and run by every implementation's own
+// tests, embedded and AWS alike:
 //
 //	func TestS3Store_Contract(t *testing.T) {
 //		storetest.TestBlobStore(t, func(t *testing.T) docstore.BlobStore { return newStore(t) })
