@@ -15,6 +15,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/rediscache"
 )
 
 // Config is the whole configuration of a function or of `imago serve`.
@@ -52,14 +53,14 @@ func (c Config) UsesAWS() bool { return c.Table != "" }
 
 // Defaults.
 const (
-	DefaultCacheTTL       = 5 * time.Minute
+	DefaultCacheTTL       = docstore.DefaultCacheTTL
 	DefaultCacheMaxBytes  = docstore.DefaultCacheMaxBytes
 	DefaultMaxInlineBytes = docstore.DefaultMaxInlineBytes
 	DefaultStagingPrefix  = docstore.DefaultStagingPrefix
 	DefaultTenantClaim    = apigw.DefaultTenantClaim
 	DefaultDataDir        = "./.imago"
 	DefaultAddr           = "127.0.0.1:8080"
-	DefaultRedisTimeout   = 300 * time.Millisecond
+	DefaultRedisTimeout   = rediscache.DefaultTimeout
 	// DefaultAWSTimeout: with 3 attempts and backoff capped at 1s, a
 	// stalled backend costs a request at most about 3×5s + 2s, well inside
 	// the functions' 29-second timeout, so the caller gets a 503 rather

@@ -84,12 +84,13 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultTTL      = 5 * time.Minute
-	DefaultMaxBytes = 8 << 20
-	// DefaultTimeout bounds a whole call: a dial (DefaultDialTimeout) plus
-	// one command (DefaultReadTimeout), with room for the handshake of a
-	// fresh connection only when the network is healthy.
-	DefaultTimeout = 500 * time.Millisecond
+	DefaultTTL      = docstore.DefaultCacheTTL
+	DefaultMaxBytes = docstore.DefaultCacheMaxBytes
+	// DefaultTimeout bounds a whole call, dial included
+	// (IMAGO_REDIS_TIMEOUT's default: the same budget bounds each socket
+	// operation): a cache slower than that costs a request more than the
+	// origin it saves.
+	DefaultTimeout = 300 * time.Millisecond
 	// DefaultBreakerThreshold: one request makes two to four cache calls
 	// (Get, TryLock, Set, release), so three consecutive transport failures
 	// means Redis failed one or two requests in a row, not a single stale
