@@ -53,7 +53,7 @@ func (r *fsRaw) stagedPath(key string) string {
 
 func (r *fsRaw) stage(t *testing.T, key string, body []byte) {
 	t.Helper()
-	// As fsstore.Staging.Receive does: a whole new file renamed into place.
+	// As localstaging.Area.Receive does: a whole new file renamed into place.
 	tmp := r.stagedPath(key) + ".test-tmp"
 	if err := os.WriteFile(tmp, body, 0o600); err != nil {
 		t.Fatal(err)

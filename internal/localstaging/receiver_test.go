@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/localstaging"
 )
@@ -119,4 +123,82 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// recordingUpload is an upload function that keeps the events it gets and
+// fails with err.
+type recordingUpload struct {
+	mu     sync.Mutex
+	events []events.S3Event
+	err    error
+}
+
+func (u *recordingUpload) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	var ev events.S3Event
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.events = append(u.events, ev)
+	return nil, u.err
+}
+
+// A staged PUT is announced to the upload function as S3 announces one:
+// an aws:s3 ObjectCreated:Put record with the key URL-encoded and the size.
+// An announcement the upload function fails answers 500 and leaves no
+// staged plaintext behind.
+func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upload fails=%v", failing), func(t *testing.T) {
+			dir := t.TempDir()
+			st, err := localstaging.New(dir, "staging/", bytes.Repeat([]byte{3}, 32), "http://imago.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			upload := &recordingUpload{}
+			if failing {
+				upload.err = errors.New("ingest failed")
+			}
+			rc := localstaging.NewReceiver(st, upload, nil)
+			key := "staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b"
+			body := []byte("%PDF-1.7 staged")
+			put, err := st.PresignPut(context.Background(), key, "application/pdf", int64(len(body)), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPut, put.URL, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/pdf")
+			w := httptest.NewRecorder()
+			rc.ServeHTTP(w, req)
+
+			if len(upload.events) != 1 || len(upload.events[0].Records) != 1 {
+				t.Fatalf("the upload function got %+v, want one event of one record", upload.events)
+			}
+			rec := upload.events[0].Records[0]
+			if rec.EventSource != "aws:s3" || rec.EventName != "ObjectCreated:Put" || rec.S3.Object.Key != url.QueryEscape(key) || rec.S3.Object.Size != int64(len(body)) {
+				t.Errorf("event record %+v, want aws:s3 ObjectCreated:Put of %s, %d bytes", rec, url.QueryEscape(key), len(body))
+			}
+			if failing {
+				if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"code":"internal"`) {
+					t.Errorf("a failed ingest answered %d %s, want 500 internal", w.Code, w.Body.String())
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+					t.Errorf("a failed ingest left %d files staged", len(entries))
+				}
+				return
+			}
+			if w.Code != http.StatusOK {
+				t.Errorf("PUT answered %d %s, want 200", w.Code, w.Body.String())
+			}
+			r, size, err := st.Open(context.Background(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if size != int64(len(body)) {
+				t.Errorf("staged %d bytes, want %d", size, len(body))
+			}
+		})
+	}
 }
