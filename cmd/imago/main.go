@@ -20,17 +20,16 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/config"
-	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localfront"
+	"github.com/imagodocs/imago/internal/localstaging"
 )
 
-// The embedded staging area is what the local front receives PUTs for:
-// single ones and parts.
-var (
-	_ localfront.StagingReceiver = (*fsstore.Staging)(nil)
-	_ localfront.PartReceiver    = (*fsstore.Staging)(nil)
-)
+// The local staging area's receiver is what the local front passes the
+// presigned PUTs of the embedded backends to.
+var _ localfront.LocalStaging = (*localstaging.Receiver)(nil)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -171,47 +170,61 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // serveRedisPool is `imago serve`'s pool of Redis connections (per node).
 const serveRedisPool = 64
 
+// serve runs `imago serve`: configuration, then the listener, then the
+// backends (whose staging URLs point at the listener), the service, the
+// functions and the front, each built once from what came before.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := app.NewLogger(stderr, getenv)
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return err
+	}
 	// One process serves every request at once, where a Lambda instance
 	// serves one: a Redis pool as small as a function's would make
 	// concurrent requests wait for a connection past the cache's timeout.
-	a, err := app.FromEnv(ctx, getenv, log, func(c *config.Config) { c.RedisPoolSize = serveRedisPool })
+	cfg.RedisPoolSize = serveRedisPool
+	var tokens map[string]string
+	if cfg.Tokens != "" {
+		if tokens, err = localfront.LoadTokens(cfg.Tokens); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // srv.Serve closes it too; this is for a failed start
+	// IMAGO_TABLE picks the family: the AWS backends (S3 receives the
+	// presigned PUTs), or the embedded ones, whose staging area this
+	// server plays S3 for.
+	var set *backends.Set
+	var staging *localstaging.Area
+	if cfg.UsesAWS() {
+		set, err = backends.Open(ctx, cfg, log)
+	} else {
+		set, staging, err = embedded.Open(ctx, cfg, log, "http://"+ln.Addr().String())
+	}
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, set, log, app.IngestPause(getenv, log))
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if st := a.Backends.LocalStaging; st != nil {
-		// The metadata store's lock is held: no other process receives
-		// PUTs into this staging folder. What a killed run left is swept.
-		n, err := st.Sweep()
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			log.Warn("removed staged plaintext a previous run left behind", "files", n)
-		}
-	}
 
-	var tokens map[string]string
-	if a.Config.Tokens != "" {
-		if tokens, err = localfront.LoadTokens(a.Config.Tokens); err != nil {
-			return err
-		}
-	}
+	upload := a.NewUploadFunction()
 	functions := map[apigw.Function]localfront.Invoker{
-		apigw.Upload:   a.NewUploadFunction(),
+		apigw.Upload:   upload,
 		apigw.Download: a.Handler(apigw.Download),
 		apigw.Metadata: a.Handler(apigw.Metadata),
 	}
-	front := localfront.New(functions, a.Config.TenantClaim, tokens, log)
-	if a.Config.UsesAWS() {
+	front := localfront.New(functions, cfg.TenantClaim, tokens, log)
+	if staging != nil {
+		front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
+	} else {
 		front.EnableS3Events()
-	}
-
-	ln, err := net.Listen("tcp", a.Config.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.Config.Addr, err)
 	}
 	srv := &http.Server{
 		Handler:           front,
@@ -220,11 +233,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
-	if st := a.Backends.LocalStaging; st != nil {
-		st.SetBaseURL("http://" + ln.Addr().String())
-		front.EnableLocalStaging(st, st.PathPrefix())
-	}
-	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), a.Backends.Kind, a.Backends.CacheKind)
+	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), set.Kind, set.CacheKind)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -1,6 +1,7 @@
 // Command metadata is the MetadataFunction Lambda: the routes of DESIGN.md served by
 // the metadata function. Everything is built once per execution environment,
-// outside the handler, and reused by every invocation.
+// outside the handler, and reused by every invocation; it runs on the AWS
+// backends only (internal/backends), and links no embedded one.
 package main
 
 import (
@@ -15,6 +16,12 @@ import (
 
 func main() {
 	log := app.NewLogger(os.Stderr, os.Getenv)
-	a := app.Must(app.FromEnv(context.Background(), os.Getenv, log))
+	a, err := app.FromEnv(context.Background(), os.Getenv, log)
+	if err != nil {
+		// A Lambda init error: the environment is not started, and the
+		// log says why.
+		log.Error("startup failed", "error", err.Error())
+		os.Exit(1)
+	}
 	lambda.Start(a.Handler(apigw.Metadata))
 }

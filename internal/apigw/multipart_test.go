@@ -11,20 +11,19 @@ import (
 	"testing"
 
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
+	"github.com/imagodocs/imago/internal/localstaging"
 )
 
 // withStaging gives the API an embedded staging area that takes uploads in
 // parts over threshold bytes. Nothing listens at its base URL: the tests
 // deliver the PUTs to it directly, as `imago serve` would.
-func (a *api) withStaging(threshold int64) (*fsstore.Staging, string) {
+func (a *api) withStaging(threshold int64) (*localstaging.Area, string) {
 	a.t.Helper()
 	dir := filepath.Join(a.t.TempDir(), "staging")
-	st, err := fsstore.NewStaging(dir, "staging/", bytes.Repeat([]byte{7}, 32))
+	st, err := localstaging.New(dir, "staging/", bytes.Repeat([]byte{7}, 32), "http://127.0.0.1:9")
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	st.SetBaseURL("http://127.0.0.1:9")
 	a.backends.Staging = st
 	a.build(docstore.Config{MaxInlineBytes: inlineLimit, CacheMaxBytes: inlineLimit, SegmentSize: 1024, MultipartThreshold: threshold})
 	return st, dir
@@ -36,13 +35,13 @@ func jsonCall(method, path, tenant string, v any) call {
 }
 
 // receive delivers a presigned part PUT to the staging area.
-func receive(t *testing.T, st *fsstore.Staging, rawURL string, body []byte) string {
+func receive(t *testing.T, st *localstaging.Area, rawURL string, body []byte) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), fsstore.StagingPath))
+	key, _ := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), localstaging.Path))
 	etag, err := st.ReceivePart(key, u.Query(), bytes.NewReader(body), int64(len(body)))
 	if err != nil {
 		t.Fatalf("part PUT: %v", err)

@@ -1,7 +1,8 @@
-// Package app assembles Imago from its configuration: backends, the
-// service, and one handler per Lambda function. The three functions'
-// main packages and `imago serve` all start here, so they run the same
-// code on the same configuration.
+// Package app assembles Imago: the service over a set of backends, and
+// one handler per Lambda function. The three functions' main packages
+// start at FromEnv, on the AWS backends (package backends); `imago serve`
+// builds the backends its configuration selects, either family, and
+// starts at New. All run the same code on the same configuration.
 package app
 
 import (
@@ -35,18 +36,13 @@ func NewLogger(w io.Writer, getenv func(string) string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// New builds an App from cfg.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
-	return newApp(ctx, cfg, log, nil)
-}
-
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, ingestHook func(context.Context, docstore.ID) error) (*App, error) {
+// New assembles an App over set, which it takes over: Close releases it,
+// and so does a New that fails. ingestHook, when set, runs in every ingest
+// (IngestPause; nil in production).
+func New(cfg config.Config, set *backends.Set, log *slog.Logger, ingestHook func(context.Context, docstore.ID) error) (*App, error) {
 	cursorKey, err := cfg.CursorSecret()
 	if err != nil {
-		return nil, err
-	}
-	set, err := backends.Open(ctx, cfg, log)
-	if err != nil {
+		set.Close()
 		return nil, err
 	}
 	svc := docstore.NewService(set.Backends, docstore.Config{
@@ -61,16 +57,19 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, ingestHook
 	return &App{Config: cfg, Service: svc, Backends: set, Log: log}, nil
 }
 
-// FromEnv reads the configuration from the environment and builds an App.
-func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger, adjust ...func(*config.Config)) (*App, error) {
+// FromEnv is a Lambda function's start: it reads the configuration from
+// the environment, builds the AWS backends it selects (IMAGO_TABLE unset
+// is backends.ErrNoTable) and assembles an App on them.
+func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range adjust {
-		f(&cfg)
+	set, err := backends.Open(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	return newApp(ctx, cfg, log, ingestPause(getenv(IngestPauseVar), log))
+	return New(cfg, set, log, IngestPause(getenv, log))
 }
 
 // IngestPauseVar names a folder for crash tests: when set, every ingest,
@@ -80,7 +79,10 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger, 
 // Never set in production.
 const IngestPauseVar = "IMAGO_TEST_INGEST_PAUSE_DIR"
 
-func ingestPause(dir string, log *slog.Logger) func(context.Context, docstore.ID) error {
+// IngestPause is the ingest hook IngestPauseVar asks for in getenv's
+// environment, or nil.
+func IngestPause(getenv func(string) string, log *slog.Logger) func(context.Context, docstore.ID) error {
+	dir := getenv(IngestPauseVar)
 	if dir == "" {
 		return nil
 	}
@@ -99,15 +101,17 @@ func (a *App) Handler(fn apigw.Function) *apigw.Handler {
 	return apigw.New(a.Service, fn, apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log})
 }
 
+// NewUploadFunction returns the upload function's handler, which takes
+// the S3 events of the staging prefix besides its routes. Only the S3
+// backends have a bucket: on the embedded ones the events come from
+// `imago serve` itself, whatever IMAGO_BUCKET says.
+func (a *App) NewUploadFunction() *apigw.UploadFunction {
+	bucket := ""
+	if a.Config.UsesAWS() {
+		bucket = a.Config.Bucket
+	}
+	return apigw.NewUploadFunction(a.Handler(apigw.Upload), bucket)
+}
+
 // Close releases the backends.
 func (a *App) Close() error { return a.Backends.Close() }
-
-// Must is for the functions' main packages: it logs a startup failure and
-// exits, as a Lambda init error should.
-func Must(a *App, err error) *App {
-	if err != nil {
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("startup failed", "error", err.Error())
-		os.Exit(1)
-	}
-	return a
-}

@@ -1,7 +1,9 @@
-// Package backends is the one place that picks and builds backends from the
-// configuration: embedded ones (files, bbolt, a local master key, an
-// in-process cache) when IMAGO_TABLE is unset, S3, DynamoDB and KMS when it
-// is set, and Redis as the cache whenever IMAGO_REDIS_URL is set.
+// Package backends builds the backends a Lambda function runs on: S3,
+// DynamoDB and KMS (IMAGO_TABLE, IMAGO_BUCKET, IMAGO_KMS_KEY_ID), with
+// Redis as the cache when IMAGO_REDIS_URL is set and an in-process cache
+// otherwise. It links no embedded backend: those (files, bbolt, a local
+// master key, the local staging area) are package embedded's, which only
+// `imago serve` imports; it picks between the two families by IMAGO_TABLE.
 package backends
 
 import (
@@ -9,13 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
-	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
-	"github.com/imagodocs/imago/internal/localkeys"
 	"github.com/imagodocs/imago/internal/memcache"
 )
 
@@ -26,11 +24,11 @@ type Set struct {
 	Kind string
 	// CacheKind is "memory" or "redis".
 	CacheKind string
-	// LocalStaging is the embedded staging area, whose presigned PUTs
-	// `imago serve` receives itself; nil on the AWS backends (S3 does).
-	LocalStaging *fsstore.Staging
-	closers      []func() error
+	closers   []func() error
 }
+
+// OnClose adds f to what Close runs; Close runs the last added first.
+func (s *Set) OnClose(f func() error) { s.closers = append(s.closers, f) }
 
 // Close releases files and connections.
 func (s *Set) Close() error {
@@ -41,52 +39,23 @@ func (s *Set) Close() error {
 	return errors.Join(errs...)
 }
 
-// Open builds the backends cfg selects.
+// ErrNoTable is Open's error when IMAGO_TABLE is unset: there is nothing
+// else a Lambda function can run on.
+var ErrNoTable = errors.New("IMAGO_TABLE is not set: a Lambda function runs on the AWS backends only (set IMAGO_TABLE, IMAGO_BUCKET and IMAGO_KMS_KEY_ID); the embedded backends are `imago serve`'s")
+
+// Open builds the AWS backends cfg selects, and the cache.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Set, error) {
-	var set *Set
-	var err error
-	if cfg.UsesAWS() {
-		set, err = openAWS(ctx, cfg)
-	} else {
-		set, err = openEmbedded(cfg)
+	if !cfg.UsesAWS() {
+		return nil, ErrNoTable
 	}
+	set, err := openAWS(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := openCache(ctx, cfg, set, log); err != nil {
+	if err := OpenCache(ctx, cfg, set, log); err != nil {
 		set.Close()
 		return nil, err
 	}
-	return set, nil
-}
-
-func openEmbedded(cfg config.Config) (*Set, error) {
-	set := &Set{Kind: "embedded"}
-	blobs, err := fsstore.New(filepath.Join(cfg.DataDir, "blobs"))
-	if err != nil {
-		return nil, err
-	}
-	meta, err := boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
-	if err != nil {
-		return nil, err
-	}
-	set.closers = append(set.closers, meta.Close)
-	keys, err := localkeys.Open(filepath.Join(cfg.DataDir, "master.key"))
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	stagingKey, err := localkeys.KeyFile(filepath.Join(cfg.DataDir, "staging.key"))
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	staging, err := fsstore.NewStaging(filepath.Join(cfg.DataDir, "staging"), cfg.StagingPrefix, stagingKey)
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	set.Blobs, set.Meta, set.Keys, set.Staging, set.LocalStaging = blobs, meta, keys, staging, staging
 	return set, nil
 }
 
@@ -96,7 +65,9 @@ func memoryCacheBytes(cfg config.Config) int64 {
 	return max(256<<20, 8*cfg.CacheMaxBytes)
 }
 
-func openCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logger) error {
+// OpenCache gives set the cache cfg selects, for either family: Redis when
+// IMAGO_REDIS_URL is set, else an in-process cache.
+func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
 		set.Cache, set.CacheKind = memcache.New(cfg.CacheTTL, memoryCacheBytes(cfg)), "memory"
 		return nil
@@ -106,6 +77,6 @@ func openCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logge
 		return fmt.Errorf("redis cache: %w", err)
 	}
 	set.Cache, set.CacheKind = c, "redis"
-	set.closers = append(set.closers, closeFn)
+	set.OnClose(closeFn)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/storetest"
@@ -21,7 +22,7 @@ type family struct {
 	cfg  func(t *testing.T) config.Config
 }
 
-func embedded() family {
+func embeddedFamily() family {
 	return family{"Embedded", func(t *testing.T) config.Config {
 		cfg, err := config.FromEnv(func(k string) string {
 			return map[string]string{"IMAGO_DATA_DIR": t.TempDir()}[k]
@@ -67,11 +68,24 @@ func awsFamily(withRedis bool) family {
 	}}
 }
 
-func allFamilies() []family { return []family{embedded(), awsFamily(false), awsFamily(true)} }
+func allFamilies() []family { return []family{embeddedFamily(), awsFamily(false), awsFamily(true)} }
 
 func open(t *testing.T, cfg config.Config) *backends.Set {
 	t.Helper()
-	set, err := backends.Open(context.Background(), cfg, nil)
+	return openWith(t, cfg, "")
+}
+
+// openWith builds the family cfg selects, as `imago serve` does: the
+// embedded staging area's URLs point at stagingURL.
+func openWith(t *testing.T, cfg config.Config, stagingURL string) *backends.Set {
+	t.Helper()
+	var set *backends.Set
+	var err error
+	if cfg.UsesAWS() {
+		set, err = backends.Open(context.Background(), cfg, nil)
+	} else {
+		set, _, err = embedded.Open(context.Background(), cfg, nil, stagingURL)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

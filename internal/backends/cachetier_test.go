@@ -366,7 +366,7 @@ type cacheTier struct {
 func cacheTiers() map[string]func(t *testing.T) cacheTier {
 	return map[string]func(t *testing.T) cacheTier{
 		"Embedded+memory": func(t *testing.T) cacheTier {
-			emb := open(t, embedded().cfg(t))
+			emb := open(t, embeddedFamily().cfg(t))
 			mem := emb.Cache
 			return cacheTier{origin: withoutCache(emb.Backends), newCache: func(*testing.T) docstore.Cache { return mem }, rounds: 20}
 		},
@@ -595,7 +595,7 @@ func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
 		}
 	}
 	t.Run("Embedded+memory", func(t *testing.T) {
-		emb := open(t, embedded().cfg(t))
+		emb := open(t, embeddedFamily().cfg(t))
 		in := newTierInstance(emb.Backends, failingDeletes{emb.Cache})
 		doc := randomDoc(64 << 10)
 		check(t, in, in.put(t, "tenant-a", doc), doc)

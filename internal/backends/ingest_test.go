@@ -53,7 +53,7 @@ func (r *fsRaw) stagedPath(key string) string {
 
 func (r *fsRaw) stage(t *testing.T, key string, body []byte) {
 	t.Helper()
-	// As fsstore.Staging.Receive does: a whole new file renamed into place.
+	// As localstaging.Area.Receive does: a whole new file renamed into place.
 	tmp := r.stagedPath(key) + ".test-tmp"
 	if err := os.WriteFile(tmp, body, 0o600); err != nil {
 		t.Fatal(err)
@@ -126,18 +126,16 @@ func (r *s3Raw) writeBlob(t *testing.T, id docstore.ID, b []byte) {
 	r.put(t, s3store.KeyPrefix+string(id), b)
 }
 
-func ingestFamilies() []family { return []family{embedded(), awsFamily(false)} }
+func ingestFamilies() []family { return []family{embeddedFamily(), awsFamily(false)} }
 
 // openIngest builds a family's backends and a Service that can take
 // presigned uploads.
 func openIngest(t *testing.T, fam family) (*backends.Set, config.Config, rawAccess) {
 	t.Helper()
 	cfg := fam.cfg(t)
-	set := open(t, cfg)
-	if set.LocalStaging != nil {
-		// Known once `imago serve` listens; any URL does for the Service.
-		set.LocalStaging.SetBaseURL("http://127.0.0.1:9")
-	}
+	// The embedded staging area's URLs point at `imago serve`; any URL
+	// does for the Service.
+	set := openWith(t, cfg, "http://127.0.0.1:9")
 	return set, cfg, rawFor(t, cfg)
 }
 

@@ -15,8 +15,11 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/backends/embedded"
+	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/loadtest"
 	"github.com/imagodocs/imago/internal/localfront"
+	"github.com/imagodocs/imago/internal/localstaging"
 )
 
 var tokens = map[string]string{"token-a": "tenant-a", "token-b": "tenant-b"}
@@ -29,25 +32,35 @@ func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
 	env := map[string]string{"IMAGO_DATA_DIR": t.TempDir(), "IMAGO_MAX_INLINE_BYTES": "262144"}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := app.FromEnv(context.Background(), func(k string) string { return env[k] }, log)
+	cfg, err := config.FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	// The staging area's URLs point at the server, as `imago serve`'s do.
+	set, staging, err := embedded.Open(context.Background(), cfg, log, "http://"+srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, set, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
+	upload := a.NewUploadFunction()
 	front := localfront.New(map[apigw.Function]localfront.Invoker{
-		apigw.Upload:   a.NewUploadFunction(),
+		apigw.Upload:   upload,
 		apigw.Download: a.Handler(apigw.Download),
 		apigw.Metadata: a.Handler(apigw.Metadata),
 	}, a.Config.TenantClaim, tokens, log)
-	var h http.Handler = front
+	front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
+	h = front
 	if wrap != nil {
 		h = wrap(front)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	st := a.Backends.LocalStaging
-	st.SetBaseURL(srv.URL)
-	front.EnableLocalStaging(st, st.PathPrefix())
+	srv.Start()
 	return srv.URL
 }
 

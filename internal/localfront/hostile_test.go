@@ -1,26 +1,14 @@
 package localfront
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/fsstore"
 )
 
 func errorCode(t *testing.T, body []byte) string {
@@ -70,93 +58,4 @@ func TestMethodNotAllowedCarriesAllow(t *testing.T) {
 			t.Errorf("PATCH %s: Allow %q, want %q", target, got, want)
 		}
 	}
-}
-
-// statusRecorder passes a response through and keeps its status.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func TestClientDisconnectMidStagingPutIsNotAServerError(t *testing.T) {
-	dir := t.TempDir()
-	st, err := fsstore.NewStaging(dir, "staging/", bytes.Repeat([]byte{1}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	f, recs := front(t, nil)
-	f.log = slog.New(slog.NewJSONHandler(&logs, nil))
-	f.EnableLocalStaging(st, st.PathPrefix())
-	type served struct {
-		status int
-	}
-	done := make(chan served, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		f.ServeHTTP(rec, r)
-		done <- served{rec.status}
-	}))
-	defer srv.Close()
-	st.SetBaseURL(srv.URL)
-
-	const size = 1 << 20
-	put, err := st.PresignPut(context.Background(), "staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b", "application/pdf", size, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(put.URL)
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bw := bufio.NewWriter(conn)
-	fmt.Fprintf(bw, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/pdf\r\nContent-Length: %d\r\n\r\n", u.RequestURI(), u.Host, size)
-	bw.Write(bytes.Repeat([]byte("x"), 64<<10)) // a sixteenth of what it announced
-	bw.Flush()
-	conn.Close() // the client goes away
-
-	select {
-	case s := <-done:
-		if s.status != http.StatusBadRequest {
-			t.Errorf("a client that disconnected mid-PUT was answered %d, want 400", s.status)
-		}
-	case <-time.After(30 * time.Second): // a hang, not a timing assumption
-		t.Fatal("the staging PUT was never answered")
-	}
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		if strings.Contains(line, `"level":"ERROR"`) {
-			t.Errorf("a client's disconnect was logged as a server error: %s", line)
-		}
-	}
-	if recs[apigw.Upload].got.RouteKey != "" || recs[apigw.Upload].got.Body != "" {
-		t.Error("the upload function was invoked for a PUT that never arrived whole")
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		t.Errorf("left in the staging folder: %s", e.Name())
-	}
-}
-
-// syncBuffer is written by the server's goroutines and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -47,8 +47,7 @@ type Front struct {
 	tokens      map[string]string // bearer token → tenant; nil: everyone is "local"
 	log         *slog.Logger
 	s3Events    bool
-	staging     StagingReceiver
-	stagingPath string
+	staging     LocalStaging
 }
 
 // LocalTenant is every caller's tenant when no tokens file is given.
@@ -126,105 +125,24 @@ func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event 
 	return true
 }
 
-// StagingReceiver is the receiving end of the embedded staging area
-// (fsstore.Staging): it checks a presigned PUT and stores its body.
-type StagingReceiver interface {
-	Receive(key, contentType string, query url.Values, body io.Reader, length int64) error
-	// Delete removes a staged object (whose ingest failed).
-	Delete(ctx context.Context, key string) error
+// LocalStaging plays S3's part for the embedded staging area
+// (localstaging.Receiver): it takes the presigned PUTs under its Path, and
+// announces to the upload function each object staged, as S3 would.
+type LocalStaging interface {
+	http.Handler
+	// Path is the URL path under which it takes PUTs.
+	Path() string
+	// Completed announces the staged object of document id's upload in
+	// parts, which the upload function has just completed: S3's
+	// ObjectCreated:CompleteMultipartUpload event. Its error is the ingest's.
+	Completed(ctx context.Context, id docstore.ID) error
 }
 
-// EnableLocalStaging makes the front take the presigned PUTs of the
-// embedded staging area under stagingPath, then give the upload function
-// the ObjectCreated event S3 would send. The ingest runs before the PUT is
-// answered, so a client knows the document is available once it returns.
-func (f *Front) EnableLocalStaging(st StagingReceiver, stagingPath string) {
-	f.staging, f.stagingPath = st, stagingPath
-}
-
-func (f *Front) serveStagingPut(w http.ResponseWriter, r *http.Request) {
-	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), f.stagingPath))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
-		return
-	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
-		return
-	}
-	body := &clientBody{r: r.Body}
-	if pr, ok := f.staging.(PartReceiver); ok && pr.IsPart(query) {
-		// A part of an upload in parts: stored, answered with its ETag; the
-		// event comes when the upload is completed.
-		etag, err := pr.ReceivePart(key, query, body, r.ContentLength)
-		if err != nil {
-			f.writeStagingError(w, r, body, err)
-			return
-		}
-		w.Header().Set("ETag", etag)
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if err := f.staging.Receive(key, r.Header.Get("Content-Type"), query, body, r.ContentLength); err != nil {
-		f.writeStagingError(w, r, body, err)
-		return
-	}
-	if !f.invokeS3Event(r.Context(), w, objectCreated("ObjectCreated:Put", key, r.ContentLength)) {
-		// Nothing redelivers the event here: the client retries its PUT,
-		// which stages the bytes again. Staged plaintext does not outlive
-		// a failed ingest.
-		if err := f.staging.Delete(context.WithoutCancel(r.Context()), key); err != nil {
-			f.log.ErrorContext(r.Context(), "delete the staged object of a failed ingest", "error", err.Error())
-		}
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
-// writeStagingError answers a staging PUT that failed. A failure the
-// client's body caused (cut short, connection gone) is the client's: 400,
-// logged at info, whatever the store made of the short read.
-func (f *Front) writeStagingError(w http.ResponseWriter, r *http.Request, body *clientBody, err error) {
-	if body.err != nil {
-		f.log.InfoContext(r.Context(), "staging PUT body unreadable", "error", body.err.Error())
-		writeError(w, http.StatusBadRequest, "invalid", "the request body could not be read in full")
-		return
-	}
-	kind := docstore.KindOf(err)
-	if kind == docstore.KindInternal {
-		f.log.ErrorContext(r.Context(), "staging PUT failed", "error", err.Error())
-	}
-	status := apigw.Status(kind)
-	if kind == docstore.KindUnauthenticated {
-		status = http.StatusForbidden // as S3 answers a bad signature
-	}
-	writeError(w, status, kind.String(), docstore.PublicMessage(err))
-}
-
-// objectCreated is the S3 event of an object created in the staging area.
-func objectCreated(name, key string, size int64) []byte {
-	event, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
-		"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "local",
-		"eventTime": time.Now().UTC().Format(time.RFC3339), "eventName": name,
-		"s3": map[string]any{
-			"bucket": map[string]any{"name": "imago-local"},
-			"object": map[string]any{"key": url.QueryEscape(key), "size": size},
-		},
-	}}})
-	return event
-}
-
-// PartReceiver is the receiving end of the embedded staging area's
-// uploads in parts (fsstore.Staging).
-type PartReceiver interface {
-	// IsPart tells a part's PUT from a single PUT by its query.
-	IsPart(query url.Values) bool
-	// ReceivePart checks a presigned part PUT, stores it and returns its ETag.
-	ReceivePart(key string, query url.Values, body io.Reader, length int64) (etag string, err error)
-	// Key is the staging key of a document id.
-	Key(id string) string
-}
+// EnableLocalStaging makes the front pass the presigned PUTs of the
+// embedded staging area to st, and announce through st every upload in
+// parts the upload function completes. The ingest runs before the answer
+// goes out, so a client knows the document is available once it returns.
+func (f *Front) EnableLocalStaging(st LocalStaging) { f.staging = st }
 
 // completeRoute is the route whose success creates the staged object of an
 // upload in parts, which S3 would announce with an event.
@@ -234,32 +152,19 @@ const completeRoute = "POST /documents/{id}/complete"
 // the upload function has completed an upload in parts on the embedded
 // staging area, before the answer goes out, as a single PUT's event does.
 func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *functionResponse) bool {
-	pr, ok := f.staging.(PartReceiver)
-	if !ok || route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
+	if route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
 		return true
 	}
 	docID, err := docstore.ParseID(id) // the staged object's key has the canonical id
 	if err != nil {
 		return true
 	}
-	return f.invokeS3Event(ctx, w, objectCreated("ObjectCreated:CompleteMultipartUpload", pr.Key(string(docID)), 0))
-}
-
-// clientBody is a request body that remembers the first error reading it
-// gave (io.ErrUnexpectedEOF for a body cut short, a network error for a
-// lost connection), so that a failure it caused is answered as the
-// client's, not the server's.
-type clientBody struct {
-	r   io.Reader
-	err error
-}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
+	if err := f.staging.Completed(ctx, docID); err != nil {
+		f.log.ErrorContext(ctx, "S3 event failed", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+		return false
 	}
-	return n, err
+	return true
 }
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -267,8 +172,8 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case f.s3Events && r.Method == http.MethodPost && r.URL.Path == S3EventsPath:
 		f.serveS3Event(w, r)
 		return
-	case f.staging != nil && r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, f.stagingPath):
-		f.serveStagingPut(w, r)
+	case f.staging != nil && r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, f.staging.Path()):
+		f.staging.ServeHTTP(w, r)
 		return
 	}
 	route, id, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())

@@ -43,6 +43,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/dynamostore"
@@ -1839,7 +1840,11 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	set, _, err := embedded.Open(ctx, cfg, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, set, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,21 @@
-package app
+package apigw_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
-	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/imagodocs/imago/internal/config"
+	"github.com/imagodocs/imago/internal/apigw"
+	"github.com/imagodocs/imago/internal/boltstore"
+	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/fsstore"
+	"github.com/imagodocs/imago/internal/localkeys"
+	"github.com/imagodocs/imago/internal/localstaging"
+	"github.com/imagodocs/imago/internal/memcache"
 )
 
 // FuzzUploadFunctionEvent sends the upload function any payload: S3 event
@@ -20,25 +26,29 @@ import (
 func FuzzUploadFunctionEvent(f *testing.F) {
 	// On tmpfs when there is one: the uploads the fuzzer makes fsync, and
 	// on a busy disk that would leave it a handful of executions.
-	dataDir := f.TempDir()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "imago-fuzz-"); err == nil {
-			f.Cleanup(func() { os.RemoveAll(dir) })
-			dataDir = dir
-		}
-	}
-	cfg, err := config.FromEnv(func(k string) string {
-		return map[string]string{"IMAGO_DATA_DIR": dataDir}[k]
-	})
+	dir := fuzzDataDir(f)
+	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { a.Close() })
-	fn := a.NewUploadFunction()
+	f.Cleanup(func() { meta.Close() })
+	keys, err := localkeys.Open(filepath.Join(dir, "master.key"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A staging area with no server to receive its PUTs, as the embedded
+	// backends have outside `imago serve`.
+	staging, err := localstaging.New(filepath.Join(dir, "staging"), "staging/", bytes.Repeat([]byte{1}, 32), "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: memcache.New(5*60e9, 64<<20), Staging: staging},
+		docstore.Config{StagingPrefix: "staging/"}, nil)
+	fn := apigw.NewUploadFunction(apigw.New(svc, apigw.Upload, apigw.Options{}), "")
 
 	f.Add([]byte(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b","size":3}}}]}`))
 	f.Add([]byte(`{"Records":[{"eventSource":"aws:s3","eventName":"s3:ObjectCreated:CompleteMultipartUpload","s3":{"object":{"key":"staging%2Fa+b%zz"}}}]}`))
@@ -50,7 +60,7 @@ func FuzzUploadFunctionEvent(f *testing.F) {
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		out, err := fn.Invoke(context.Background(), payload)
-		if isS3Event(payload) {
+		if apigw.IsS3Event(payload) {
 			if out != nil {
 				t.Fatalf("answered an S3 event with %q", out)
 			}

@@ -1,4 +1,11 @@
-package fsstore
+// Package localstaging plays S3's part for the presigned uploads of
+// `imago serve` on the embedded backends: Area is the staging folder and
+// the signer of its upload URLs (single PUTs and parts, under Path), and
+// Receiver is the http.Handler that takes those PUTs and announces each
+// staged object to the upload function with the ObjectCreated event S3
+// would send. `imago serve` builds both once it listens, so the URLs point
+// at it from the start; nothing in a Lambda function links this package.
+package localstaging
 
 import (
 	"context"
@@ -20,53 +27,43 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-var _ docstore.Staging = (*Staging)(nil)
+var _ docstore.Staging = (*Area)(nil)
 
-// StagingPath is where `imago serve` takes the presigned PUTs of Staging.
-const StagingPath = "/_local/staging/"
+// Path is where `imago serve` takes the presigned PUTs of an Area, single
+// ones and parts: the URLs it signs point there, and its Receiver serves it.
+const Path = "/_local/staging/"
 
-// Staging is the embedded stand-in for the S3 staging prefix: presigned
+// Area is the embedded stand-in for the S3 staging prefix: presigned
 // uploads are PUT to `imago serve` itself, at URLs signed (HMAC-SHA256)
-// like S3's, binding the key, content type, exact length and expiry. The
-// server (package localfront) verifies them with Receive, then hands the
-// upload function an S3-shaped ObjectCreated event, as S3 would.
-type Staging struct {
-	dir    string
-	prefix string
-	key    []byte
-	now    func() time.Time
-
-	mu      sync.RWMutex
-	baseURL string
+// like S3's, binding the key, content type, exact length and expiry. Its
+// Receiver verifies them, stores the bytes, then hands the upload function
+// an S3-shaped ObjectCreated event, as S3 would.
+type Area struct {
+	dir     string
+	prefix  string
+	key     []byte
+	baseURL string // where the presigned URLs point; "" signs none
+	now     func() time.Time
 
 	// partsMu orders the changes of uploads in parts (multipart.go).
 	partsMu sync.Mutex
 }
 
-// NewStaging keeps staged uploads under dir, for keys under prefix,
-// signing URLs with key.
-func NewStaging(dir, prefix string, key []byte) (*Staging, error) {
+// New keeps staged uploads under dir, for keys under prefix, signing URLs
+// with key that point at baseURL (the `imago serve` that receives them:
+// the area is built once it listens). With baseURL "" there is no server
+// to receive PUTs, and presigning fails as unavailable.
+func New(dir, prefix string, key []byte, baseURL string) (*Area, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("fsstore: create %s: %w", dir, err)
+		return nil, fmt.Errorf("localstaging: create %s: %w", dir, err)
 	}
-	return &Staging{dir: dir, prefix: prefix, key: key, now: time.Now}, nil
-}
-
-// PathPrefix is the URL path under which the server receives the PUTs.
-func (s *Staging) PathPrefix() string { return StagingPath }
-
-// SetBaseURL tells the staging area where the server that receives its
-// PUTs listens (known only once it listens); until then PresignPut fails.
-func (s *Staging) SetBaseURL(u string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.baseURL = strings.TrimSuffix(u, "/")
+	return &Area{dir: dir, prefix: prefix, key: key, baseURL: strings.TrimSuffix(baseURL, "/"), now: time.Now}, nil
 }
 
 // path maps a staging key to its file, refusing anything that is not one
 // plain name under the prefix (names starting with a dot are the staging
 // area's own: temporary files, uploads in parts).
-func (s *Staging) path(op docstore.Op, key string) (string, error) {
+func (s *Area) path(op docstore.Op, key string) (string, error) {
 	name, ok := strings.CutPrefix(key, s.prefix)
 	if !ok || name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		return "", docstore.E(op, docstore.KindInvalid, fmt.Sprintf("key %q is not a staging key", key))
@@ -74,21 +71,19 @@ func (s *Staging) path(op docstore.Op, key string) (string, error) {
 	return filepath.Join(s.dir, name), nil
 }
 
-func (s *Staging) signature(key, contentType string, size, expires int64) string {
+func (s *Area) signature(key, contentType string, size, expires int64) string {
 	m := hmac.New(sha256.New, s.key)
 	fmt.Fprintf(m, "PUT\n%s\n%s\n%d\n%d", key, contentType, size, expires)
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // PresignPut signs a PUT of exactly size bytes of contentType to key.
-func (s *Staging) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (docstore.PresignedUpload, error) {
-	const op = "fsstore.PresignPut"
+func (s *Area) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (docstore.PresignedUpload, error) {
+	const op = "localstaging.PresignPut"
 	if _, err := s.path(op, key); err != nil {
 		return docstore.PresignedUpload{}, err
 	}
-	s.mu.RLock()
 	base := s.baseURL
-	s.mu.RUnlock()
 	if base == "" {
 		return docstore.PresignedUpload{}, docstore.E(op, docstore.KindUnavailable, "presigned uploads need `imago serve` (or the S3 backend)")
 	}
@@ -99,7 +94,7 @@ func (s *Staging) PresignPut(ctx context.Context, key, contentType string, size 
 		"signature": {s.signature(key, contentType, size, expires)},
 	}
 	return docstore.PresignedUpload{
-		URL:       base + StagingPath + url.PathEscape(key) + "?" + q.Encode(),
+		URL:       base + Path + url.PathEscape(key) + "?" + q.Encode(),
 		Method:    "PUT",
 		Headers:   map[string]string{"Content-Type": contentType},
 		ExpiresAt: time.Unix(expires, 0).UTC(),
@@ -108,8 +103,8 @@ func (s *Staging) PresignPut(ctx context.Context, key, contentType string, size 
 
 // Receive checks a presigned PUT (its key, Content-Type header, query and
 // length) and stores its body, atomically, as the staged object.
-func (s *Staging) Receive(key, contentType string, query url.Values, body io.Reader, length int64) error {
-	const op = "fsstore.Receive"
+func (s *Area) Receive(key, contentType string, query url.Values, body io.Reader, length int64) error {
+	const op = "localstaging.Receive"
 	final, err := s.path(op, key)
 	if err != nil {
 		return err
@@ -156,10 +151,10 @@ func (s *Staging) Receive(key, contentType string, query url.Values, body io.Rea
 // outlives the process that took it. A document whose bytes are swept
 // stays pending, and the client's retried PUT (its own PUT failed) stages
 // them again. It returns how many files it removed.
-func (s *Staging) Sweep() (int, error) {
+func (s *Area) Sweep() (int, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return 0, fmt.Errorf("fsstore: sweep %s: %w", s.dir, err)
+		return 0, fmt.Errorf("localstaging: sweep %s: %w", s.dir, err)
 	}
 	removed := 0
 	var errs []error
@@ -174,14 +169,14 @@ func (s *Staging) Sweep() (int, error) {
 		removed++
 	}
 	if err := errors.Join(errs...); err != nil {
-		return removed, fmt.Errorf("fsstore: sweep %s: %w", s.dir, err)
+		return removed, fmt.Errorf("localstaging: sweep %s: %w", s.dir, err)
 	}
 	return removed, nil
 }
 
 // Open reads the staged object at key.
-func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
-	const op = "fsstore.Staging.Open"
+func (s *Area) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	const op = "localstaging.Open"
 	p, err := s.path(op, key)
 	if err != nil {
 		return nil, 0, err
@@ -202,8 +197,8 @@ func (s *Staging) Open(ctx context.Context, key string) (io.ReadCloser, int64, e
 }
 
 // Delete removes the staged object at key.
-func (s *Staging) Delete(ctx context.Context, key string) error {
-	const op = "fsstore.Staging.Delete"
+func (s *Area) Delete(ctx context.Context, key string) error {
+	const op = "localstaging.Delete"
 	p, err := s.path(op, key)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package app
+package apigw
 
 import (
 	"bytes"
@@ -10,21 +10,24 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/imagodocs/imago/internal/apigw"
 )
 
 // UploadFunction is the Lambda handler of UploadFunction, which API Gateway
-// (POST /documents, POST /documents/uploads) and S3 (ObjectCreated on the
-// staging prefix) both invoke: it tells the two apart by the event's shape.
+// (POST /documents, POST /documents/uploads and the routes of uploads in
+// parts) and S3 (ObjectCreated on the staging prefix) both invoke: it tells
+// the two apart by the event's shape, handing API Gateway events to the
+// upload function's Handler and S3 notifications to Service.Ingest.
 type UploadFunction struct {
-	app  *App
-	http *apigw.Handler
+	http   *Handler
+	bucket string
 }
 
-// NewUploadFunction returns the upload function's handler.
-func (a *App) NewUploadFunction() *UploadFunction {
-	return &UploadFunction{app: a, http: a.Handler(apigw.Upload)}
+// NewUploadFunction returns the upload function's handler over api, the
+// Handler of Upload. bucket is the only bucket whose events it ingests
+// (the S3 backends' IMAGO_BUCKET); "" takes every event, as on the
+// embedded backends, whose events `imago serve` sends itself.
+func NewUploadFunction(api *Handler, bucket string) *UploadFunction {
+	return &UploadFunction{http: api, bucket: bucket}
 }
 
 // Invoke implements lambda.Handler.
@@ -62,13 +65,11 @@ func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) 
 		// often send the notification-configuration form "s3:ObjectCreated:Put".
 		name := strings.TrimPrefix(rec.EventName, "s3:")
 		if rec.EventSource != "aws:s3" || !strings.HasPrefix(name, "ObjectCreated:") {
-			u.app.Log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
+			u.http.log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
 			continue
 		}
-		// Only the S3 backends have a bucket: on the embedded ones the
-		// events come from `imago serve` itself, whatever IMAGO_BUCKET says.
-		if u.app.Config.UsesAWS() && rec.S3.Bucket.Name != "" && u.app.Config.Bucket != "" && rec.S3.Bucket.Name != u.app.Config.Bucket {
-			u.app.Log.WarnContext(ctx, "ignoring S3 event of another bucket", "bucket", rec.S3.Bucket.Name)
+		if rec.S3.Bucket.Name != "" && u.bucket != "" && rec.S3.Bucket.Name != u.bucket {
+			u.http.log.WarnContext(ctx, "ignoring S3 event of another bucket", "bucket", rec.S3.Bucket.Name)
 			continue
 		}
 		// S3 URL-encodes keys in events, with '+' for a space.
@@ -77,8 +78,8 @@ func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) 
 			errs = append(errs, fmt.Errorf("S3 event key %q: %w", rec.S3.Object.Key, err))
 			continue
 		}
-		if err := u.app.Service.Ingest(ctx, key); err != nil {
-			u.app.Log.ErrorContext(ctx, "ingest failed", "key", key, "error", err.Error())
+		if err := u.http.svc.Ingest(ctx, key); err != nil {
+			u.http.log.ErrorContext(ctx, "ingest failed", "key", key, "error", err.Error())
 			errs = append(errs, err)
 		}
 	}

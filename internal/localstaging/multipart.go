@@ -1,4 +1,4 @@
-package fsstore
+package localstaging
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-var _ docstore.MultipartStaging = (*Staging)(nil)
+var _ docstore.MultipartStaging = (*Area)(nil)
 
 // Uploads in parts, as S3 multipart uploads: each upload is a folder
 // .multipart/<name>.<upload id> of the staging folder holding one file per
@@ -38,7 +38,7 @@ const multipartDir = ".multipart"
 // partQuery is the query parameter that tells a part's PUT from a single PUT.
 const partQuery = "partNumber"
 
-func (s *Staging) uploadDir(op docstore.Op, key, uploadID string) (string, error) {
+func (s *Area) uploadDir(op docstore.Op, key, uploadID string) (string, error) {
 	p, err := s.path(op, key)
 	if err != nil {
 		return "", err
@@ -54,8 +54,8 @@ func noSuchUpload(op docstore.Op, key string) error {
 }
 
 // CreateMultipart starts an upload in parts of the object at key.
-func (s *Staging) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
-	const op = "fsstore.CreateMultipart"
+func (s *Area) CreateMultipart(ctx context.Context, key, contentType string) (string, error) {
+	const op = "localstaging.CreateMultipart"
 	var b [16]byte
 	rand.Read(b[:])
 	uploadID := hex.EncodeToString(b[:])
@@ -69,21 +69,19 @@ func (s *Staging) CreateMultipart(ctx context.Context, key, contentType string) 
 	return uploadID, nil
 }
 
-func (s *Staging) partSignature(key, uploadID string, number int, size, expires int64) string {
+func (s *Area) partSignature(key, uploadID string, number int, size, expires int64) string {
 	m := hmac.New(sha256.New, s.key)
 	fmt.Fprintf(m, "PART\n%s\n%s\n%d\n%d\n%d", key, uploadID, number, size, expires)
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // PresignPart signs a PUT of part number of the upload, exactly size bytes.
-func (s *Staging) PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (docstore.PresignedUpload, error) {
-	const op = "fsstore.PresignPart"
+func (s *Area) PresignPart(ctx context.Context, key, uploadID string, number int, size int64, ttl time.Duration) (docstore.PresignedUpload, error) {
+	const op = "localstaging.PresignPart"
 	if _, err := s.uploadDir(op, key, uploadID); err != nil {
 		return docstore.PresignedUpload{}, err
 	}
-	s.mu.RLock()
 	base := s.baseURL
-	s.mu.RUnlock()
 	if base == "" {
 		return docstore.PresignedUpload{}, docstore.E(op, docstore.KindUnavailable, "uploads in parts need `imago serve` (or the S3 backend)")
 	}
@@ -96,7 +94,7 @@ func (s *Staging) PresignPart(ctx context.Context, key, uploadID string, number 
 		"signature": {s.partSignature(key, uploadID, number, size, expires)},
 	}
 	return docstore.PresignedUpload{
-		URL:       base + StagingPath + url.PathEscape(key) + "?" + q.Encode(),
+		URL:       base + Path + url.PathEscape(key) + "?" + q.Encode(),
 		Method:    "PUT",
 		Headers:   map[string]string{},
 		ExpiresAt: time.Unix(expires, 0).UTC(),
@@ -105,13 +103,13 @@ func (s *Staging) PresignPart(ctx context.Context, key, uploadID string, number 
 
 // IsPart reports whether a PUT's query is a part's (ReceivePart) rather
 // than a single PUT's (Receive).
-func (s *Staging) IsPart(query url.Values) bool { return query.Has(partQuery) }
+func (s *Area) IsPart(query url.Values) bool { return query.Has(partQuery) }
 
 // ReceivePart checks a presigned part PUT and stores its body as that part
 // of the upload, replacing an earlier PUT of the same part; it returns the
 // part's ETag (quoted, as S3's).
-func (s *Staging) ReceivePart(key string, query url.Values, body io.Reader, length int64) (string, error) {
-	const op = "fsstore.ReceivePart"
+func (s *Area) ReceivePart(key string, query url.Values, body io.Reader, length int64) (string, error) {
+	const op = "localstaging.ReceivePart"
 	uploadID := query.Get("uploadId")
 	number, err0 := strconv.Atoi(query.Get(partQuery))
 	expires, err1 := strconv.ParseInt(query.Get("expires"), 10, 64)
@@ -203,8 +201,8 @@ func listParts(op docstore.Op, key, dir string) ([]docstore.Part, error) {
 }
 
 // ListParts returns the parts received so far, by ascending number.
-func (s *Staging) ListParts(ctx context.Context, key, uploadID string) ([]docstore.Part, error) {
-	const op = "fsstore.ListParts"
+func (s *Area) ListParts(ctx context.Context, key, uploadID string) ([]docstore.Part, error) {
+	const op = "localstaging.ListParts"
 	dir, err := s.uploadDir(op, key, uploadID)
 	if err != nil {
 		return nil, err
@@ -218,8 +216,8 @@ func (s *Staging) ListParts(ctx context.Context, key, uploadID string) ([]docsto
 // staged object at key, streaming, and removes the upload. It checks the
 // parts as S3 does: each received with that ETag, ascending, every one but
 // the last at least 5 MiB.
-func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, parts []docstore.Part) error {
-	const op = "fsstore.CompleteMultipart"
+func (s *Area) CompleteMultipart(ctx context.Context, key, uploadID string, parts []docstore.Part) error {
+	const op = "localstaging.CompleteMultipart"
 	dir, err := s.uploadDir(op, key, uploadID)
 	if err != nil {
 		return err
@@ -280,7 +278,7 @@ func (s *Staging) CompleteMultipart(ctx context.Context, key, uploadID string, p
 }
 
 // assemble writes the concatenation of files atomically to final.
-func (s *Staging) assemble(final string, files []string) error {
+func (s *Area) assemble(final string, files []string) error {
 	tmp, err := os.CreateTemp(s.dir, ".put.*.tmp")
 	if err != nil {
 		return err
@@ -311,8 +309,8 @@ func (s *Staging) assemble(final string, files []string) error {
 }
 
 // AbortMultipart removes the upload and every part received.
-func (s *Staging) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	const op = "fsstore.AbortMultipart"
+func (s *Area) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	const op = "localstaging.AbortMultipart"
 	dir, err := s.uploadDir(op, key, uploadID)
 	if docstore.IsNotFound(err) {
 		return nil
@@ -329,4 +327,4 @@ func (s *Staging) AbortMultipart(ctx context.Context, key, uploadID string) erro
 }
 
 // Key is the staging key of document id.
-func (s *Staging) Key(id string) string { return s.prefix + id }
+func (s *Area) Key(id string) string { return s.prefix + id }

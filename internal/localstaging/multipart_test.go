@@ -1,4 +1,4 @@
-package fsstore_test
+package localstaging_test
 
 import (
 	"bytes"
@@ -11,28 +11,27 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
+	"github.com/imagodocs/imago/internal/localstaging"
 	"github.com/imagodocs/imago/internal/storetest"
 )
 
-func newStaging(t *testing.T) (*fsstore.Staging, string) {
+func newStaging(t *testing.T) (*localstaging.Area, string) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := fsstore.NewStaging(dir, "staging/", bytes.Repeat([]byte{1}, 32))
+	st, err := localstaging.New(dir, "staging/", bytes.Repeat([]byte{1}, 32), "http://127.0.0.1:9")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.SetBaseURL("http://127.0.0.1:9")
 	return st, dir
 }
 
 // sendPart delivers a presigned part PUT, as `imago serve` does.
-func sendPart(st *fsstore.Staging, up docstore.PresignedUpload, body []byte) (string, error) {
+func sendPart(st *localstaging.Area, up docstore.PresignedUpload, body []byte) (string, error) {
 	u, err := url.Parse(up.URL)
 	if err != nil {
 		return "", err
 	}
-	key, _ := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), fsstore.StagingPath))
+	key, _ := url.PathUnescape(strings.TrimPrefix(u.EscapedPath(), localstaging.Path))
 	return st.ReceivePart(key, u.Query(), bytes.NewReader(body), int64(len(body)))
 }
 
@@ -169,7 +168,7 @@ func TestStaging_PartURLsAreBound(t *testing.T) {
 }
 
 func TestStaging_MultipartContract(t *testing.T) {
-	var current *fsstore.Staging // the suite's subtests run one at a time
+	var current *localstaging.Area // the suite's subtests run one at a time
 	storetest.TestMultipartStaging(t, func(t *testing.T) storetest.PartsStaging {
 		current, _ = newStaging(t)
 		return current
