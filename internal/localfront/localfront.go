@@ -422,7 +422,7 @@ func base64DecodedLen(b []byte) (int, error) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+	b, _ := json.Marshal(docstore.NewErrorBody(code, msg))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -163,7 +163,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 
 // writeError writes the API's JSON error shape, as the local front does.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]map[string]string{"error": {"code": code, "message": msg}})
+	b, _ := json.Marshal(docstore.NewErrorBody(code, msg))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
