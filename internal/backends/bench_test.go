@@ -106,7 +106,7 @@ func BenchmarkMiss1MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	set, err := backends.Open(ctx, cfg, nil)
+	set, err := backends.Open(ctx, cfg, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

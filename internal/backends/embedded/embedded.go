@@ -2,7 +2,8 @@
 // IMAGO_TABLE is unset, all under IMAGO_DATA_DIR: blobs in files (fsstore),
 // metadata in bbolt (boltstore), a local master key instead of KMS
 // (localkeys), and the local staging area of presigned uploads
-// (localstaging), with the cache of package backends. Only cmd/imago
+// (localstaging), and the in-process cache (memcache) when there is no
+// Redis, on either family. Only cmd/imago
 // imports it: the Lambda functions link none of it.
 package embedded
 
@@ -14,9 +15,11 @@ import (
 	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/config"
+	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localkeys"
 	"github.com/imagodocs/imago/internal/localstaging"
+	"github.com/imagodocs/imago/internal/memcache"
 )
 
 // Open builds the embedded backends in cfg.DataDir, and the cache cfg
@@ -32,7 +35,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, stagingURL s
 		err = sweep(staging, log)
 	}
 	if err == nil {
-		err = backends.OpenCache(ctx, cfg, set, log)
+		err = backends.OpenCache(ctx, cfg, set, log, MemoryCache)
 	}
 	if err != nil {
 		set.Close()
@@ -66,6 +69,13 @@ func open(cfg config.Config, stagingURL string) (*backends.Set, *localstaging.Ar
 	}
 	set.Blobs, set.Meta, set.Keys, set.Staging = blobs, meta, keys, staging
 	return set, staging, nil
+}
+
+// MemoryCache is the in-process cache of `imago serve` without
+// IMAGO_REDIS_URL, on either family: room for a few dozen typical
+// documents, and always for several of the largest cacheable.
+func MemoryCache(cfg config.Config) docstore.Cache {
+	return memcache.New(cfg.CacheTTL, max(256<<20, 8*cfg.CacheMaxBytes))
 }
 
 // sweep removes the staged plaintext a previous run left behind.
