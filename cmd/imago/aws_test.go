@@ -19,9 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/localfront"
-	"github.com/imagodocs/imago/internal/rediscache"
 	"github.com/imagodocs/imago/internal/s3store"
 	"github.com/imagodocs/imago/internal/testenv"
 )
@@ -90,7 +88,7 @@ func TestServeOnAWSAndRedis(t *testing.T) {
 	if got := download(id, doc); got != "hit" {
 		t.Fatalf("download right after upload: X-Imago-Cache %q", got)
 	}
-	raw.Del(ctx, rediscache.EntryKey(docstore.ID(id)))
+	raw.Del(ctx, testenv.CacheEntryKey(id))
 	if resp, _ := get(t, srv.url+"/documents/"+id+"/content"); resp.StatusCode != 404 {
 		t.Fatalf("with cache, object and item gone: %d", resp.StatusCode)
 	}
@@ -98,7 +96,7 @@ func TestServeOnAWSAndRedis(t *testing.T) {
 	other := make([]byte, 500_000)
 	rand.Read(other)
 	id2 := upload(other)
-	raw.Del(ctx, rediscache.EntryKey(docstore.ID(id2)))
+	raw.Del(ctx, testenv.CacheEntryKey(id2))
 	for _, want := range []string{"miss", "hit"} {
 		if got := download(id2, other); got != want {
 			t.Fatalf("after the cache key was deleted: %q, want %q", got, want)

@@ -170,7 +170,7 @@ func rawRedis(t *testing.T, url string) redis.UniversalClient {
 // Delete would leave a tombstone refusing the fills under test).
 func evict(t *testing.T, url, id string) {
 	t.Helper()
-	if err := rawRedis(t, url).Del(context.Background(), rediscache.EntryKey(docstore.ID(id))).Err(); err != nil {
+	if err := rawRedis(t, url).Del(context.Background(), testenv.CacheEntryKey(id)).Err(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -243,7 +243,7 @@ func testSealedValuesHoldNoPlaintext(t *testing.T, urlVar string) {
 	if got := in.get(t, "tenant-a", id, doc); got != "hit" {
 		t.Fatalf("sealed cache: %s", got)
 	}
-	val, err := rawRedis(t, redisURL).Get(context.Background(), rediscache.EntryKey(docstore.ID(id))).Bytes()
+	val, err := rawRedis(t, redisURL).Get(context.Background(), testenv.CacheEntryKey(id)).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/rediscache"
 	"github.com/imagodocs/imago/internal/s3store"
 	"github.com/imagodocs/imago/internal/testenv"
 )
@@ -350,8 +348,8 @@ func evictFromCache(t testing.TB, id string) {
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := rc.Del(ctx, rediscache.EntryKey(docstore.ID(id))).Result()
+	n, err := rc.Del(ctx, testenv.CacheEntryKey(id)).Result()
 	if err != nil || n != 1 {
-		t.Fatalf("DEL %s: %d, %v (was the upload not written through?)", rediscache.EntryKey(docstore.ID(id)), n, err)
+		t.Fatalf("DEL %s: %d, %v (was the upload not written through?)", testenv.CacheEntryKey(id), n, err)
 	}
 }

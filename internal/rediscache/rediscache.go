@@ -205,9 +205,6 @@ func New(client Client, opts Options) *Cache {
 	return c
 }
 
-// EntryKey is the Redis key of id's entry, for tests and operators.
-func EntryKey(id docstore.ID) string { return docKey(id) }
-
 func docKey(id docstore.ID) string  { return docKeyPrefix + "{" + string(id) + "}" }
 func fillKey(id docstore.ID) string { return fillKeyPrefix + "{" + string(id) + "}" }
 func tombKey(id docstore.ID) string { return tombKeyPrefix + "{" + string(id) + "}" }
