@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,10 +103,7 @@ func (cmd *command) help(w io.Writer, fs *flag.FlagSet) {
 func (c *cli) clientFlags(fs *flag.FlagSet) {
 	defURL := c.getenv("IMAGO_URL")
 	if defURL == "" {
-		addr := c.getenv("IMAGO_ADDR")
-		if addr == "" {
-			addr = config.DefaultAddr
-		}
+		addr := cmp.Or(c.getenv("IMAGO_ADDR"), config.DefaultAddr)
 		defURL = "http://" + addr
 	}
 	fs.StringVar(&c.url, "url", defURL, "the Imago API (default: IMAGO_URL, else http://$IMAGO_ADDR)")

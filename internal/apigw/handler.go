@@ -118,10 +118,7 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 	}
 	log := h.log.With("request_id", reqID)
 	method := ev.RequestContext.HTTP.Method
-	path := ev.RawPath
-	if path == "" {
-		path = ev.RequestContext.HTTP.Path
-	}
+	path := cmp.Or(ev.RawPath, ev.RequestContext.HTTP.Path)
 	req := &request{ev: ev, log: log}
 	ctx, stats := docstore.WithRequestStats(ctx)
 	resp := h.route(ctx, req, method, path)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -98,7 +99,7 @@ func readable(d Document) error {
 	case StatusAvailable:
 		return nil
 	case StatusFailed:
-		return &IngestError{ID: d.ID, Failure: or(d.Failure, "no reason given")}
+		return &IngestError{ID: d.ID, Failure: cmp.Or(d.Failure, "no reason given")}
 	}
 	return fmt.Errorf("document %s is %s, not available yet", d.ID, d.Status)
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -224,7 +225,7 @@ func (u *upload) presigned(ctx context.Context, up createdUpload) (Document, err
 	}
 	u.progress.Start(u.size, 0)
 	err := u.c.retry(ctx, func(ctx context.Context) error {
-		resp, done, err := u.c.attempt(ctx, request{method: or(up.Method, "PUT"), url: up.UploadURL, header: headerOf(up.Headers),
+		resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(up.Method, "PUT"), url: up.UploadURL, header: headerOf(up.Headers),
 			body: u.section(0, u.size), size: u.size, transfer: true, progress: u.progress})
 		if err != nil {
 			return err
@@ -335,7 +336,7 @@ func (u *upload) sendPart(ctx context.Context, p partURL) (string, error) {
 	for renewals := 0; ; renewals++ {
 		var etag string
 		err := u.c.retry(ctx, func(ctx context.Context) error {
-			resp, done, err := u.c.attempt(ctx, request{method: or(p.Method, "PUT"), url: p.URL, header: headerOf(p.Headers),
+			resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(p.Method, "PUT"), url: p.URL, header: headerOf(p.Headers),
 				body: u.section(off, n), size: n, transfer: true, progress: u.progress})
 			if err != nil {
 				return err
@@ -376,7 +377,7 @@ func (c *Client) waitAvailable(ctx context.Context, d Document) (Document, error
 		case StatusAvailable:
 			return d, nil
 		case StatusFailed:
-			return d, &IngestError{ID: d.ID, Failure: or(d.Failure, "no reason given")}
+			return d, &IngestError{ID: d.ID, Failure: cmp.Or(d.Failure, "no reason given")}
 		}
 		if d.Status != "" && d.Status != StatusPending {
 			return d, fmt.Errorf("document %s has status %q", d.ID, d.Status)
@@ -412,11 +413,4 @@ func headerOf(m map[string]string) http.Header {
 		h.Set(k, v)
 	}
 	return h
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

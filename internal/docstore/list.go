@@ -1,6 +1,7 @@
 package docstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 )
@@ -23,9 +24,7 @@ func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor str
 	if tenant == "" {
 		return Page{}, E(op, KindUnauthenticated, "no caller identity")
 	}
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
+	limit = cmp.Or(limit, DefaultListLimit)
 	if limit < 1 || limit > MaxListLimit {
 		return Page{}, E(op, KindInvalid, fmt.Sprintf("limit must be between 1 and %d", MaxListLimit))
 	}

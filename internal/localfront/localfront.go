@@ -9,6 +9,7 @@ package localfront
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -385,10 +386,7 @@ func writeResponse(w http.ResponseWriter, resp *functionResponse) {
 	for _, c := range resp.Cookies {
 		h.Add("Set-Cookie", c)
 	}
-	status := resp.StatusCode
-	if status == 0 {
-		status = http.StatusOK
-	}
+	status := cmp.Or(resp.StatusCode, http.StatusOK)
 	if status != http.StatusNoContent && status != http.StatusNotModified {
 		h.Set("Content-Length", strconv.Itoa(size))
 	}
