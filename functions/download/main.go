@@ -16,5 +16,7 @@ import (
 func main() {
 	log := app.NewLogger(os.Stderr, os.Getenv)
 	a := app.Must(app.FromEnv(context.Background(), os.Getenv, log))
-	lambda.Start(a.Handler(apigw.Download))
+	// Respond, not Invoke: the runtime gives each response's buffer back
+	// once sent, so a document's answer reuses it (apigw.LambdaResponse).
+	lambda.Start(a.Handler(apigw.Download).Respond)
 }
