@@ -183,11 +183,6 @@ func deriveKeys(key []byte, h *Header, b Binding) (cipher.AEAD, []byte, error) {
 	return aead, okm[KeySize:], nil
 }
 
-func nonceFor(dst *[nonceSize]byte, prefix []byte, i int64, last bool) {
-	copy(dst[:prefixSize], prefix)
-	setCounter(dst, i, last)
-}
-
 // setCounter writes the segment counter and last flag of a nonce whose
 // prefix is already in place.
 func setCounter(dst *[nonceSize]byte, i int64, last bool) {
