@@ -23,5 +23,7 @@ func main() {
 		log.Error("startup failed", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(a.Handler(apigw.Download))
+	// Respond, not Invoke: the runtime gives each response's buffer back
+	// once sent, so a document's answer reuses it (apigw.LambdaResponse).
+	lambda.Start(a.Handler(apigw.Download).Respond)
 }

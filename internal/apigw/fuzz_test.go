@@ -67,6 +67,16 @@ func FuzzAppendLambdaJSON(f *testing.F) {
 			t.Fatal("AppendLambdaJSON did not append")
 		}
 		out = out[len("prefix"):]
+		// Sized exactly up front, whatever the escaping; the pooled form
+		// holds the same bytes.
+		if exact := r.AppendLambdaJSON(nil); !bytes.Equal(exact, out) || len(exact) != cap(exact) {
+			t.Fatalf("alone: %d bytes in a buffer of %d, %q", len(exact), cap(exact), exact)
+		}
+		if lr := r.LambdaResponse(); !bytes.Equal(lr.Bytes(), out) {
+			t.Fatalf("LambdaResponse holds %q", lr.Bytes())
+		} else {
+			lr.Close()
+		}
 		if !json.Valid(out) {
 			t.Fatalf("not JSON: %q", out)
 		}

@@ -60,13 +60,23 @@ func New(svc *docstore.Service, fn Function, opts Options) *Handler {
 // Invoke is the Lambda entry point (it implements lambda.Handler): the
 // event's JSON in, the response's JSON out.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.handlePayload(ctx, payload).AppendLambdaJSON(nil), nil
+}
+
+// Respond is Invoke for aws-lambda-go's runtime, lambda.Start(h.Respond):
+// the same answer, in a buffer the runtime gives back (Close) after
+// sending it, so that answering a document allocates no buffer of its size.
+func (h *Handler) Respond(ctx context.Context, payload json.RawMessage) (*LambdaResponse, error) {
+	return h.handlePayload(ctx, payload).LambdaResponse(), nil
+}
+
+func (h *Handler) handlePayload(ctx context.Context, payload []byte) *Response {
 	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		resp := errorResponse(docstore.E("apigw.Invoke", docstore.KindInvalid, "the event is not an API Gateway HTTP API event"))
 		h.log.ErrorContext(ctx, "undecodable event", "error", err.Error(), "bytes", len(payload))
-		return resp.AppendLambdaJSON(nil), nil
+		return errorResponse(docstore.E("apigw.Invoke", docstore.KindInvalid, "the event is not an API Gateway HTTP API event"))
 	}
-	return h.Handle(ctx, &ev).AppendLambdaJSON(nil), nil
+	return h.Handle(ctx, &ev)
 }
 
 // request is a decoded event, as the route handlers use it.

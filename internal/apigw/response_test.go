@@ -37,3 +37,52 @@ func TestAppendLambdaJSONBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendLambdaJSONAllocatesOnce: the response of a megabyte document is
+// built in one allocation of exactly its size, whatever its headers need in
+// escaping; a second buffer of the document's size would cost more than
+// the base64 itself.
+func TestAppendLambdaJSONAllocatesOnce(t *testing.T) {
+	doc := make([]byte, 1<<20)
+	rand.Read(doc)
+	for _, hdr := range []string{"plain", "\"quoted\"\n\t\\", string(bytes.Repeat([]byte{1}, 200)), "caf\u00e9 \xff"} {
+		for _, r := range []*Response{
+			{Status: 200, Body: doc, Binary: true, Headers: []Header{{"content-type", "application/pdf"}, {"x-test", hdr}}},
+			{Status: 404, Body: []byte(`{"error":"` + hdr + `"}`), Headers: []Header{{"x-test", hdr}}},
+		} {
+			out := r.AppendLambdaJSON(nil)
+			if len(out) != cap(out) {
+				t.Fatalf("header %q: %d bytes in a buffer of %d", hdr, len(out), cap(out))
+			}
+			if !json.Valid(out) {
+				t.Fatalf("header %q: not JSON", hdr)
+			}
+			if n := testing.AllocsPerRun(3, func() { r.AppendLambdaJSON(nil) }); r.Binary && n != 1 {
+				t.Fatalf("header %q: %v allocations, want 1", hdr, n)
+			}
+		}
+	}
+}
+
+// BenchmarkLambdaResponse1MiB is the encoding of a 1 MiB document's answer:
+// into a fresh buffer (Invoke) and into a pooled one given back after
+// use (Respond, as the Lambda runtime closes it).
+func BenchmarkLambdaResponse1MiB(b *testing.B) {
+	doc := make([]byte, 1<<20)
+	rand.Read(doc)
+	r := &Response{Status: 200, Body: doc, Binary: true, Headers: []Header{{"content-type", "application/pdf"}}}
+	b.Run("fresh", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			r.AppendLambdaJSON(nil)
+		}
+	})
+	b.Run("pooled", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			r.LambdaResponse().Close()
+		}
+	})
+}

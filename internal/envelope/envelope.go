@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 const (
@@ -182,8 +183,9 @@ func deriveKeys(key []byte, h *Header, b Binding) (cipher.AEAD, []byte, error) {
 	return aead, okm[KeySize:], nil
 }
 
-func nonceFor(dst *[nonceSize]byte, prefix []byte, i int64, last bool) {
-	copy(dst[:prefixSize], prefix)
+// setCounter writes the segment counter and last flag of a nonce whose
+// prefix is already in place.
+func setCounter(dst *[nonceSize]byte, i int64, last bool) {
 	binary.BigEndian.PutUint32(dst[prefixSize:prefixSize+4], uint32(i))
 	dst[nonceSize-1] = 0
 	if last {
@@ -191,15 +193,40 @@ func nonceFor(dst *[nonceSize]byte, prefix []byte, i int64, last bool) {
 	}
 }
 
+// Segment buffers (one segment and its tag) of the default segment size
+// are reused across writers and readers: a document's worth of them
+// would otherwise be allocated, and zeroed, for every upload and download.
+var segmentBuffers = sync.Pool{New: func() any {
+	b := make([]byte, DefaultSegmentSize+TagSize)
+	return &b
+}}
+
+// segmentBuffer returns a buffer of segmentSize+TagSize bytes, and whether
+// it came from the pool.
+func segmentBuffer(segmentSize int) ([]byte, bool) {
+	if segmentSize != DefaultSegmentSize {
+		return make([]byte, segmentSize+TagSize), false
+	}
+	return *segmentBuffers.Get().(*[]byte), true
+}
+
+func releaseSegmentBuffer(b []byte) {
+	b = b[:cap(b)]
+	segmentBuffers.Put(&b)
+}
+
 // Writer seals a document into a blob as it is written. It holds one
 // segment of plaintext: a full segment is sealed only once more data
 // arrives, so that Close can mark the true last segment.
 type Writer struct {
-	dst    io.Writer
-	aead   cipher.AEAD
-	prefix []byte
-	buf    []byte // plaintext of the current segment
-	out    []byte // sealed segment scratch
+	dst   io.Writer
+	aead  cipher.AEAD
+	nonce [nonceSize]byte // prefix in place; counter and flag set per segment
+	// buf holds the plaintext of the current segment, with room for its
+	// tag: a segment is sealed in place. A segment written whole, with
+	// more after it, is sealed straight from the caller's bytes into buf.
+	buf    []byte
+	pooled bool
 	seg    int
 	index  int64
 	err    error
@@ -228,14 +255,11 @@ func NewWriter(dst io.Writer, key []byte, b Binding, segmentSize int) (*Writer, 
 	if _, err := dst.Write(h.raw[:]); err != nil {
 		return nil, fmt.Errorf("envelope: write header: %w", err)
 	}
-	return &Writer{
-		dst:    dst,
-		aead:   aead,
-		prefix: h.prefix(),
-		buf:    make([]byte, 0, segmentSize),
-		out:    make([]byte, 0, segmentSize+TagSize),
-		seg:    segmentSize,
-	}, nil
+	w := &Writer{dst: dst, aead: aead, seg: segmentSize}
+	copy(w.nonce[:prefixSize], h.prefix())
+	w.buf, w.pooled = segmentBuffer(segmentSize)
+	w.buf = w.buf[:0]
+	return w, nil
 }
 
 // Write encrypts p. Errors from the destination are sticky.
@@ -249,9 +273,19 @@ func (w *Writer) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if len(w.buf) == w.seg {
-			if err := w.flush(false); err != nil {
+			if err := w.seal(w.buf, false); err != nil {
 				return n, err
 			}
+		}
+		if len(w.buf) == 0 && len(p) > w.seg {
+			// A whole segment with more bytes after it, so not the last:
+			// sealed from p at once, without a copy into buf first.
+			if err := w.seal(p[:w.seg], false); err != nil {
+				return n, err
+			}
+			p = p[w.seg:]
+			n += w.seg
+			continue
 		}
 		k := copy(w.buf[len(w.buf):w.seg], p)
 		w.buf = w.buf[:len(w.buf)+k]
@@ -270,18 +304,24 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	return w.flush(true)
+	err := w.seal(w.buf, true)
+	if w.pooled {
+		releaseSegmentBuffer(w.buf)
+	}
+	w.buf, w.pooled = nil, false
+	return err
 }
 
-func (w *Writer) flush(last bool) error {
+// seal seals the next segment, whose plaintext is plain (w.buf itself, or
+// bytes of the caller's when w.buf is empty), into w.buf and writes it.
+func (w *Writer) seal(plain []byte, last bool) error {
 	if w.index >= maxSegments {
 		w.err = errors.New("envelope: document too large for the segment counter")
 		return w.err
 	}
-	var nonce [nonceSize]byte
-	nonceFor(&nonce, w.prefix, w.index, last)
-	w.out = w.aead.Seal(w.out[:0], nonce[:], w.buf, nil)
-	if _, err := w.dst.Write(w.out); err != nil {
+	setCounter(&w.nonce, w.index, last)
+	out := w.aead.Seal(w.buf[:0], w.nonce[:], plain, nil)
+	if _, err := w.dst.Write(out); err != nil {
 		w.err = fmt.Errorf("envelope: write segment %d: %w", w.index, err)
 		return w.err
 	}
@@ -315,9 +355,14 @@ func (h *Header) Open(key []byte, b Binding) (*Opener, error) {
 // first. Segments are decrypted one at a time as the plaintext is read; a
 // reader stopped early never reads further. Reading to the end also checks
 // that src holds nothing after the last segment.
+//
+// A Read with room for a whole sealed segment (its plaintext and tag) gets
+// the segment read and decrypted in place in its own buffer, without a
+// copy; only a segment that does not fit goes through the reader's own.
 func (o *Opener) NewReader(src io.Reader, first int64, plainSize int64) io.Reader {
-	return &reader{o: o, src: src, index: first, size: plainSize, count: SegmentCount(plainSize, o.seg),
-		in: make([]byte, o.seg+TagSize)}
+	r := &reader{o: o, src: src, index: first, size: plainSize, count: SegmentCount(plainSize, o.seg)}
+	copy(r.nonce[:prefixSize], o.prefix)
+	return r
 }
 
 type reader struct {
@@ -326,57 +371,97 @@ type reader struct {
 	index int64 // next segment to read
 	count int64 // segments in the document
 	size  int64
-	in    []byte
-	plain []byte // unread plaintext of the current segment
-	err   error
+	nonce [nonceSize]byte
+	// in is the scratch of a segment too large for the caller's buffer,
+	// taken when first needed and given back once the reader has failed or
+	// read its last segment (a reader stopped early leaves its scratch to
+	// the collector).
+	in     []byte
+	pooled bool
+	plain  []byte // unread plaintext of the current segment, in in
+	err    error
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	for len(r.plain) == 0 {
-		if r.err != nil {
-			return 0, r.err
+	n := 0
+	for n < len(p) {
+		if len(r.plain) > 0 {
+			k := copy(p[n:], r.plain)
+			r.plain = r.plain[k:]
+			n += k
+			r.releaseIfDone()
+			continue
 		}
-		r.err = r.next()
+		if r.err != nil {
+			break
+		}
+		var k int
+		k, r.err = r.next(p[n:])
+		n += k
+		r.releaseIfDone()
 	}
-	n := copy(p, r.plain)
-	r.plain = r.plain[n:]
-	return n, nil
+	if n > 0 || len(p) == 0 {
+		return n, nil
+	}
+	return 0, r.err
 }
 
-// next decrypts the next segment into r.plain, or returns io.EOF after the
-// last one.
-func (r *reader) next() error {
-	if r.index >= r.count {
-		// Past the last segment: anything more in src is tampering.
-		var one [1]byte
-		if n, _ := io.ReadFull(r.src, one[:]); n > 0 {
-			return ErrAuth
+// releaseIfDone gives the scratch back once no segment needs it any more:
+// the reader failed, or the last segment's plaintext is all read.
+func (r *reader) releaseIfDone() {
+	if r.pooled && len(r.plain) == 0 && (r.err != nil || r.index >= r.count) {
+		releaseSegmentBuffer(r.in)
+		r.in, r.pooled = nil, false
+	}
+}
+
+// next decrypts the next segment: into dst when it fits there whole,
+// returning its plaintext size, or else into r.in, setting r.plain. After
+// the last segment it returns io.EOF.
+func (r *reader) next(dst []byte) (int, error) {
+	for {
+		if r.index >= r.count {
+			// Past the last segment: anything more in src is tampering.
+			var one [1]byte
+			if n, _ := io.ReadFull(r.src, one[:]); n > 0 {
+				return 0, ErrAuth
+			}
+			return 0, io.EOF
 		}
-		return io.EOF
-	}
-	plen := segmentPlainSize(r.size, r.o.seg, r.index)
-	in := r.in[:plen+TagSize]
-	if _, err := io.ReadFull(r.src, in); err != nil {
-		// Only a source that ended cleanly is a truncated blob: ReadFull
-		// then returns io.EOF or io.ErrUnexpectedEOF itself. An error of
-		// the source's own (a connection dropped mid-body, which may wrap
-		// io.ErrUnexpectedEOF) keeps its kind, so that it is retryable.
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return fmt.Errorf("%w: truncated at segment %d", ErrAuth, r.index)
+		sealed := segmentPlainSize(r.size, r.o.seg, r.index) + TagSize
+		direct := len(dst) >= int(sealed)
+		in := dst
+		if !direct {
+			if r.in == nil {
+				r.in, r.pooled = segmentBuffer(r.o.seg)
+			}
+			in = r.in
 		}
-		return fmt.Errorf("envelope: read segment %d: %w", r.index, err)
+		in = in[:sealed]
+		if _, err := io.ReadFull(r.src, in); err != nil {
+			// Only a source that ended cleanly is a truncated blob: ReadFull
+			// then returns io.EOF or io.ErrUnexpectedEOF itself. An error of
+			// the source's own (a connection dropped mid-body, which may wrap
+			// io.ErrUnexpectedEOF) keeps its kind, so that it is retryable.
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return 0, fmt.Errorf("%w: truncated at segment %d", ErrAuth, r.index)
+			}
+			return 0, fmt.Errorf("envelope: read segment %d: %w", r.index, err)
+		}
+		last := r.index == r.count-1
+		setCounter(&r.nonce, r.index, last)
+		plain, err := r.o.aead.Open(in[:0], r.nonce[:], in, nil)
+		if err != nil {
+			return 0, fmt.Errorf("%w: segment %d", ErrAuth, r.index)
+		}
+		r.index++
+		switch {
+		case len(plain) == 0: // the empty last segment of an empty document
+			continue
+		case direct:
+			return len(plain), nil
+		}
+		r.plain = plain
+		return 0, nil
 	}
-	var nonce [nonceSize]byte
-	last := r.index == r.count-1
-	nonceFor(&nonce, r.o.prefix, r.index, last)
-	plain, err := r.o.aead.Open(in[:0], nonce[:], in, nil)
-	if err != nil {
-		return fmt.Errorf("%w: segment %d", ErrAuth, r.index)
-	}
-	r.plain = plain
-	r.index++
-	if last && len(plain) == 0 {
-		return r.next()
-	}
-	return nil
 }
