@@ -231,8 +231,8 @@ func TestPutBySize(t *testing.T) {
 			t.Fatalf("%d bytes: progress %d of %d, finished %v", tc.size, progress.moved.Load(), progress.total, progress.finished)
 		}
 	}
-	if n := len(f.partPuts); n != 5 {
-		t.Fatalf("%d parts sent, want 5", n)
+	if _, partPuts := f.snapshot(); len(partPuts) != 5 {
+		t.Fatalf("%d parts sent, want 5", len(partPuts))
 	}
 }
 
@@ -265,10 +265,11 @@ func TestPutResumesMultipart(t *testing.T) {
 		t.Fatalf("interrupted put: %v", err)
 	}
 	f.idle()
-	var id string
-	for k := range f.docs {
-		id = k
+	ids, _ := f.snapshot()
+	if len(ids) != 1 {
+		t.Fatalf("%d documents created, want 1", len(ids))
 	}
+	id := ids[0]
 	received := f.received(id)
 	if received < 1 || received > 4 {
 		t.Fatalf("%d parts received before the interruption", received)
@@ -287,7 +288,8 @@ func TestPutResumesMultipart(t *testing.T) {
 	if n := f.count("PUT /_parts") - before; n != 11-received {
 		t.Fatalf("resumed put sent %d parts, want the %d missing", n, 11-received)
 	}
-	for n, puts := range f.partPuts {
+	_, partPuts := f.snapshot()
+	for n, puts := range partPuts {
 		if puts != 1 {
 			t.Fatalf("part %d stored %d times", n, puts)
 		}

@@ -46,8 +46,9 @@ type fakeAPI struct {
 	// corrupt makes downloads serve other bytes than the document's.
 	corrupt bool
 
-	inFlight  sync.WaitGroup
 	mu        sync.Mutex
+	inFlight  int        // requests being served, under mu
+	drained   *sync.Cond // signalled when inFlight drops to 0
 	docs      map[string]*fakeDoc
 	order     []string       // creation order
 	requests  map[string]int // "METHOD route" → count
@@ -66,6 +67,7 @@ type fakeDoc struct {
 func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{t: t, inlineLimit: 1 << 20, threshold: 4 << 20, partSize: 1 << 20,
 		docs: map[string]*fakeDoc{}, requests: map[string]int{}, partPuts: map[int]int{}}
+	f.drained = sync.NewCond(&f.mu)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -133,14 +135,42 @@ func route(r *http.Request) string {
 
 // idle waits until no request is being answered: a client that gave up
 // on a request does not wait for the server to finish it.
-func (f *fakeAPI) idle() { f.inFlight.Wait() }
+// idle waits until no request is being served.
+func (f *fakeAPI) idle() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.inFlight > 0 {
+		f.drained.Wait()
+	}
+}
+
+// snapshot returns, under the lock, the ids of the documents and the
+// successful PUTs of each part number.
+func (f *fakeAPI) snapshot() (ids []string, partPuts map[int]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	partPuts = map[int]int{}
+	for id := range f.docs {
+		ids = append(ids, id)
+	}
+	for n, puts := range f.partPuts {
+		partPuts[n] = puts
+	}
+	return ids, partPuts
+}
 
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	f.inFlight.Add(1)
-	defer f.inFlight.Done()
 	f.mu.Lock()
+	f.inFlight++
 	f.requests[route(r)]++
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		if f.inFlight--; f.inFlight == 0 {
+			f.drained.Broadcast()
+		}
+		f.mu.Unlock()
+	}()
 	f.mu.Lock()
 	hook := f.hook
 	f.mu.Unlock()
