@@ -24,7 +24,6 @@ var embeddedPackages = []string{
 	"github.com/imagodocs/imago/internal/boltstore",
 	"github.com/imagodocs/imago/internal/fsstore",
 	"github.com/imagodocs/imago/internal/localkeys",
-	"github.com/imagodocs/imago/internal/memcache",
 	"github.com/imagodocs/imago/internal/localstaging",
 	"github.com/imagodocs/imago/internal/localfront",
 }

@@ -201,7 +201,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	var set *backends.Set
 	var staging *localstaging.Area
 	if cfg.UsesAWS() {
-		set, err = backends.Open(ctx, cfg, log, embedded.MemoryCache)
+		set, err = backends.Open(ctx, cfg, log)
 	} else {
 		set, staging, err = embedded.Open(ctx, cfg, log, "http://"+ln.Addr().String())
 	}

@@ -65,7 +65,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	set, err := backends.Open(ctx, cfg, log, nil) // no in-process cache: see backends.Open
+	set, err := backends.Open(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,9 @@
 // Package backends builds the backends a Lambda function runs on: S3,
 // DynamoDB and KMS (IMAGO_TABLE, IMAGO_BUCKET, IMAGO_KMS_KEY_ID), with
-// Redis as the cache when IMAGO_REDIS_URL is set. It links no embedded
-// backend: those (files, bbolt, a local master key, the local staging area,
-// the in-process cache) are package embedded's, which only `imago serve`
-// imports; it picks between the two families by IMAGO_TABLE, and gives the
-// AWS family its in-process cache when there is no Redis.
+// Redis as the cache when IMAGO_REDIS_URL is set and an in-process cache
+// otherwise. It links no embedded backend: those (files, bbolt, a local
+// master key, the local staging area) are package embedded's, which only
+// `imago serve` imports; it picks between the two families by IMAGO_TABLE.
 package backends
 
 import (
@@ -15,6 +14,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/memcache"
 )
 
 // Set is a built set of backends and what releases them.
@@ -22,7 +22,7 @@ type Set struct {
 	docstore.Backends
 	// Kind says which family was built, for logs: "embedded" or "aws".
 	Kind string
-	// CacheKind is "redis", "memory" or "none".
+	// CacheKind is "memory" or "redis".
 	CacheKind string
 	closers   []func() error
 }
@@ -43,14 +43,8 @@ func (s *Set) Close() error {
 // else a Lambda function can run on.
 var ErrNoTable = errors.New("IMAGO_TABLE is not set: a Lambda function runs on the AWS backends only (set IMAGO_TABLE, IMAGO_BUCKET and IMAGO_KMS_KEY_ID); the embedded backends are `imago serve`'s")
 
-// InProcessCache makes the cache of a process that has no IMAGO_REDIS_URL.
-type InProcessCache func(config.Config) docstore.Cache
-
-// Open builds the AWS backends cfg selects, and the cache: Redis when
-// IMAGO_REDIS_URL is set, else inProcess's. A Lambda function passes none
-// and runs without a cache tier then: a cache in one instance's memory
-// would serve no other instance, and the stack always gives it Redis.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger, inProcess InProcessCache) (*Set, error) {
+// Open builds the AWS backends cfg selects, and the cache.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Set, error) {
 	if !cfg.UsesAWS() {
 		return nil, ErrNoTable
 	}
@@ -58,21 +52,24 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, inProcess In
 	if err != nil {
 		return nil, err
 	}
-	if err := OpenCache(ctx, cfg, set, log, inProcess); err != nil {
+	if err := OpenCache(ctx, cfg, set, log); err != nil {
 		set.Close()
 		return nil, err
 	}
 	return set, nil
 }
 
+// memoryCacheBytes bounds the in-process cache: room for a few dozen
+// typical documents, and always for several of the largest cacheable.
+func memoryCacheBytes(cfg config.Config) int64 {
+	return max(256<<20, 8*cfg.CacheMaxBytes)
+}
+
 // OpenCache gives set the cache cfg selects, for either family: Redis when
-// IMAGO_REDIS_URL is set, else inProcess's ("memory"), else none.
-func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logger, inProcess InProcessCache) error {
+// IMAGO_REDIS_URL is set, else an in-process cache.
+func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
-		set.CacheKind = "none"
-		if inProcess != nil {
-			set.Cache, set.CacheKind = inProcess(cfg), "memory"
-		}
+		set.Cache, set.CacheKind = memcache.New(cfg.CacheTTL, memoryCacheBytes(cfg)), "memory"
 		return nil
 	}
 	c, closeFn, err := openRedis(ctx, cfg, log)

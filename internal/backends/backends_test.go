@@ -82,7 +82,7 @@ func openWith(t *testing.T, cfg config.Config, stagingURL string) *backends.Set 
 	var set *backends.Set
 	var err error
 	if cfg.UsesAWS() {
-		set, err = backends.Open(context.Background(), cfg, nil, embedded.MemoryCache)
+		set, err = backends.Open(context.Background(), cfg, nil)
 	} else {
 		set, _, err = embedded.Open(context.Background(), cfg, nil, stagingURL)
 	}

@@ -108,7 +108,7 @@ func BenchmarkMiss1MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	set, err := backends.Open(ctx, cfg, nil, nil)
+	set, err := backends.Open(ctx, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

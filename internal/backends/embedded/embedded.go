@@ -2,8 +2,7 @@
 // IMAGO_TABLE is unset, all under IMAGO_DATA_DIR: blobs in files (fsstore),
 // metadata in bbolt (boltstore), a local master key instead of KMS
 // (localkeys), and the local staging area of presigned uploads
-// (localstaging), and the in-process cache (memcache) when there is no
-// Redis, on either family. Only cmd/imago
+// (localstaging), with the cache of package backends. Only cmd/imago
 // imports it: the Lambda functions link none of it.
 package embedded
 
@@ -15,11 +14,9 @@ import (
 	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/config"
-	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localkeys"
 	"github.com/imagodocs/imago/internal/localstaging"
-	"github.com/imagodocs/imago/internal/memcache"
 )
 
 // Open builds the embedded backends in cfg.DataDir, and the cache cfg
@@ -35,7 +32,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, stagingURL s
 		err = sweep(staging, log)
 	}
 	if err == nil {
-		err = backends.OpenCache(ctx, cfg, set, log, MemoryCache)
+		err = backends.OpenCache(ctx, cfg, set, log)
 	}
 	if err != nil {
 		set.Close()
@@ -69,13 +66,6 @@ func open(cfg config.Config, stagingURL string) (*backends.Set, *localstaging.Ar
 	}
 	set.Blobs, set.Meta, set.Keys, set.Staging = blobs, meta, keys, staging
 	return set, staging, nil
-}
-
-// MemoryCache is the in-process cache of `imago serve` without
-// IMAGO_REDIS_URL, on either family: room for a few dozen typical
-// documents, and always for several of the largest cacheable.
-func MemoryCache(cfg config.Config) docstore.Cache {
-	return memcache.New(cfg.CacheTTL, max(256<<20, 8*cfg.CacheMaxBytes))
 }
 
 // sweep removes the staged plaintext a previous run left behind.
