@@ -45,7 +45,7 @@ func BenchmarkMissFloor1MiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	set, err := backends.Open(ctx, cfg, nil, nil)
+	set, err := backends.Open(ctx, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
