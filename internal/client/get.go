@@ -48,11 +48,8 @@ type downloadState struct {
 // do not hash to the document's SHA-256, Get removes the .part and
 // returns an *IntegrityError.
 func (c *Client) Get(ctx context.Context, id, dst string, opt GetOptions) (Document, error) {
-	d, err := c.Stat(ctx, id)
+	d, err := c.statReadable(ctx, id)
 	if err != nil {
-		return d, err
-	}
-	if err := readable(d); err != nil {
 		return d, err
 	}
 	progress := orNoProgress(opt.Progress)
@@ -92,6 +89,16 @@ func (c *Client) Get(ctx context.Context, id, dst string, opt GetOptions) (Docum
 	}
 	os.Remove(statePath)
 	return d, nil
+}
+
+// statReadable returns id's metadata, and an error unless its content can
+// be read now.
+func (c *Client) statReadable(ctx context.Context, id string) (Document, error) {
+	d, err := c.Stat(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	return d, readable(d)
 }
 
 func readable(d Document) error {
@@ -323,11 +330,8 @@ func (cw *countingWriter) Write(p []byte) (int, error) {
 // mismatch the bytes were written all the same and an *IntegrityError is
 // returned. Get, which writes into a file, removes them instead.
 func (c *Client) Download(ctx context.Context, id string, w io.Writer, opt GetOptions) (Document, error) {
-	d, err := c.Stat(ctx, id)
+	d, err := c.statReadable(ctx, id)
 	if err != nil {
-		return d, err
-	}
-	if err := readable(d); err != nil {
 		return d, err
 	}
 	progress := orNoProgress(opt.Progress)

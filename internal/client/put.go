@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // PutOptions describe one document to upload.
@@ -34,22 +36,6 @@ type createdUpload struct {
 	PartSize  int64             `json:"part_size"`
 	PartCount int               `json:"part_count"`
 	ExpiresAt time.Time         `json:"expires_at"`
-}
-
-// partURL is one presigned UploadPart request.
-type partURL struct {
-	Number    int               `json:"number"`
-	URL       string            `json:"url"`
-	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers"`
-	ExpiresAt time.Time         `json:"expires_at"`
-}
-
-// receivedPart is one part the server holds.
-type receivedPart struct {
-	Number int    `json:"number"`
-	Size   int64  `json:"size"`
-	ETag   string `json:"etag"`
 }
 
 type completedPart struct {
@@ -163,7 +149,7 @@ func (u *upload) resume(ctx context.Context) (d Document, ok bool, err error) {
 	}
 	u.state = st
 	var parts struct {
-		Parts []receivedPart `json:"parts"`
+		Parts []docstore.Part `json:"parts"`
 	}
 	_, err = u.c.call(ctx, request{method: "GET", url: docPath(st.ID) + "/parts"}, &parts)
 	switch {
@@ -259,7 +245,7 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 	u.progress.Start(u.size, already)
 
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan partURL)
+	jobs := make(chan docstore.PresignedPart)
 	g.Go(func() error { // presign in batches, as the workers need them
 		defer close(jobs)
 		for len(missing) > 0 {
@@ -316,9 +302,9 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 	return u.c.waitAvailable(ctx, d)
 }
 
-func (u *upload) presign(ctx context.Context, numbers []int) ([]partURL, error) {
+func (u *upload) presign(ctx context.Context, numbers []int) ([]docstore.PresignedPart, error) {
 	var out struct {
-		Parts []partURL `json:"parts"`
+		Parts []docstore.PresignedPart `json:"parts"`
 	}
 	if _, err := u.c.call(ctx, jsonRequest("POST", docPath(u.state.ID)+"/parts", map[string]any{"numbers": numbers}), &out); err != nil {
 		return nil, fmt.Errorf("presign parts: %w", err)
@@ -331,7 +317,7 @@ func (u *upload) presign(ctx context.Context, numbers []int) ([]partURL, error) 
 
 // sendPart PUTs one part and returns its ETag. A URL that expired on the
 // way (403) is presigned again, a few times.
-func (u *upload) sendPart(ctx context.Context, p partURL) (string, error) {
+func (u *upload) sendPart(ctx context.Context, p docstore.PresignedPart) (string, error) {
 	off, n := int64(p.Number-1)*u.state.PartSize, u.partLen(p.Number)
 	for renewals := 0; ; renewals++ {
 		var etag string
@@ -393,17 +379,6 @@ func (c *Client) waitAvailable(ctx context.Context, d Document) (Document, error
 			return d, err
 		}
 		d = next
-	}
-}
-
-func (c *Client) sleepPoll(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -106,6 +106,12 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 		sleepHook(d)
 		return ctx.Err()
 	}
+	return c.sleepPoll(ctx, d)
+}
+
+// sleepPoll waits d, or until ctx ends: the wait between polls for an
+// ingest, which tests take for real.
+func (c *Client) sleepPoll(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

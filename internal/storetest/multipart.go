@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"io"
 	"testing"
 	"time"
 
@@ -49,20 +48,6 @@ func TestMultipartStaging(t *testing.T, newStaging func(t *testing.T) PartsStagi
 		}
 		return docstore.Part{Number: n, Size: int64(len(body)), ETag: etag}
 	}
-	staged := func(t *testing.T, s PartsStaging, key string) []byte {
-		t.Helper()
-		rc, size, err := s.Open(t.Context(), key)
-		if err != nil {
-			t.Fatalf("Open %s: %v", key, err)
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(rc)
-		if err != nil || int64(len(b)) != size {
-			t.Fatalf("Open %s: %d bytes of %d, %v", key, len(b), size, err)
-		}
-		return b
-	}
-
 	t.Run("CompleteAssemblesInOrder", func(t *testing.T) {
 		s := newStaging(t)
 		key, id := start(t, s)
@@ -79,7 +64,7 @@ func TestMultipartStaging(t *testing.T, newStaging func(t *testing.T) PartsStagi
 		if err := s.CompleteMultipart(t.Context(), key, id, parts); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(staged(t, s, key), doc) {
+		if !bytes.Equal(mustOpenStaged(t, s, key), doc) {
 			t.Fatal("the completed object is not the parts in order")
 		}
 		_, err = s.ListParts(t.Context(), key, id)
@@ -99,7 +84,7 @@ func TestMultipartStaging(t *testing.T, newStaging func(t *testing.T) PartsStagi
 		if err := s.CompleteMultipart(t.Context(), key, id, parts); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(staged(t, s, key), second) {
+		if !bytes.Equal(mustOpenStaged(t, s, key), second) {
 			t.Fatal("the object is not the second PUT of the part")
 		}
 	})
@@ -120,7 +105,7 @@ func TestMultipartStaging(t *testing.T, newStaging func(t *testing.T) PartsStagi
 		if err := s.CompleteMultipart(t.Context(), key, id, []docstore.Part{p1, p2}); err != nil {
 			t.Fatalf("CompleteMultipart after refused ones: %v", err)
 		}
-		if !bytes.Equal(staged(t, s, key), doc) {
+		if !bytes.Equal(mustOpenStaged(t, s, key), doc) {
 			t.Fatal("the completed object differs")
 		}
 	})
