@@ -51,7 +51,12 @@ func (r *Response) set(name, value string) {
 // where the events struct through encoding/json would copy, escape-scan and
 // validate a multi-megabyte string several times over.
 func (r *Response) AppendLambdaJSON(dst []byte) []byte {
-	if need := r.lambdaJSONLen(); cap(dst)-len(dst) < need {
+	return r.appendLambdaJSON(dst, r.lambdaJSONLen())
+}
+
+// appendLambdaJSON is AppendLambdaJSON with the form's length, need, known.
+func (r *Response) appendLambdaJSON(dst []byte, need int) []byte {
+	if cap(dst)-len(dst) < need {
 		// One allocation of the exact size: growing a multi-megabyte buffer
 		// twice would cost more than the encoding itself (fresh pages).
 		grown := make([]byte, len(dst), len(dst)+need)
@@ -167,14 +172,14 @@ var responseBuffers sync.Pool // of *[]byte
 func (r *Response) LambdaResponse() *LambdaResponse {
 	need := r.lambdaJSONLen()
 	if need < minPooledResponse || need > maxPooledResponse {
-		b := r.AppendLambdaJSON(nil)
+		b := r.appendLambdaJSON(nil, need)
 		return &LambdaResponse{buf: b, unread: b}
 	}
 	var buf []byte
 	if p, ok := responseBuffers.Get().(*[]byte); ok && cap(*p) >= need {
 		buf = (*p)[:0]
 	}
-	b := r.AppendLambdaJSON(buf)
+	b := r.appendLambdaJSON(buf, need)
 	return &LambdaResponse{buf: b, unread: b, pooled: true}
 }
 
