@@ -10,7 +10,7 @@ LAMBDA_GOOS   ?= linux
 LAMBDA_GOARCH ?= arm64
 LAMBDA_FLAGS  := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help run run-aws test test-unit bench lint vet fmt build build-local clean \
+.PHONY: help run install run-aws test test-unit bench lint vet fmt build build-local clean \
         testenv-up testenv-down invoke deploy \
         build-UploadFunction build-DownloadFunction build-MetadataFunction
 
@@ -18,14 +18,22 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 run: ## serve the HTTP API on IMAGO_ADDR (embedded backends unless IMAGO_TABLE is set)
-	$(GO) run ./cmd/imago serve
+	@echo "run: building bin/imago (the first build downloads the modules and takes a minute or two)" >&2
+	@$(GO) build -o $(BIN)/imago ./cmd/imago
+	$(BIN)/imago serve
+
+install: ## install the imago command into $(go env GOPATH)/bin (or GOBIN)
+	$(GO) install ./cmd/imago
+	@echo "install: imago is in $$($(GO) env GOBIN | grep . || echo $$($(GO) env GOPATH)/bin)" >&2
 
 run-aws: ## start the local S3/DynamoDB/KMS/Redis servers, then serve on them (presigned uploads included)
 	scripts/testenv up
+	@echo "run-aws: building bin/imago" >&2
+	@$(GO) build -o $(BIN)/imago ./cmd/imago
 	eval "$$(scripts/testenv env)" && \
 	  curl -fsS -X PUT --data "http://$${IMAGO_ADDR:-127.0.0.1:8080}/_local/s3-events" \
 	    "$$IMAGO_TESTENV_RELAY_URL/target?prefix=$${IMAGO_STAGING_PREFIX:-staging/}&events=ObjectCreated&shape=aws" && \
-	  $(GO) run ./cmd/imago serve
+	  $(BIN)/imago serve
 
 test: ## install and start the local servers, run every test (-race), stop them
 	scripts/test

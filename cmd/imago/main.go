@@ -11,12 +11,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
@@ -167,6 +170,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return exitOK
 }
 
+// serveLogger is `imago serve`'s logger: JSON lines, as every function
+// writes them, unless stderr is a terminal, where a person reads them and
+// slog's key=value text is easier on the eye.
+func serveLogger(stderr io.Writer, getenv func(string) string) *slog.Logger {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: app.LogLevel(getenv)}))
+	}
+	return app.NewLogger(stderr, getenv)
+}
+
 // serveRedisPool is `imago serve`'s pool of Redis connections (per node).
 const serveRedisPool = 64
 
@@ -174,7 +187,7 @@ const serveRedisPool = 64
 // backends (whose staging URLs point at the listener), the service, the
 // functions and the front, each built once from what came before.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := app.NewLogger(stderr, getenv)
+	log := serveLogger(stderr, getenv)
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return err

@@ -590,7 +590,7 @@ func TestRequestLogIsEmbeddedMetricsAndHoldsNoDocument(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	for _, fn := range apigw.Functions {
-		a.handlers[fn] = apigw.New(a.svc, fn, apigw.Options{Logger: log})
+		a.handlers[fn] = apigw.New(a.svc, fn, apigw.Options{Logger: log, EmbeddedMetrics: true})
 	}
 	doc := []byte("SECRET-PASSPORT-NUMBER-0123456789 " + strings.Repeat("x", 100))
 	d := a.upload("t", doc, "passport.txt")
@@ -632,5 +632,38 @@ func TestRequestLogIsEmbeddedMetricsAndHoldsNoDocument(t *testing.T) {
 	}
 	if last["CacheHits"] != float64(1) || last["CacheMisses"] != float64(0) {
 		t.Errorf("cache counts on a hit: hits %v misses %v", last["CacheHits"], last["CacheMisses"])
+	}
+}
+
+// imago serve's log is a terminal's or a file's, not CloudWatch's: its
+// request lines carry the counts but not the EMF directive.
+func TestRequestLogWithoutEmbeddedMetricsHasNoDirective(t *testing.T) {
+	a := newAPI(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	for _, fn := range apigw.Functions {
+		a.handlers[fn] = apigw.New(a.svc, fn, apigw.Options{Logger: log})
+	}
+	d := a.upload("t", []byte("a document"), "a.txt")
+	a.do(call{method: "GET", path: "/documents/" + string(d.ID) + "/content", tenant: "t"})
+	requests := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		if rec["msg"] != "request" {
+			continue
+		}
+		requests++
+		if _, ok := rec["_aws"]; ok {
+			t.Errorf("request line carries the EMF directive: %s", line)
+		}
+		if _, ok := rec["CacheHits"].(float64); !ok {
+			t.Errorf("request line lost its cache counts: %s", line)
+		}
+	}
+	if requests != 2 {
+		t.Fatalf("%d request lines, want 2:\n%s", requests, logs.String())
 	}
 }

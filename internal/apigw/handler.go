@@ -34,6 +34,11 @@ type Options struct {
 	// TenantClaim is the JWT claim naming the tenant (IMAGO_TENANT_CLAIM).
 	TenantClaim string
 	Logger      *slog.Logger
+	// EmbeddedMetrics makes each request's log line a CloudWatch Embedded
+	// Metric Format record (the "_aws" directive). A Lambda function's log
+	// is CloudWatch's, so the functions set it; `imago serve` logs to a
+	// terminal or a file, where the directive is only noise.
+	EmbeddedMetrics bool
 }
 
 // Handler serves the routes of one function.
@@ -42,6 +47,7 @@ type Handler struct {
 	fn          Function
 	tenantClaim string
 	log         *slog.Logger
+	emf         bool
 	// answered is set by the first request: the request log line says
 	// cold_start on that one (in Lambda, the first API request of the
 	// execution environment; the handler is built once per environment).
@@ -54,7 +60,8 @@ func New(svc *docstore.Service, fn Function, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{svc: svc, fn: fn, tenantClaim: opts.TenantClaim, log: opts.Logger.With("function", string(fn))}
+	return &Handler{svc: svc, fn: fn, tenantClaim: opts.TenantClaim, emf: opts.EmbeddedMetrics,
+		log: opts.Logger.With("function", string(fn))}
 }
 
 // Invoke is the Lambda entry point (it implements lambda.Handler): the
@@ -251,26 +258,29 @@ var metricDefinitions = []map[string]string{
 	{"Name": "Latency", "Unit": "Milliseconds"},
 }
 
-// metrics makes the request's log line a CloudWatch Embedded Metric Format
-// record as well: the "_aws" member declares the metrics, the top-level
-// fields of the same names carry the values, so one line is both the log
-// and the metrics, with no extra API call from the function.
+// metrics are the request's counts on its log line. With EmbeddedMetrics
+// the line is a CloudWatch Embedded Metric Format record as well: the
+// "_aws" member declares the metrics, the top-level fields of the same
+// names carry the values, so one line is both the log and the metrics,
+// with no extra API call from the function.
 func (h *Handler) metrics(rs *docstore.RequestStats, status int, elapsed time.Duration) []any {
 	errors5xx := 0
 	if status >= 500 {
 		errors5xx = 1
 	}
-	return []any{
-		"_aws", map[string]any{
+	var attrs []any
+	if h.emf {
+		attrs = append(attrs, "_aws", map[string]any{
 			"Timestamp": time.Now().UnixMilli(),
 			"CloudWatchMetrics": []any{map[string]any{
 				"Namespace":  MetricsNamespace,
 				"Dimensions": [][]string{{"function"}},
 				"Metrics":    metricDefinitions,
 			}},
-		},
+		})
+	}
+	return append(attrs,
 		"CacheHits", rs.Hits.Load(), "CacheMisses", rs.Misses.Load(), "CacheFills", rs.Fills.Load(),
 		"CacheLockWaits", rs.LockWaits.Load(), "CacheErrors", rs.CacheErrors.Load(),
-		"Errors5xx", errors5xx, "Latency", float64(elapsed.Microseconds()) / 1000,
-	}
+		"Errors5xx", errors5xx, "Latency", float64(elapsed.Microseconds())/1000)
 }

@@ -24,16 +24,25 @@ type App struct {
 	Service  *docstore.Service
 	Backends *backends.Set
 	Log      *slog.Logger
+	// embeddedMetrics: the handlers' log lines are CloudWatch EMF records
+	// (a Lambda function's; see apigw.Options.EmbeddedMetrics).
+	embeddedMetrics bool
 }
 
 // NewLogger returns the structured JSON logger every process uses. The
 // level comes from IMAGO_LOG_LEVEL (debug, info, warn, error; default info).
 func NewLogger(w io.Writer, getenv func(string) string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: LogLevel(getenv)}))
+}
+
+// LogLevel is IMAGO_LOG_LEVEL's level in getenv's environment (info when
+// unset or not a level).
+func LogLevel(getenv func(string) string) slog.Level {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(getenv("IMAGO_LOG_LEVEL"))); err != nil {
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return level
 }
 
 // New assembles an App over set, which it takes over: Close releases it,
@@ -69,7 +78,12 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, set, log, IngestPause(getenv, log))
+	a, err := New(cfg, set, log, IngestPause(getenv, log))
+	if err != nil {
+		return nil, err
+	}
+	a.embeddedMetrics = true
+	return a, nil
 }
 
 // IngestPauseVar names a folder for crash tests: when set, every ingest,
@@ -98,7 +112,8 @@ func IngestPause(getenv func(string) string, log *slog.Logger) func(context.Cont
 
 // Handler returns the Lambda handler of function fn.
 func (a *App) Handler(fn apigw.Function) *apigw.Handler {
-	return apigw.New(a.Service, fn, apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log})
+	return apigw.New(a.Service, fn, apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log,
+		EmbeddedMetrics: a.embeddedMetrics})
 }
 
 // NewUploadFunction returns the upload function's handler, which takes
