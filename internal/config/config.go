@@ -164,11 +164,26 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 	if v == "" {
 		return def, nil
 	}
-	d, err := time.ParseDuration(v)
+	d, err := ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s=%q is not a positive Go duration (e.g. 5m, 30s)", name, v)
+		return 0, fmt.Errorf("%s=%q is not a positive duration (e.g. 30s, 5m, 720h, 30d)", name, v)
 	}
 	return d, nil
+}
+
+// ParseDuration reads a duration in Go's form (90m, 1h30m) or in whole
+// days (30d): retention periods are said in days, and Go's form has no
+// unit longer than an hour.
+func ParseDuration(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(t, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n < 0 || n > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, fmt.Errorf("%q is not a whole number of days", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(t)
 }
 
 func size(getenv func(string) string, name string, def int64) (int64, error) {

@@ -95,3 +95,28 @@ func TestRedisClusterURL(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDurationTakesGoFormAndWholeDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30s": 30 * time.Second, "90m": 90 * time.Minute, "720h": 720 * time.Hour,
+		"1d": 24 * time.Hour, "30d": 30 * 24 * time.Hour, " 7d ": 7 * 24 * time.Hour,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"d", "1.5d", "-1d", "x", "5", "99999999999999999d"} {
+		if got, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+	cfg, err := FromEnv(func(k string) string {
+		if k == "IMAGO_CACHE_TTL" {
+			return "1d"
+		}
+		return ""
+	})
+	if err != nil || cfg.CacheTTL != 24*time.Hour {
+		t.Fatalf("IMAGO_CACHE_TTL=1d: %v, %v", cfg.CacheTTL, err)
+	}
+}
