@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -113,7 +114,7 @@ func (c *cli) clientFlags(fs *flag.FlagSet) {
 func (c *cli) transferFlags(fs *flag.FlagSet) {
 	c.clientFlags(fs)
 	fs.IntVar(&c.parallel, "parallel", 4, "how many parts move at once")
-	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar or summary")
 }
 
 func (c *cli) client() *client.Client {
@@ -130,14 +131,66 @@ func (c *cli) stateDir() string {
 	return client.DefaultStateDir()
 }
 
-// progress is a progress bar for one transfer on stderr, or nil when
-// stderr is not a terminal or --quiet was given.
-func (c *cli) progress(name string) client.Progress {
+// interactive says whether put and get may tell how they are doing on
+// stderr (a progress bar, a summary): only when it is a terminal and
+// --quiet was not given. Errors go there regardless.
+func (c *cli) interactive() bool {
 	f, ok := c.stderr.(*os.File)
-	if c.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+	return !c.quiet && ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress is a progress bar for one transfer on stderr, or nil when
+// there must be none.
+func (c *cli) progress(name string) client.Progress {
+	if !c.interactive() {
 		return nil
 	}
-	return &bar{w: f, name: name}
+	return &bar{w: c.stderr, name: name}
+}
+
+// checkURL refuses an API URL that is not http(s)://host[/path]: such a
+// URL is a mistake on the command line, which no retry would cure.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http:// or https:// URL", raw)
+	}
+	return nil
+}
+
+// fileName is the name a document is saved under in a folder: the last
+// element of its filename, which its uploader chose (so never a path out
+// of the folder), or its id when that leaves no name.
+func fileName(d client.Document) string {
+	name := d.Filename[strings.LastIndexAny(d.Filename, `/\`)+1:]
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, 0) {
+		return d.ID
+	}
+	return name
+}
+
+// checkDestination refuses, before anything is downloaded, a file get
+// could not write or must not replace.
+func checkDestination(path string, force bool) error {
+	dir := filepath.Dir(path)
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("cannot write %s: the folder %s does not exist", path, dir)
+	case err != nil:
+		return fmt.Errorf("cannot write %s: %v", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("cannot write %s: %s is not a folder", path, dir)
+	}
+	fi, err := os.Lstat(path)
+	switch {
+	case err != nil:
+		return nil
+	case fi.IsDir():
+		return fmt.Errorf("cannot write %s: it is a folder", path)
+	case !force:
+		return fmt.Errorf("%s already exists (--force replaces it)", path)
+	}
+	return nil
 }
 
 // bar draws one transfer's progress: bytes, rate and time left.
@@ -265,8 +318,10 @@ var commands = []*command{
 		summary: "Uploads each file — inline, by presigned PUT or in parallel parts, as its size requires —\nand prints each document's metadata JSON, one line each, once it is available.",
 		details: `Running put again on a file whose upload in parts was interrupted resumes it: only the
 parts the server lacks are sent, as long as the file's size and modification time are
-unchanged. The state of interrupted uploads is kept under the user's cache folder
-(imago/uploads).`,
+unchanged; a part the server lists with an ETag other than the MD5 of the file's bytes is
+sent again. The state of interrupted uploads is kept under the user's cache folder
+(imago/uploads). A document stored with a SHA-256 other than the file's is an integrity
+failure: put names it and exits 4.`,
 		flags: func(c *cli, fs *flag.FlagSet) {
 			c.transferFlags(fs)
 			fs.Var(metaFlags{}, "meta", "custom metadata `key=value` (repeatable)")
@@ -290,39 +345,49 @@ unchanged. The state of interrupted uploads is kept under the user's cache folde
 		},
 	},
 	{
-		name: "get", synopsis: "[-o FILE] [--parallel N] [--quiet] ID",
+		name: "get", synopsis: "[-o FILE|DIR] [--force] [--parallel N] [--quiet] ID",
 		summary: "Downloads a document, whole or in parallel Range parts, into FILE.part, checks its SHA-256,\nthen renames it to FILE. A FILE.part left by an interrupted get is resumed.",
-		details: `FILE defaults to the document's filename in the current folder; -o - writes to stdout.
-A SHA-256 mismatch removes FILE.part and exits 4.`,
+		details: `FILE defaults to the document's filename in the current folder; -o DIR writes that name
+into the folder DIR; -o - writes to stdout. An existing FILE is left alone (get fails before
+downloading anything) unless --force is given. A SHA-256 mismatch removes FILE.part and
+exits 4.`,
 		flags: func(c *cli, fs *flag.FlagSet) {
 			c.transferFlags(fs)
-			fs.String("o", "", "write to `FILE` (default: the document's filename; - for stdout)")
+			fs.String("o", "", "write to `FILE`, or into the folder DIR (default: the document's filename; - for stdout)")
+			fs.Bool("force", false, "replace FILE if it exists")
 		},
 		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return usageError{"get: want exactly one ID"}
 			}
 			id, out := args[0], fs.Lookup("o").Value.String()
+			force := fs.Lookup("force").Value.String() == "true"
 			cl := c.client()
 			if out == "-" {
 				_, err := cl.Download(ctx, id, c.stdout, client.GetOptions{Progress: c.progress(id)})
 				return err
 			}
-			if out == "" {
+			// Where the document goes is settled before any byte of it moves.
+			if fi, err := os.Stat(out); out == "" || err == nil && fi.IsDir() {
 				d, err := cl.Stat(ctx, id)
 				if err != nil {
 					return err
 				}
-				out = filepath.Base(filepath.Clean("/" + d.Filename)) // never a path out of this folder
-				if out == "/" || out == "." {
-					out = id
-				}
+				out = filepath.Join(out, fileName(d))
+			}
+			if err := checkDestination(out, force); err != nil {
+				return err
 			}
 			d, err := cl.Get(ctx, id, out, client.GetOptions{Progress: c.progress(filepath.Base(out))})
+			if errors.Is(err, os.ErrNotExist) && !client.IsNotFound(err) {
+				// A local file or folder that went away: a failure, not a
+				// document not found.
+				return errors.New(err.Error())
+			}
 			if err != nil {
 				return err
 			}
-			if !c.quiet {
+			if c.interactive() {
 				fmt.Fprintf(c.stderr, "%s: %d bytes, sha256 %s\n", out, d.Size, d.SHA256)
 			}
 			return nil

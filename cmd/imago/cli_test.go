@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,8 +155,8 @@ func TestCLIAgainstServe(t *testing.T) {
 	for i, id := range ids {
 		want := docs[filepath.Base(paths[i])]
 		dst := filepath.Join(dir, fmt.Sprintf("out-%d", i))
-		if status, _, stderr := run(t, env, "get", "-o", dst, "--parallel", "3", id); status != 0 {
-			t.Fatalf("get %s: exit %d %s", id, status, stderr)
+		if status, _, stderr := run(t, env, "get", "-o", dst, "--parallel", "3", id); status != 0 || stderr != "" {
+			t.Fatalf("get %s: exit %d, stderr %q", id, status, stderr)
 		}
 		if got, _ := os.ReadFile(dst); !bytes.Equal(got, want) {
 			t.Fatalf("get %s: the file differs", id)
@@ -426,5 +427,173 @@ func TestCLIGetResumesOnServe(t *testing.T) {
 		if _, err := os.Stat(leftover); err == nil {
 			t.Fatalf("%s left behind", leftover)
 		}
+	}
+}
+
+// TestCLIRefusesAURLThatIsNotHTTP: an API URL that is not http(s)://host
+// is a usage error at once, from the flag or from the environment.
+func TestCLIRefusesAURLThatIsNotHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"--url", "foo", "ls"}},
+		{nil, []string{"ls", "--url", "ftp://x"}},
+		{nil, []string{"--url", "://", "stat", "id"}},
+		{nil, []string{"get", "--url", "http://", "id"}},
+		{nil, []string{"put", "--url", "localhost:8080", "file"}},
+		{map[string]string{"IMAGO_URL": "foo"}, []string{"rm", "id"}},
+		{map[string]string{"IMAGO_ADDR": "bad host:1"}, []string{"ls"}},
+	} {
+		status, stdout, stderr := run(t, tc.env, tc.args...)
+		if status != 2 || stdout != "" || !strings.Contains(stderr, "is not an http:// or https:// URL") {
+			t.Errorf("imago %v (env %v): exit %d, want 2\nstdout: %s\nstderr: %s", tc.args, tc.env, status, stdout, stderr)
+		}
+	}
+	for _, ok := range []string{"http://127.0.0.1:8080", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/", "http://[::1]:80"} {
+		if err := checkURL(ok); err != nil {
+			t.Errorf("checkURL(%s): %v", ok, err)
+		}
+	}
+}
+
+// docServer is an API serving one document of the given filename, which
+// counts the requests for its content.
+type docServer struct {
+	url      string
+	id       string
+	content  []byte
+	contents atomic.Int64
+}
+
+func newDocServer(t *testing.T, filename string) *docServer {
+	s := &docServer{id: "0f1c2a8e-3b4d-4c5e-8f90-1a2b3c4d5e6f", content: []byte("the document's bytes, " + filename)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/documents/" + s.id:
+			json.NewEncoder(w).Encode(map[string]any{"id": s.id, "filename": filename, "content_type": "text/plain", "size": len(s.content),
+				"sha256": fmt.Sprintf("%x", sha256.Sum256(s.content)), "status": "available", "created_at": "2026-12-01T00:00:00Z", "metadata": map[string]string{}})
+		case "/documents/" + s.id + "/content":
+			s.contents.Add(1)
+			w.Write(s.content)
+		default:
+			w.WriteHeader(404)
+			fmt.Fprint(w, `{"error":{"code":"not_found","message":"no such document"}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+// TestCLIGetIntoAFolder: get -o DIR writes DIR/<the document's filename>,
+// never a path out of DIR, and the id when the filename leaves no name.
+func TestCLIGetIntoAFolder(t *testing.T) {
+	for filename, want := range map[string]string{
+		"report.pdf": "report.pdf", "../../etc/passwd": "passwd", `C:\Users\ann\scan.tiff`: "scan.tiff",
+		"..": "", "": "", "dir/": "", "a/..": "",
+	} {
+		s := newDocServer(t, filename)
+		if want == "" {
+			want = s.id
+		}
+		dir := t.TempDir()
+		status, _, stderr := run(t, map[string]string{"IMAGO_URL": s.url}, "get", "-o", dir, s.id)
+		if status != 0 {
+			t.Fatalf("filename %q: exit %d %s", filename, status, stderr)
+		}
+		entries, _ := os.ReadDir(dir)
+		if got, _ := os.ReadFile(filepath.Join(dir, want)); len(entries) != 1 || !bytes.Equal(got, s.content) {
+			t.Fatalf("filename %q: the folder holds %v, want just %s", filename, entries, want)
+		}
+	}
+}
+
+// TestCLIGetRefusesToReplaceAFile: an existing file is left alone, and
+// nothing downloaded, unless --force is given.
+func TestCLIGetRefusesToReplaceAFile(t *testing.T) {
+	s := newDocServer(t, "report.pdf")
+	env := map[string]string{"IMAGO_URL": s.url}
+	dir := t.TempDir()
+	file, inDir := filepath.Join(dir, "mine.pdf"), filepath.Join(dir, "report.pdf")
+	for _, p := range []string{file, inDir} {
+		os.WriteFile(p, []byte("keep me"), 0o600)
+	}
+	for _, args := range [][]string{{"get", "-o", file, s.id}, {"get", "-o", dir, s.id}} {
+		status, _, stderr := run(t, env, args...)
+		if status != 1 || !strings.Contains(stderr, "already exists") || !strings.Contains(stderr, "--force") {
+			t.Fatalf("imago %v over a file: exit %d, want 1: %s", args, status, stderr)
+		}
+	}
+	for _, p := range []string{file, inDir} {
+		if got, _ := os.ReadFile(p); string(got) != "keep me" {
+			t.Fatalf("%s was replaced", p)
+		}
+	}
+	if n := s.contents.Load(); n != 0 {
+		t.Fatalf("a refused get downloaded the content %d times", n)
+	}
+	for _, args := range [][]string{{"get", "--force", "-o", file, s.id}, {"get", "-o", dir, "--force", s.id}} {
+		if status, _, stderr := run(t, env, args...); status != 0 {
+			t.Fatalf("imago %v: exit %d %s", args, status, stderr)
+		}
+	}
+	for _, p := range []string{file, inDir} {
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, s.content) {
+			t.Fatalf("--force did not replace %s", p)
+		}
+	}
+}
+
+// TestCLIGetIsSilentWithoutATerminal: a get that succeeds prints nothing
+// on a stderr that is not a terminal.
+func TestCLIGetIsSilentWithoutATerminal(t *testing.T) {
+	s := newDocServer(t, "report.pdf")
+	dst := filepath.Join(t.TempDir(), "out.pdf")
+	status, stdout, stderr := run(t, map[string]string{"IMAGO_URL": s.url}, "get", "-o", dst, s.id)
+	if status != 0 || stdout != "" || stderr != "" {
+		t.Fatalf("get: exit %d\nstdout: %q\nstderr: %q", status, stdout, stderr)
+	}
+}
+
+// TestCLIGetIntoAMissingFolder: a folder that does not exist is a failure
+// (exit 1) found before anything is downloaded, not a document not found.
+func TestCLIGetIntoAMissingFolder(t *testing.T) {
+	s := newDocServer(t, "report.pdf")
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "no", "such", "file")
+	status, _, stderr := run(t, map[string]string{"IMAGO_URL": s.url}, "get", "-o", dst, s.id)
+	if status != 1 || !strings.Contains(stderr, "does not exist") {
+		t.Fatalf("get -o %s: exit %d, want 1: %s", dst, status, stderr)
+	}
+	if n := s.contents.Load(); n != 0 {
+		t.Fatalf("the content was downloaded %d times", n)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+// TestCLIPutIntegrityFailure: a document stored with a SHA-256 other than
+// the file's makes put exit 4, naming the document and both hashes.
+func TestCLIPutIntegrityFailure(t *testing.T) {
+	const id = "7a1c2a8e-3b4d-4c5e-8f90-1a2b3c4d5e6f"
+	stored := fmt.Sprintf("%064x", 7)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/documents" {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"id":%q,"filename":"x.txt","content_type":"text/plain","size":%d,"sha256":%q,"status":"available","created_at":"2026-12-01T00:00:00Z","metadata":{}}`, id, len(body), stored)
+	}))
+	defer api.Close()
+	src := filepath.Join(t.TempDir(), "x.txt")
+	os.WriteFile(src, []byte("a document"), 0o600)
+	status, stdout, stderr := run(t, map[string]string{"IMAGO_URL": api.URL, "XDG_CACHE_HOME": t.TempDir()}, "put", src)
+	file := fmt.Sprintf("%x", sha256.Sum256([]byte("a document")))
+	if status != 4 || stdout != "" || !strings.Contains(stderr, id) || !strings.Contains(stderr, stored) || !strings.Contains(stderr, file) {
+		t.Fatalf("put: exit %d, want 4\nstdout: %s\nstderr: %s", status, stdout, stderr)
 	}
 }

@@ -46,7 +46,7 @@ const usage = `usage: imago [--url URL] [--token TOKEN] <command> [arguments]
 commands:
   serve                                     serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
   put [-meta k=v]... [--parallel N] FILE... upload documents of any size; prints their metadata
-  get [-o FILE] [--parallel N] ID           download a document, checking its SHA-256
+  get [-o FILE|DIR] [--force] ID            download a document, checking its SHA-256
   ls [--limit N] [--json]                   list your documents, newest first
   stat ID                                   a document's metadata JSON
   rm ID...                                  delete documents
@@ -134,6 +134,18 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	if err == nil && fs.Lookup("parallel") != nil && c.parallel < 1 {
 		err = errors.New("--parallel wants a number from 1 up")
 	}
+	if err == nil && fs.Lookup("url") != nil {
+		if err = checkURL(c.url); err != nil {
+			source := "--url"
+			if !isSet(fs, "url") && *url == "" {
+				source = "IMAGO_URL"
+				if getenv("IMAGO_URL") == "" {
+					source = "http://$IMAGO_ADDR"
+				}
+			}
+			err = fmt.Errorf("%s: %w", source, err)
+		}
+	}
 	if err != nil {
 		err = usageError{fmt.Sprintf("%s: %v", name, err)}
 	} else {
@@ -150,6 +162,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		fmt.Fprintln(stderr, "imago:", err)
 	}
 	return exitStatus(err)
+}
+
+// isSet says whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -13,6 +13,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -170,14 +171,22 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &e) && e.Status == status
 }
 
-// IntegrityError says the bytes received do not hash to the document's
-// recorded SHA-256.
+// IntegrityError says the bytes do not hash to the SHA-256 they must: the
+// bytes a download received are not the document's (Want is the
+// document's SHA-256, Got theirs), or the document an upload stored is
+// not the file (Upload is set; Want is the file's SHA-256, Got the
+// document's).
 type IntegrityError struct {
 	ID        string
 	Want, Got string
+	Upload    bool
 }
 
 func (e *IntegrityError) Error() string {
+	if e.Upload {
+		return fmt.Sprintf("document %s is not the file: the document's SHA-256 is %s, the file's is %s (the document stays; imago rm %s removes it)",
+			e.ID, cmp.Or(e.Got, "not given"), e.Want, e.ID)
+	}
 	return fmt.Sprintf("document %s: the bytes received have SHA-256 %s, the document's is %s", e.ID, e.Got, e.Want)
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -261,7 +263,11 @@ func TestPutResumesMultipart(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := c.Put(context.Background(), path, PutOptions{}); err == nil || !strings.Contains(err.Error(), "resume") {
+	// One part at a time until the failure: a part PUT the interrupted
+	// client gave up on could reach the server after the fact, and be
+	// stored while the resumed Put sends it.
+	first := New(Options{BaseURL: f.srv.URL, InlineLimit: f.inlineLimit, StateDir: c.opt.StateDir, Parallel: 1})
+	if _, err := first.Put(context.Background(), path, PutOptions{}); err == nil || !strings.Contains(err.Error(), "resume") {
 		t.Fatalf("interrupted put: %v", err)
 	}
 	f.idle()
@@ -271,8 +277,8 @@ func TestPutResumesMultipart(t *testing.T) {
 	}
 	id := ids[0]
 	received := f.received(id)
-	if received < 1 || received > 4 {
-		t.Fatalf("%d parts received before the interruption", received)
+	if received != 4 {
+		t.Fatalf("%d parts received before the interruption, want 4", received)
 	}
 
 	f.setHook(nil)
@@ -302,6 +308,113 @@ func TestPutResumesMultipart(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(c.opt.StateDir); len(entries) != 0 {
 		t.Fatalf("state left after the upload completed: %v", entries)
+	}
+}
+
+// TestPutResendsPartsNotOfTheFile interrupts a multipart upload, then
+// makes the server hold received parts with other bytes of the same size
+// (as S3 may list a part whose PUT was cut) or list one with an ETag that
+// names no MD5: the resumed Put sends those again, and the document is
+// the file.
+func TestPutResendsPartsNotOfTheFile(t *testing.T) {
+	for _, tc := range []struct {
+		received    int64 // parts received before the interruption
+		overwritten int   // a part the server then holds zeros of
+		noMD5       int   // a part listed with an ETag of an object in parts
+	}{
+		{received: 5, overwritten: 2, noMD5: 4},
+		{received: 1, overwritten: 1}, // no part listed is of the file
+		{received: 2, noMD5: 2},
+	} {
+		recordSleeps(t)
+		f := newFakeAPI(t)
+		c := testClient(t, f, Options{Parallel: 1})
+		path, doc := randomFile(t, 10<<20+777) // 11 parts of 1 MiB
+		var sent atomic.Int64
+		f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == "PUT" && strings.HasPrefix(r.URL.Path, "/_parts/") && sent.Add(1) > tc.received {
+				apiError(w, 500, "internal", "the machine went away")
+				return true
+			}
+			return false
+		})
+		if _, err := c.Put(context.Background(), path, PutOptions{}); err == nil {
+			t.Fatal("interrupted put succeeded")
+		}
+		f.idle()
+		f.setHook(nil)
+		ids, _ := f.snapshot()
+		id := ids[0]
+		if n := f.received(id); n != int(tc.received) {
+			t.Fatalf("%+v: %d parts received before the interruption", tc, n)
+		}
+		if tc.overwritten > 0 {
+			f.overwritePart(id, tc.overwritten, make([]byte, 1<<20))
+		}
+		f.mu.Lock()
+		f.listedETag = func(n int, etag string) string {
+			if n == tc.noMD5 {
+				return strings.TrimSuffix(etag, `"`) + `-1"`
+			}
+			return etag
+		}
+		f.mu.Unlock()
+
+		d, err := c.Put(context.Background(), path, PutOptions{})
+		if err != nil {
+			t.Fatalf("%+v: %v", tc, err)
+		}
+		_, partPuts := f.snapshot()
+		for n := 1; n <= 11; n++ {
+			want := 1
+			if n == tc.overwritten || n == tc.noMD5 {
+				want = 2
+			}
+			if partPuts[n] != want {
+				t.Errorf("%+v: part %d sent %d times, want %d", tc, n, partPuts[n], want)
+			}
+		}
+		if !bytes.Equal(f.doc(id).content, doc) || d.SHA256 != fmt.Sprintf("%x", sha256.Sum256(doc)) {
+			t.Fatalf("%+v: the server holds other bytes (SHA-256 %s)", tc, d.SHA256)
+		}
+	}
+}
+
+func TestMD5OfETag(t *testing.T) {
+	const sum = "9e107d9d372bb6826bd81d3542a419d6"
+	for etag, want := range map[string]bool{
+		`"` + sum + `"`: true, sum: true, `"` + strings.ToUpper(sum) + `"`: true,
+		`"` + sum + `-3"`: false, `"` + sum[:31] + `"`: false, `"` + sum[:31] + `x"`: false, `""`: false, "": false,
+	} {
+		got, ok := md5OfETag(etag)
+		if ok != want || ok && fmt.Sprintf("%x", got) != sum {
+			t.Errorf("md5OfETag(%s) = %x, %v; want %v", etag, got, ok, want)
+		}
+	}
+}
+
+// TestPutChecksTheStoredSHA256: on every path, a document stored with a
+// SHA-256 other than the file's is an *IntegrityError naming both.
+func TestPutChecksTheStoredSHA256(t *testing.T) {
+	f := newFakeAPI(t)
+	f.wrongSHA = true
+	c := testClient(t, f, Options{})
+	for _, size := range []int{1000, int(f.inlineLimit) + 1, int(f.threshold) + 1} {
+		path, doc := randomFile(t, size)
+		d, err := c.Put(context.Background(), path, PutOptions{})
+		var integrity *IntegrityError
+		if !errors.As(err, &integrity) {
+			t.Fatalf("%d bytes: err %v, want an integrity error", size, err)
+		}
+		file := fmt.Sprintf("%x", sha256.Sum256(doc))
+		if !integrity.Upload || integrity.ID != d.ID || d.ID == "" || integrity.Want != file || integrity.Got != d.SHA256 || d.SHA256 == file {
+			t.Fatalf("%d bytes: %+v, document %+v", size, integrity, d)
+		}
+		for _, s := range []string{d.ID, file, d.SHA256} {
+			if !strings.Contains(err.Error(), s) {
+				t.Fatalf("%d bytes: %q does not name %s", size, err, s)
+			}
+		}
 	}
 }
 
@@ -437,6 +550,57 @@ func TestGetResumesAPartFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(dst); !bytes.Equal(b, doc) {
 		t.Fatal("resumed download differs")
+	}
+	assertOnly(t, filepath.Dir(dst), "out")
+}
+
+// TestGetResumeReadsThePrefixFromDisk interrupts a download, flips a byte
+// in the prefix FILE.part holds, and runs Get again: the prefix no longer
+// reads as it was received, so it is downloaded again, and the file is
+// the document.
+func TestGetResumeReadsThePrefixFromDisk(t *testing.T) {
+	recordSleeps(t)
+	f := newFakeAPI(t)
+	c := testClient(t, f, Options{Parallel: 1})
+	path, doc := randomFile(t, 2<<20+100) // 9 parts of 256 KiB
+	d, _ := c.Put(context.Background(), path, PutOptions{})
+	var served atomic.Int64
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/content") && served.Add(1) > 5 {
+			apiError(w, 500, "internal", "gone")
+			return true
+		}
+		return false
+	})
+	dst := filepath.Join(t.TempDir(), "out")
+	if _, err := c.Get(context.Background(), d.ID, dst, GetOptions{}); err == nil {
+		t.Fatal("interrupted get succeeded")
+	}
+	f.setHook(nil)
+	var st downloadState
+	if !readJSON(dst+".part.state", &st) || st.Done != 5*256<<10 {
+		t.Fatalf("state after the interruption: %+v", st)
+	}
+	part, err := os.OpenFile(dst+".part", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{0}
+	part.ReadAt(b, st.Done/2)
+	b[0] ^= 0x20
+	part.WriteAt(b, st.Done/2)
+	part.Close()
+
+	before := len(f.ranges())
+	progress := &countingProgress{}
+	if _, err := c.Get(context.Background(), d.ID, dst, GetOptions{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, doc) {
+		t.Fatal("the resumed download differs from the document")
+	}
+	if n := len(f.ranges()) - before; n != 9 || progress.done != 0 {
+		t.Fatalf("resumed get asked for %d ranges from %d on, want all 9 again", n, progress.done)
 	}
 	assertOnly(t, filepath.Dir(dst), "out")
 }

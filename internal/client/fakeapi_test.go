@@ -45,6 +45,12 @@ type fakeAPI struct {
 	hook func(w http.ResponseWriter, r *http.Request) bool
 	// corrupt makes downloads serve other bytes than the document's.
 	corrupt bool
+	// wrongSHA makes the documents stored record a SHA-256 other than
+	// their bytes'.
+	wrongSHA bool
+	// listedETag, when set, rewrites the ETags GET /documents/{id}/parts
+	// lists (set it under mu).
+	listedETag func(number int, etag string) string
 
 	mu        sync.Mutex
 	inFlight  int        // requests being served, under mu
@@ -274,8 +280,19 @@ func (f *fakeAPI) add(filename, contentType string, size int64, meta map[string]
 	return d
 }
 
+// overwritePart makes part n of document id hold b, as a cut PUT may
+// leave it on S3.
+func (f *fakeAPI) overwritePart(id string, n int, b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.docs[id].parts[n] = b
+}
+
 func (f *fakeAPI) store(d *fakeDoc, content []byte) {
 	sum := sha256.Sum256(content)
+	if f.wrongSHA {
+		sum = sha256.Sum256(append([]byte("not "), content...))
+	}
 	d.content, d.SHA256, d.Status = content, hex.EncodeToString(sum[:]), StatusAvailable
 }
 
@@ -321,7 +338,11 @@ func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request, d *fakeDoc, r
 		}
 		sort.Ints(numbers)
 		for _, n := range numbers {
-			parts = append(parts, map[string]any{"number": n, "size": len(d.parts[n]), "etag": etag(d.parts[n])})
+			tag := etag(d.parts[n])
+			if f.listedETag != nil {
+				tag = f.listedETag(n, tag)
+			}
+			parts = append(parts, map[string]any{"number": n, "size": len(d.parts[n]), "etag": tag})
 		}
 		writeJSONAnswer(w, 200, map[string]any{"parts": parts})
 	case rest[0] == "complete" && r.Method == "POST":

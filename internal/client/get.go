@@ -30,8 +30,10 @@ const minPartSize = 64 << 10
 
 // downloadState is the sidecar of a FILE.part: which document it holds
 // and how far. Done is the contiguous prefix received, Hash the SHA-256
-// state over that prefix, so a resumed Get neither asks for those bytes
-// again nor reads them again to hash them.
+// state over that prefix as it was received, so a resumed Get does not
+// ask for those bytes again. It reads them again all the same: the
+// SHA-256 checked at the end is of the bytes on disk, never of a record
+// of them.
 type downloadState struct {
 	ID       string `json:"id"`
 	SHA256   string `json:"sha256"`
@@ -43,10 +45,12 @@ type downloadState struct {
 
 // Get downloads a document into the file dst. The bytes go to dst+".part"
 // first — whole, or in Range parts Parallel at a time — and the file
-// takes its name only once their SHA-256 is the document's. A .part left
-// by an interrupted Get of the same document is resumed. When the bytes
-// do not hash to the document's SHA-256, Get removes the .part and
-// returns an *IntegrityError.
+// takes its name only once the SHA-256 of the bytes read back from the
+// .part is the document's. A .part left by an interrupted Get of the same
+// document is resumed, unless its prefix no longer reads as it was
+// received (then it is downloaded again). When the bytes do not hash to
+// the document's SHA-256, Get removes the .part and returns an
+// *IntegrityError. Get replaces a file already at dst.
 func (c *Client) Get(ctx context.Context, id, dst string, opt GetOptions) (Document, error) {
 	d, err := c.statReadable(ctx, id)
 	if err != nil {
@@ -56,7 +60,7 @@ func (c *Client) Get(ctx context.Context, id, dst string, opt GetOptions) (Docum
 	defer progress.Finish()
 
 	partPath, statePath := dst+".part", dst+".part.state"
-	dl, err := c.openPart(d, partPath, statePath)
+	dl, err := c.openPart(ctx, d, partPath, statePath)
 	if err != nil {
 		return d, fmt.Errorf("get %s: %w", id, err)
 	}
@@ -123,8 +127,9 @@ type download struct {
 }
 
 // openPart opens the .part file, resuming it when its sidecar describes
-// this very document, else starting it empty.
-func (c *Client) openPart(d Document, partPath, statePath string) (*download, error) {
+// this very document and its prefix still reads as it did when it was
+// received, else starting it empty.
+func (c *Client) openPart(ctx context.Context, d Document, partPath, statePath string) (*download, error) {
 	f, err := os.OpenFile(partPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -134,9 +139,22 @@ func (c *Client) openPart(d Document, partPath, statePath string) (*download, er
 	if readJSON(statePath, &st) && st.ID == d.ID && st.SHA256 == d.SHA256 && st.Size == d.Size &&
 		st.PartSize > 0 && st.Done >= 0 && st.Done <= d.Size {
 		fi, err := f.Stat()
-		if err == nil && fi.Size() >= st.Done && dl.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash) == nil {
-			dl.st = st
-			return dl, nil
+		if err == nil && fi.Size() >= st.Done {
+			// The prefix is hashed from disk, and the hash carried on
+			// from there. Bytes that changed since they were received (a
+			// bad disk, another program) are caught here, before the rest
+			// is fetched, and downloaded again; the sidecar is no proof
+			// of what the .part holds.
+			if _, err := io.Copy(dl.hash, ctxReader{ctx, io.NewSectionReader(f, 0, st.Done)}); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("read back %s: %w", partPath, err)
+			}
+			received := sha256.New()
+			if received.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash) == nil &&
+				bytes.Equal(received.Sum(nil), dl.hash.Sum(nil)) {
+				dl.st = st
+				return dl, nil
+			}
 		}
 		dl.hash.Reset()
 	}
@@ -150,17 +168,14 @@ func (c *Client) openPart(d Document, partPath, statePath string) (*download, er
 
 func (dl *download) run(ctx context.Context) error {
 	if dl.st.Done == 0 && dl.doc.Size <= dl.st.PartSize {
-		err := dl.c.fetch(ctx, dl.doc, 0, -1, func() io.Writer {
-			dl.hash.Reset()
-			return io.MultiWriter(fileWriter{io.NewOffsetWriter(dl.f, 0)}, dl.hash)
-		}, dl.progress)
+		err := dl.c.fetch(ctx, dl.doc, 0, -1, dl.writerAt(0), dl.progress)
 		if !isStatus(err, http.StatusRequestEntityTooLarge) {
 			if err == nil {
-				dl.st.Done = dl.doc.Size
+				err = dl.advance(dl.doc.Size) // hashed as read back, as every part is
 			}
 			return err
 		}
-		dl.hash.Reset() // the server's limit is lower than our part size: go by ranges
+		// The server's limit is lower than our part size: go by ranges.
 	}
 	if dl.st.Done == dl.doc.Size {
 		return nil

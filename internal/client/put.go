@@ -1,8 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,7 +57,11 @@ const maxPresign = 1000
 // /documents/uploads, as one presigned PUT or, when the API answers
 // "multipart", in parallel parts. Put of a file whose multipart upload was
 // interrupted resumes it: it sends only the parts the server lacks, as
-// long as the file's size and modification time are unchanged.
+// long as the file's size and modification time are unchanged, and the
+// server holds each of those parts with the MD5 of the file's bytes.
+//
+// The stored document's SHA-256 must be the file's: when it is not, Put
+// returns an *IntegrityError (and leaves the document, which it names).
 func (c *Client) Put(ctx context.Context, path string, opt PutOptions) (Document, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -103,12 +112,42 @@ type upload struct {
 	progress  Progress
 	stateFile string
 	state     uploadState
+	sha256    string // the file's, hex
 }
 
+// run resumes the upload an earlier run left, or starts one, and checks
+// that the document stored is the file.
 func (u *upload) run(ctx context.Context) (Document, error) {
-	if d, ok, err := u.resume(ctx); ok || err != nil {
+	r, err := u.resume(ctx)
+	if err != nil {
+		return Document{}, err
+	}
+	if err := u.hashFile(ctx, r.have); err != nil {
+		return Document{}, err
+	}
+	var d Document
+	switch {
+	case r.completed != nil:
+		d, err = u.c.waitAvailable(ctx, *r.completed)
+	case r.pending:
+		d, err = u.multipart(ctx, r.have)
+	default:
+		d, err = u.start(ctx)
+	}
+	if err != nil {
 		return d, err
 	}
+	// Whatever the path, a part cut short, a part the storage holds other
+	// bytes of, or a file that changed on the way ends here rather than
+	// in a document reported stored.
+	if !strings.EqualFold(d.SHA256, u.sha256) {
+		return d, &IntegrityError{ID: d.ID, Want: u.sha256, Got: d.SHA256, Upload: true}
+	}
+	return d, nil
+}
+
+// start uploads the file afresh.
+func (u *upload) start(ctx context.Context) (Document, error) {
 	if u.size <= u.c.opt.InlineLimit {
 		d, err := u.inline(ctx)
 		if !isStatus(err, http.StatusRequestEntityTooLarge) {
@@ -136,39 +175,49 @@ func (u *upload) run(ctx context.Context) (Document, error) {
 	return u.multipart(ctx, nil)
 }
 
-// resume continues the multipart upload a state file describes, if it is
-// of this very file and the server still has it. ok says it did.
-func (u *upload) resume(ctx context.Context) (d Document, ok bool, err error) {
+// resumable is what an earlier run of Put left to go on with.
+type resumable struct {
+	// pending says a multipart upload of this very file is pending; have
+	// holds the parts the server lists for it (number → ETag), each of
+	// the right size, not yet checked against the file.
+	pending bool
+	have    map[int]string
+	// completed is the document of an upload the earlier run completed
+	// but stopped before it could say so.
+	completed *Document
+}
+
+// resume finds the multipart upload a state file describes, if it is of
+// this very file and the server still has it.
+func (u *upload) resume(ctx context.Context) (resumable, error) {
 	var st uploadState
 	if !readJSON(u.stateFile, &st) {
-		return Document{}, false, nil
+		return resumable{}, nil
 	}
 	if st.Server != u.state.Server || st.Path != u.state.Path || st.Size != u.state.Size || st.ModTime != u.state.ModTime || st.ID == "" {
 		os.Remove(u.stateFile) // the file changed: its old upload is of other bytes
-		return Document{}, false, nil
+		return resumable{}, nil
 	}
 	u.state = st
 	var parts struct {
 		Parts []docstore.Part `json:"parts"`
 	}
-	_, err = u.c.call(ctx, request{method: "GET", url: docPath(st.ID) + "/parts"}, &parts)
+	_, err := u.c.call(ctx, request{method: "GET", url: docPath(st.ID) + "/parts"}, &parts)
 	switch {
 	case isStatus(err, http.StatusConflict):
 		// Not a pending multipart upload any more: the last run completed
 		// it but stopped before it could say so.
 		d, err := u.c.Stat(ctx, st.ID)
-		if err == nil && d.Size == u.size && d.Status != StatusFailed {
-			os.Remove(u.stateFile)
-			d, err = u.c.waitAvailable(ctx, d)
-			return d, true, err
-		}
 		os.Remove(u.stateFile)
-		return Document{}, false, nil
+		if err == nil && d.Size == u.size && d.Status != StatusFailed {
+			return resumable{completed: &d}, nil
+		}
+		return resumable{}, nil
 	case IsNotFound(err):
 		os.Remove(u.stateFile) // deleted or expired: start again
-		return Document{}, false, nil
+		return resumable{}, nil
 	case err != nil:
-		return Document{}, true, fmt.Errorf("resume upload %s: %w", st.ID, err)
+		return resumable{}, fmt.Errorf("resume upload %s: %w", st.ID, err)
 	}
 	have := map[int]string{}
 	for _, p := range parts.Parts {
@@ -176,8 +225,75 @@ func (u *upload) resume(ctx context.Context) (d Document, ok bool, err error) {
 			have[p.Number] = p.ETag
 		}
 	}
-	d, err = u.multipart(ctx, have)
-	return d, true, err
+	return resumable{pending: true, have: have}, nil
+}
+
+// hashFile reads the file once, in order: its SHA-256, which the stored
+// document must have, and the MD5 of each part in have. A listed part is
+// trusted only when its ETag is the MD5 of the file's bytes (S3's ETag of
+// a part): a part whose PUT was cut may be listed at its full size all
+// the same, padded with other bytes. Every other part is dropped from
+// have, to be sent again (the new PUT replaces it).
+func (u *upload) hashFile(ctx context.Context, have map[int]string) error {
+	sum := sha256.New()
+	buf := make([]byte, 256<<10)
+	read := func(off, n int64, w io.Writer) error {
+		got, err := io.CopyBuffer(w, ctxReader{ctx, io.NewSectionReader(u.f, off, n)}, buf)
+		if err == nil && got != n {
+			err = fmt.Errorf("the file is %d bytes shorter than it was (it changed while it was read)", n-got)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", u.state.Path, err)
+		}
+		return nil
+	}
+	if len(have) == 0 {
+		if err := read(0, u.size, sum); err != nil {
+			return err
+		}
+	} else {
+		for n := 1; n <= u.state.PartCount; n++ {
+			etag, listed := have[n]
+			want, trusted := md5OfETag(etag)
+			w, part := io.Writer(sum), md5.New()
+			if trusted {
+				w = io.MultiWriter(sum, part)
+			}
+			if err := read(int64(n-1)*u.state.PartSize, u.partLen(n), w); err != nil {
+				return err
+			}
+			if listed && (!trusted || !bytes.Equal(part.Sum(nil), want)) {
+				delete(have, n)
+			}
+		}
+	}
+	u.sha256 = hex.EncodeToString(sum.Sum(nil))
+	return nil
+}
+
+// md5OfETag returns the MD5 an ETag names: S3's ETag of a part is its
+// MD5 in hex, between quotes. Any other ETag (the ETag of an object
+// uploaded in parts has a "-") names none.
+func md5OfETag(etag string) ([]byte, bool) {
+	h := strings.Trim(etag, `"`)
+	if len(h) != 2*md5.Size {
+		return nil, false
+	}
+	sum, err := hex.DecodeString(h)
+	return sum, err == nil
+}
+
+// ctxReader stops reading once ctx ends: hashing a large file is long.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }
 
 // partLen is the length of part n (1-based): part_size, but the last.
