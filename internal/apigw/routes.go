@@ -48,6 +48,18 @@ func caller(serve routeHandler) routeHandler {
 // anyone is a route that needs no identity.
 func anyone(serve routeHandler) routeHandler { return serve }
 
+// head is the HEAD route of a GET route's handler: the same status and
+// headers, no body (RFC 9110 §9.3.2).
+func head(serve routeHandler) routeHandler {
+	return func(h *Handler, ctx context.Context, req *request) (*Response, error) {
+		resp, err := serve(h, ctx, req)
+		if resp != nil {
+			resp.Body, resp.Binary = nil, false
+		}
+		return resp, err
+	}
+}
+
 // Key is the API Gateway route key, e.g. "GET /documents/{id}".
 func (r Route) Key() string { return r.Method + " " + r.Path }
 
@@ -65,6 +77,8 @@ var Routes = []Route{
 	{"GET", "/documents", Metadata, caller((*Handler).list)},
 	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete)},
 	{"GET", "/health", Metadata, anyone((*Handler).health)},
+	// Load balancers and uptime checkers probe with HEAD.
+	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},
 }
 
 // Match finds the route of a method and a request path, and the path's

@@ -231,7 +231,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.staging != nil && !f.afterComplete(r.Context(), w, route, id, &resp) {
 		return
 	}
-	writeResponse(w, &resp)
+	writeResponse(w, r.Method == http.MethodHead, &resp)
 }
 
 // event builds the payload 2.0 event API Gateway would send.
@@ -361,7 +361,9 @@ func (r rawString) text() ([]byte, error) {
 	return []byte(s), nil
 }
 
-func writeResponse(w http.ResponseWriter, resp *functionResponse) {
+// writeResponse writes the function's answer; head drops its body, and
+// the Content-Length of that empty body, which would misstate the GET's.
+func writeResponse(w http.ResponseWriter, head bool, resp *functionResponse) {
 	body, err := resp.Body.text()
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "internal", "the function's response body is malformed")
@@ -387,6 +389,10 @@ func writeResponse(w http.ResponseWriter, resp *functionResponse) {
 		h.Add("Set-Cookie", c)
 	}
 	status := cmp.Or(resp.StatusCode, http.StatusOK)
+	if head {
+		w.WriteHeader(status)
+		return
+	}
 	if status != http.StatusNoContent && status != http.StatusNotModified {
 		h.Set("Content-Length", strconv.Itoa(size))
 	}

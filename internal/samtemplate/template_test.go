@@ -1826,6 +1826,7 @@ func checkS3Event(t *testing.T, b []byte, staging string) {
 func TestEventsThroughTheHandlers(t *testing.T) {
 	want := map[string][]int{
 		"health.json":           {200},
+		"health-head.json":      {200},
 		"upload.json":           {201},
 		"upload-multipart.json": {201},
 		"list.json":             {200},
