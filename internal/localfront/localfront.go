@@ -109,10 +109,40 @@ func (f *Front) serveS3Event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the event")
 		return
 	}
-	if !f.invokeS3Event(r.Context(), w, body) {
+	event, err := s3Notification(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	if !f.invokeS3Event(r.Context(), w, event) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// s3Notification checks that body is an S3 event notification — a JSON
+// object whose Records is a non-empty list of records, each from
+// eventSource "aws:s3" with an object key — and returns it re-encoded as
+// exactly that. The upload function takes any other payload for an API
+// Gateway event, whose authorizer claims name the tenant: passed on as
+// posted, a body with no Records, or with an API Gateway event's members
+// beside them, would let the poster act as any tenant. Re-encoding drops
+// every member but the records', whatever spelling of "Records" the
+// decoder matched.
+func s3Notification(body []byte) ([]byte, error) {
+	var ev events.S3Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, errors.New("the body is not an S3 event notification (a JSON object with Records)")
+	}
+	if len(ev.Records) == 0 {
+		return nil, errors.New("the S3 event notification has no Records")
+	}
+	for i, rec := range ev.Records {
+		if rec.EventSource != "aws:s3" || rec.S3.Object.Key == "" {
+			return nil, fmt.Errorf("record %d is not an S3 record (eventSource aws:s3, an s3.object.key)", i)
+		}
+	}
+	return json.Marshal(&ev)
 }
 
 // invokeS3Event hands an S3 event to the upload function, answering the
