@@ -2,6 +2,7 @@ package apigw
 
 import (
 	"context"
+	"mime"
 	"slices"
 	"strings"
 
@@ -79,6 +80,28 @@ var Routes = []Route{
 	{"GET", "/health", Metadata, anyone((*Handler).health)},
 	// Load balancers and uptime checkers probe with HEAD.
 	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},
+}
+
+// MaxJSONBodyBytes bounds the request body of every route but the inline
+// upload: they take JSON of a few hundred bytes, and the largest, the
+// completion of an upload in parts, lists at most docstore.MaxParts parts
+// of well under 100 bytes each.
+const MaxJSONBodyBytes = 2 << 20
+
+// MaxBodyBytes is the largest request body the route can use: for the
+// inline upload, maxInline (the service's MaxInlineBytes), with the slack
+// of boundaries and text fields when the Content-Type is
+// multipart/form-data, as the handler counts; for the others,
+// MaxJSONBodyBytes. A front that reads bodies before handing them over
+// refuses larger ones without reading them.
+func (r Route) MaxBodyBytes(maxInline int64, contentType string) int64 {
+	if r.Key() != "POST /documents" {
+		return MaxJSONBodyBytes
+	}
+	if mediaType, _, err := mime.ParseMediaType(contentType); err == nil && mediaType == "multipart/form-data" {
+		return maxInline + multipartSlack
+	}
+	return maxInline
 }
 
 // Match finds the route of a method and a request path, and the path's

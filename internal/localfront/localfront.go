@@ -33,7 +33,7 @@ import (
 )
 
 // MaxRequestBytes is API Gateway's payload limit: larger requests never
-// reach a function.
+// reach a function. Each route takes less (apigw.Route.MaxBodyBytes).
 const MaxRequestBytes = 10 << 20
 
 // Invoker is a Lambda function: event JSON in, response JSON out.
@@ -49,6 +49,7 @@ type Front struct {
 	log         *slog.Logger
 	s3Events    bool
 	staging     LocalStaging
+	maxInline   int64 // the inline upload limit: POST /documents's body
 }
 
 // LocalTenant is every caller's tenant when no tokens file is given.
@@ -60,8 +61,13 @@ func New(functions map[apigw.Function]Invoker, tenantClaim string, tokens map[st
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Front{functions: functions, tenantClaim: tenantClaim, tokens: tokens, log: log}
+	return &Front{functions: functions, tenantClaim: tenantClaim, tokens: tokens, log: log, maxInline: docstore.DefaultMaxInlineBytes}
 }
+
+// LimitInlineUploads sets the inline upload limit (the service's
+// MaxInlineBytes; docstore.DefaultMaxInlineBytes until set), which bounds
+// the body the front reads for POST /documents.
+func (f *Front) LimitInlineUploads(maxInline int64) { f.maxInline = maxInline }
 
 // LoadTokens reads a tokens file: one "token tenant" pair a line, blank
 // lines and lines starting with # ignored.
@@ -230,11 +236,20 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	// A body is held several times over on its way to the function (read,
+	// base64, the event's JSON, decoded again): one the route cannot take
+	// is refused before any of it is read when its length is announced,
+	// and as soon as it passes the limit when it is not.
+	limit := min(route.MaxBodyBytes(f.maxInline, r.Header.Get("Content-Type")), MaxRequestBytes)
+	if r.ContentLength > limit {
+		writeTooLarge(w, route, limit)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request is over API Gateway's %d-byte limit (use POST /documents/uploads)", MaxRequestBytes))
+			writeTooLarge(w, route, limit)
 			return
 		}
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the request body")
@@ -453,6 +468,17 @@ func base64DecodedLen(b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// writeTooLarge refuses a body over the route's limit, closing the
+// connection: the rest of the body is never read.
+func writeTooLarge(w http.ResponseWriter, route apigw.Route, limit int64) {
+	msg := fmt.Sprintf("the request body is over the %d-byte limit of %s", limit, route.Key())
+	if route.Key() == "POST /documents" {
+		msg += " (use POST /documents/uploads for larger documents)"
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, "too_large", msg)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
