@@ -202,6 +202,10 @@ func serveLogger(stderr io.Writer, getenv func(string) string) *slog.Logger {
 // serveRedisPool is `imago serve`'s pool of Redis connections (per node).
 const serveRedisPool = 64
 
+// transferIdleTimeout is how long a request or response body may stay
+// still before `imago serve` drops the connection (a variable for tests).
+var transferIdleTimeout = 60 * time.Second
+
 // serve runs `imago serve`: configuration, then the listener, then the
 // backends (whose staging URLs point at the listener), the service, the
 // functions and the front, each built once from what came before.
@@ -253,16 +257,18 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		apigw.Metadata: a.Handler(apigw.Metadata),
 	}
 	front := localfront.New(functions, cfg.TenantClaim, tokens, log)
+	front.LimitInlineUploads(cfg.MaxInlineBytes)
 	if staging != nil {
 		front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
 	} else {
 		front.EnableS3Events()
 	}
+	// No ReadTimeout or WriteTimeout: they bound a whole request, and a
+	// presigned PUT of a 5 GiB part may take hours while it moves. A
+	// transfer is cut when it stops moving instead.
 	srv := &http.Server{
-		Handler:           front,
+		Handler:           localfront.WithIdleTimeout(front, transferIdleTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
-		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
 	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), set.Kind, set.CacheKind)

@@ -107,6 +107,9 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 
 	c.want("GET /health", 200, c.do("GET", "/health", "", nil, nil))
+	if a := c.want("HEAD /health", 200, c.do("HEAD", "/health", "", nil, nil)); len(a.body) != 0 {
+		t.Fatalf("HEAD /health: a body of %d bytes", len(a.body))
+	}
 
 	// No caller identity.
 	c.want("POST /documents without a token", 401, c.do("POST", "/documents", "", map[string]string{"Content-Type": "text/plain"}, []byte("x")))
@@ -177,7 +180,8 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	c.want("GET content, suffix Range", 206, c.do("GET", content, a, map[string]string{"Range": "bytes=-10"}, nil))
 	c.want("GET content, If-None-Match", 304, c.do("GET", content, a, map[string]string{"If-None-Match": whole.header.Get("ETag")}, nil))
 	c.want("GET content, Range past the end", 416, c.do("GET", content, a, map[string]string{"Range": "bytes=300000-"}, nil))
-	c.want("GET content, malformed Range", 416, c.do("GET", content, a, map[string]string{"Range": "bytes=z-"}, nil))
+	c.want("GET content, malformed Range (ignored)", 200, c.do("GET", content, a, map[string]string{"Range": "bytes=z-"}, nil))
+	c.want("GET content, several ranges (ignored)", 200, c.do("GET", content, a, map[string]string{"Range": "bytes=0-1,5-6"}, nil))
 	c.want("GET content, another tenant's", 404, c.do("GET", content, b, nil, nil))
 	c.want("GET content, no token", 401, c.do("GET", content, "", nil, nil))
 
@@ -302,7 +306,7 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		{"GET /documents/{id}/content", 401}, {"GET /documents/{id}/content", 404}, {"GET /documents/{id}/content", 409},
 		{"GET /documents/{id}/content", 413}, {"GET /documents/{id}/content", 416},
 		{"DELETE /documents/{id}", 204}, {"DELETE /documents/{id}", 400}, {"DELETE /documents/{id}", 401}, {"DELETE /documents/{id}", 404},
-		{"GET /health", 200}, {"(unrouted)", 404}, {"(unrouted)", 405},
+		{"GET /health", 200}, {"HEAD /health", 200}, {"(unrouted)", 404}, {"(unrouted)", 405},
 		{"POST /documents/{id}/parts", 200}, {"POST /documents/{id}/parts", 400}, {"POST /documents/{id}/parts", 401},
 		{"POST /documents/{id}/parts", 404}, {"POST /documents/{id}/parts", 409}, {"POST /documents/{id}/parts", 415},
 		{"GET /documents/{id}/parts", 200}, {"GET /documents/{id}/parts", 400}, {"GET /documents/{id}/parts", 401},

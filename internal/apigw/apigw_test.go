@@ -198,6 +198,11 @@ func TestHealthNeedsNoIdentity(t *testing.T) {
 	if r.status != 200 || string(r.body) != `{"status":"ok"}` {
 		t.Fatalf("health: %d %s", r.status, r.body)
 	}
+	// HEAD, as load balancers probe: the same answer without its body.
+	r = a.do(call{method: "HEAD", path: "/health"})
+	if r.status != 200 || len(r.body) != 0 || r.headers["content-type"] != "application/json" {
+		t.Fatalf("HEAD /health: %d %q %v", r.status, r.body, r.headers)
+	}
 }
 
 func TestUploadAndReadBack(t *testing.T) {
@@ -383,6 +388,7 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 			{"bytes=9000-", 9000, 9999, "bytes 9000-9999/10000"},
 			{"bytes=-10", 9990, 9999, "bytes 9990-9999/10000"},
 			{"bytes=5000-99999", 5000, 9999, "bytes 5000-9999/10000"},
+			{"Bytes=0-1", 0, 1, "bytes 0-1/10000"}, // the unit is case-insensitive
 		} {
 			if !cached {
 				a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
@@ -396,10 +402,18 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"bytes=10000-", "bytes=20-10", "items=0-1", "bytes=0-1,5-6", "bytes=abc"} {
+	for _, bad := range []string{"bytes=10000-", "bytes=-0"} {
 		r := a.do(call{method: "GET", path: path, tenant: "t", headers: map[string]string{"Range": bad}})
 		if r.status != 416 || r.headers["content-range"] != "bytes */10000" {
 			t.Fatalf("Range %q: %d content-range %q", bad, r.status, r.headers["content-range"])
+		}
+	}
+	// Several ranges, another unit or no range at all: the Range header is
+	// ignored and the whole document served, as RFC 9110 allows.
+	for _, ignored := range []string{"bytes=0-1,5-6", "items=0-1", "bytes=20-10", "bytes=abc", "garbage"} {
+		r := a.do(call{method: "GET", path: path, tenant: "t", headers: map[string]string{"Range": ignored}})
+		if r.status != 200 || r.headers["content-range"] != "" || !bytes.Equal(r.body, doc) {
+			t.Fatalf("Range %q: %d content-range %q, %d bytes, want the whole document", ignored, r.status, r.headers["content-range"], len(r.body))
 		}
 	}
 

@@ -2,6 +2,7 @@ package apigw
 
 import (
 	"context"
+	"mime"
 	"slices"
 	"strings"
 
@@ -48,6 +49,18 @@ func caller(serve routeHandler) routeHandler {
 // anyone is a route that needs no identity.
 func anyone(serve routeHandler) routeHandler { return serve }
 
+// head is the HEAD route of a GET route's handler: the same status and
+// headers, no body (RFC 9110 §9.3.2).
+func head(serve routeHandler) routeHandler {
+	return func(h *Handler, ctx context.Context, req *request) (*Response, error) {
+		resp, err := serve(h, ctx, req)
+		if resp != nil {
+			resp.Body, resp.Binary = nil, false
+		}
+		return resp, err
+	}
+}
+
 // Key is the API Gateway route key, e.g. "GET /documents/{id}".
 func (r Route) Key() string { return r.Method + " " + r.Path }
 
@@ -65,6 +78,30 @@ var Routes = []Route{
 	{"GET", "/documents", Metadata, caller((*Handler).list)},
 	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete)},
 	{"GET", "/health", Metadata, anyone((*Handler).health)},
+	// Load balancers and uptime checkers probe with HEAD.
+	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},
+}
+
+// MaxJSONBodyBytes bounds the request body of every route but the inline
+// upload: they take JSON of a few hundred bytes, and the largest, the
+// completion of an upload in parts, lists at most docstore.MaxParts parts
+// of well under 100 bytes each.
+const MaxJSONBodyBytes = 2 << 20
+
+// MaxBodyBytes is the largest request body the route can use: for the
+// inline upload, maxInline (the service's MaxInlineBytes), with the slack
+// of boundaries and text fields when the Content-Type is
+// multipart/form-data, as the handler counts; for the others,
+// MaxJSONBodyBytes. A front that reads bodies before handing them over
+// refuses larger ones without reading them.
+func (r Route) MaxBodyBytes(maxInline int64, contentType string) int64 {
+	if r.Key() != "POST /documents" {
+		return MaxJSONBodyBytes
+	}
+	if mediaType, _, err := mime.ParseMediaType(contentType); err == nil && mediaType == "multipart/form-data" {
+		return maxInline + multipartSlack
+	}
+	return maxInline
 }
 
 // Match finds the route of a method and a request path, and the path's

@@ -52,22 +52,24 @@ func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
 	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, func() error, error) {
+// openRedis opens the Redis cache, in the mode the server speaks
+// (rediscache.Open asks it unless the URL says).
+func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, rediscache.Mode, func() error, error) {
 	if log != nil {
 		redis.SetLogger(redisLog{log}) // go-redis has one process-wide logger
 	}
 	// IMAGO_REDIS_TIMEOUT is the budget of one cache call, dial included:
 	// the per-call deadline, and no socket operation may wait longer.
-	client, err := rediscache.NewClient(cfg.RedisURL, rediscache.ClientOptions{
+	client, mode, err := rediscache.Open(ctx, cfg.RedisURL, rediscache.ClientOptions{
 		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
-		PoolSize: cfg.RedisPoolSize,
+		PoolSize: cfg.RedisPoolSize, Logger: log,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	c := rediscache.New(client, rediscache.Options{
 		TTL: cfg.CacheTTL, MaxBytes: cfg.CacheMaxBytes, SealKey: cfg.CacheKey,
 		Timeout: cfg.RedisTimeout, Logger: log,
 	})
-	return c, client.Close, nil
+	return c, mode, client.Close, nil
 }

@@ -22,7 +22,8 @@ type Set struct {
 	docstore.Backends
 	// Kind says which family was built, for logs: "embedded" or "aws".
 	Kind string
-	// CacheKind is "memory" or "redis".
+	// CacheKind is "memory", or "redis" and how the client reaches it
+	// ("redis (cluster)", "redis (single node)", …).
 	CacheKind string
 	closers   []func() error
 }
@@ -72,11 +73,11 @@ func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logge
 		set.Cache, set.CacheKind = memcache.New(cfg.CacheTTL, memoryCacheBytes(cfg)), "memory"
 		return nil
 	}
-	c, closeFn, err := openRedis(ctx, cfg, log)
+	c, mode, closeFn, err := openRedis(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("redis cache: %w", err)
 	}
-	set.Cache, set.CacheKind = c, "redis"
+	set.Cache, set.CacheKind = c, "redis ("+string(mode)+")"
 	set.OnClose(closeFn)
 	return nil
 }

@@ -2,7 +2,7 @@ package docstore
 
 import (
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 )
 
@@ -15,56 +15,81 @@ type ByteRange struct {
 func (r ByteRange) End() int64 { return r.Start + r.Length - 1 }
 
 // ParseRange resolves a Range header (RFC 9110 §14.1.2) against a document
-// of size bytes: "bytes=a-b", "bytes=a-" or "bytes=-n". Only one range is
-// supported. A syntactically valid range that selects no byte of the
-// document is KindBadRange, as is a malformed one, so a client always learns
-// why it got no 206.
-func ParseRange(header string, size int64) (ByteRange, error) {
+// of size bytes: "bytes=a-b", "bytes=a-" or "bytes=-n", the unit in any
+// case. It has three outcomes:
+//
+//   - ok: one range within the document, to answer with a 206;
+//   - !ok and no error: a header to ignore, answering the whole document
+//     with a 200, as RFC 9110 lets a server do with any Range it does not
+//     serve — another unit, several ranges (only one is served), or a
+//     header that is not a range at all, such as "bytes=5-2";
+//   - a KindBadRange error (a 416 naming the size): a well-formed single
+//     range that selects no byte of the document — it starts at or past
+//     the end, asks for the last 0 bytes, or the document is empty.
+func ParseRange(header string, size int64) (r ByteRange, ok bool, err error) {
 	const op = "docstore.ParseRange"
-	bad := func(why string) (ByteRange, error) {
-		return ByteRange{}, E(op, KindBadRange, &UnsatisfiableRange{Size: size},
+	unsatisfiable := func(why string) (ByteRange, bool, error) {
+		return ByteRange{}, false, E(op, KindBadRange, &UnsatisfiableRange{Size: size},
 			fmt.Sprintf("range %q: %s (document size %d)", truncate(header, 64), why, size))
 	}
-	spec, ok := strings.CutPrefix(strings.TrimSpace(header), "bytes=")
-	if !ok {
-		return bad("only byte ranges are supported")
+	unit, spec, found := strings.Cut(strings.TrimSpace(header), "=")
+	if !found || !strings.EqualFold(unit, "bytes") || strings.Contains(spec, ",") {
+		return ByteRange{}, false, nil
 	}
-	spec = strings.TrimSpace(spec)
-	if strings.Contains(spec, ",") {
-		return bad("only a single range is supported")
-	}
-	first, last, ok := strings.Cut(spec, "-")
-	if !ok {
-		return bad("malformed")
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return ByteRange{}, false, nil
 	}
 	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
 	if first == "" { // suffix range: the last n bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n <= 0 {
-			return bad("malformed suffix length")
-		}
-		if size == 0 {
-			return bad("the document is empty")
+		n, valid := digits(last)
+		switch {
+		case !valid:
+			return ByteRange{}, false, nil
+		case n == 0:
+			return unsatisfiable("a suffix of no byte")
+		case size == 0:
+			return unsatisfiable("the document is empty")
 		}
 		n = min(n, size)
-		return ByteRange{Start: size - n, Length: n}, nil
+		return ByteRange{Start: size - n, Length: n}, true, nil
 	}
-	start, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || start < 0 {
-		return bad("malformed start")
+	start, valid := digits(first)
+	if !valid {
+		return ByteRange{}, false, nil
 	}
-	end := size - 1
+	end := int64(math.MaxInt64)
 	if last != "" {
-		end, err = strconv.ParseInt(last, 10, 64)
-		if err != nil || end < start {
-			return bad("malformed end")
+		if end, valid = digits(last); !valid || end < start {
+			return ByteRange{}, false, nil
 		}
-		end = min(end, size-1)
 	}
 	if start >= size {
-		return bad("start is past the end")
+		return unsatisfiable("start is past the end")
 	}
-	return ByteRange{Start: start, Length: end - start + 1}, nil
+	end = min(end, size-1)
+	return ByteRange{Start: start, Length: end - start + 1}, true, nil
+}
+
+// digits parses RFC 9110's 1*DIGIT (no sign, no other base); a value too
+// large for an int64 saturates, which no document reaches either way.
+func digits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			n = math.MaxInt64
+			continue
+		}
+		n = n*10 + d
+	}
+	return n, true
 }
 
 // UnsatisfiableRange is the cause of a KindBadRange error: it carries the

@@ -110,11 +110,14 @@ func (s *Service) negotiate(op Op, c *Content, req DownloadRequest) (ByteRange, 
 		return r, nil
 	}
 	if req.Range != "" {
-		var err error
-		if r, err = ParseRange(req.Range, c.Size); err != nil {
+		rng, ok, err := ParseRange(req.Range, c.Size)
+		if err != nil {
 			return r, err
 		}
-		c.Range = &r
+		if ok { // else a Range to ignore: the whole document, a 200
+			r = rng
+			c.Range = &r
+		}
 	}
 	if r.Length > s.cfg.MaxInlineBytes {
 		what := "the document is"

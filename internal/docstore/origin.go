@@ -18,7 +18,8 @@ type origin struct {
 
 // read returns the bytes r of the document rec describes, fetching and
 // decrypting only the segments that hold them (envelope.ReadRange, which
-// also refuses a blob with bytes appended, removed or changed).
+// also refuses a blob with bytes changed in them, and any blob whose
+// length is not the one rec implies, whichever range is read).
 //
 // The data key is unwrapped while the blob is fetched: neither needs the
 // other, so a miss is one round trip to the key service and one to the blob
@@ -49,8 +50,12 @@ func (o origin) read(ctx context.Context, rec Record, r ByteRange) ([]byte, erro
 	}
 
 	blob := rec.Blob()
-	get := func(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
-		return o.blobs.Get(ctx, blob, offset, length)
+	get := func(ctx context.Context, offset, length int64) (io.ReadCloser, int64, error) {
+		rc, err := o.blobs.Get(ctx, blob, offset, length)
+		if err != nil {
+			return nil, 0, err
+		}
+		return rc, rc.Size(), nil
 	}
 	sealed := envelope.Sealed{PlainSize: rec.Size, SegmentSize: rec.SegmentSize,
 		Binding: envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)}}

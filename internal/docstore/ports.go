@@ -18,9 +18,18 @@ type BlobStore interface {
 	Put(ctx context.Context, id ID, r io.Reader, size int64) error
 	// Get returns the bytes [offset, offset+length) of the blob; length < 0
 	// means to the end. A missing blob is a KindNotFound error.
-	Get(ctx context.Context, id ID, offset, length int64) (io.ReadCloser, error)
+	Get(ctx context.Context, id ID, offset, length int64) (BlobReader, error)
 	// Delete removes the blob; deleting a missing blob is not an error.
 	Delete(ctx context.Context, id ID) error
+}
+
+// BlobReader reads the part of a blob that BlobStore.Get asked for, and
+// tells the size of the whole blob, so that a reader of a part can tell a
+// blob that grew or shrank from the one its record describes.
+type BlobReader interface {
+	io.ReadCloser
+	// Size is the length of the whole blob read.
+	Size() int64
 }
 
 // ListPosition is where a listing resumes: after the document created at

@@ -7,8 +7,9 @@ import (
 )
 
 // RangeGetter returns the bytes [offset, offset+length) of a blob, or as
-// many of them as the blob holds. A blob store's ranged GET is one.
-type RangeGetter func(ctx context.Context, offset, length int64) (io.ReadCloser, error)
+// many of them as the blob holds, and the size of the whole blob (S3's
+// Content-Range total, a file's size). A blob store's ranged GET is one.
+type RangeGetter func(ctx context.Context, offset, length int64) (body io.ReadCloser, blobSize int64, err error)
 
 // Sealed is what the reader of a blob knows of it before fetching it: the
 // size of the plaintext, the segment size and what the blob is bound to
@@ -29,13 +30,16 @@ type Sealed struct {
 // blob is being fetched. Its error is returned as is; the caller keeps the
 // key's bytes and clears them.
 //
-// A read that reaches the last segment also checks that the blob ends right
-// after it: it asks for one byte more than the blob should hold and refuses
-// the blob if that byte exists. With the checks of every segment, a blob
-// with bytes appended, removed or changed is refused by every read of its
-// end, and so by every whole read. Such a blob is an error wrapping ErrAuth;
-// an error of get, or of the bytes it returns, is wrapped as it is (so that a
-// dropped connection keeps its kind).
+// Every read checks the blob's size, as get reports it, against the sealed
+// size of the plaintext size and segment size: a blob with bytes appended
+// or removed is refused by every read, even of segments it still holds
+// whole. A read that reaches the last segment also checks that the blob
+// ends right after it (it asks for one byte more than the blob should hold
+// and refuses the blob if that byte exists). With the checks of every
+// segment, a blob with bytes changed is refused by every read of them.
+// Such a blob is an error wrapping ErrAuth; an error of get, or of the
+// bytes it returns, is wrapped as it is (so that a dropped connection
+// keeps its kind).
 func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byte, error), offset, length int64) ([]byte, error) {
 	if length == 0 {
 		return []byte{}, nil
@@ -44,7 +48,8 @@ func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byt
 	if err != nil {
 		return nil, err
 	}
-	toEnd := span.BlobOffset+span.BlobLength == SealedSize(b.PlainSize, b.SegmentSize)
+	sealedSize := SealedSize(b.PlainSize, b.SegmentSize)
+	toEnd := span.BlobOffset+span.BlobLength == sealedSize
 	want := span.BlobLength
 	if toEnd {
 		want++ // a byte that must not be there
@@ -52,20 +57,29 @@ func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byt
 
 	header := make([]byte, HeaderSize)
 	var body io.ReadCloser
+	var blobSize int64
 	if span.FirstSegment == 0 {
-		if body, err = get(ctx, 0, HeaderSize+want); err != nil {
+		if body, blobSize, err = get(ctx, 0, HeaderSize+want); err != nil {
 			return nil, fmt.Errorf("envelope: get header and segments: %w", err)
+		}
+		if err := checkSize(blobSize, sealedSize); err != nil {
+			body.Close()
+			return nil, err
 		}
 		if err := readFull(body, header, "header"); err != nil {
 			body.Close()
 			return nil, err
 		}
 	} else {
-		if err := getFull(ctx, get, header); err != nil {
+		if err := getFull(ctx, get, header, sealedSize); err != nil {
 			return nil, err
 		}
-		if body, err = get(ctx, span.BlobOffset, want); err != nil {
+		if body, blobSize, err = get(ctx, span.BlobOffset, want); err != nil {
 			return nil, fmt.Errorf("envelope: get segments from %d: %w", span.FirstSegment, err)
+		}
+		if err := checkSize(blobSize, sealedSize); err != nil {
+			body.Close()
+			return nil, err
 		}
 	}
 	defer body.Close()
@@ -113,14 +127,27 @@ func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byt
 	return out, nil
 }
 
-// getFull fetches exactly len(dst) bytes from the start of the blob.
-func getFull(ctx context.Context, get RangeGetter, dst []byte) error {
-	rc, err := get(ctx, 0, int64(len(dst)))
+// getFull fetches exactly len(dst) bytes from the start of a blob of
+// sealedSize bytes.
+func getFull(ctx context.Context, get RangeGetter, dst []byte, sealedSize int64) error {
+	rc, blobSize, err := get(ctx, 0, int64(len(dst)))
 	if err != nil {
 		return fmt.Errorf("envelope: get header: %w", err)
 	}
 	defer rc.Close()
+	if err := checkSize(blobSize, sealedSize); err != nil {
+		return err
+	}
 	return readFull(rc, dst, "header")
+}
+
+// checkSize refuses a blob whose size is not the sealed size its record
+// implies: bytes were appended to it or cut from it.
+func checkSize(blobSize, sealedSize int64) error {
+	if blobSize != sealedSize {
+		return fmt.Errorf("%w: the blob is %d bytes, its plaintext and segment sizes make %d", ErrAuth, blobSize, sealedSize)
+	}
+	return nil
 }
 
 // readFull reads exactly len(dst) bytes of what: a source that ends early

@@ -14,13 +14,13 @@ type blobGetter struct {
 	requests int
 }
 
-func (g *blobGetter) get(_ context.Context, offset, length int64) (io.ReadCloser, error) {
+func (g *blobGetter) get(_ context.Context, offset, length int64) (io.ReadCloser, int64, error) {
 	g.requests++
 	if offset > int64(len(g.blob)) {
 		offset = int64(len(g.blob))
 	}
 	end := min(offset+length, int64(len(g.blob)))
-	return io.NopCloser(bytes.NewReader(g.blob[offset:end])), nil
+	return io.NopCloser(bytes.NewReader(g.blob[offset:end])), int64(len(g.blob)), nil
 }
 
 // Every range of documents around the segment boundaries reads back, with
@@ -70,6 +70,38 @@ func TestReadRangeRefusesAChangedEnd(t *testing.T) {
 				t.Fatalf("%s, one byte at %d in the last segment: %v, want ErrAuth", name, start, err)
 			}
 		}
+	}
+}
+
+// A blob that grew or shrank is refused by every read, even of a range in
+// a segment it still holds whole: its size is not the sealed size its
+// record implies.
+func TestReadRangeRefusesABlobOfTheWrongSize(t *testing.T) {
+	const seg, size = 16, 100 // 7 segments, the last one short
+	key := newKey(t)
+	plain := randomBytes(t, size)
+	blob := seal(t, key, testBinding, plain, seg)
+	sealed := Sealed{PlainSize: size, SegmentSize: seg, Binding: testBinding}
+	segment := seg + TagSize
+	for name, changed := range map[string][]byte{
+		"a byte appended":           append(bytes.Clone(blob), 0),
+		"a segment appended":        append(bytes.Clone(blob), blob[len(blob)-segment:]...),
+		"the last segment cut":      blob[:len(blob)-(size%seg+TagSize)],
+		"a whole segment cut":       append(bytes.Clone(blob[:HeaderSize+segment]), blob[HeaderSize+2*segment:]...),
+		"a byte removed at the end": blob[:len(blob)-1],
+	} {
+		for _, r := range [][2]int64{{0, 1}, {3, 10}, {seg, 5}, {2*seg + 1, seg}} {
+			g := &blobGetter{blob: changed}
+			_, err := ReadRange(context.Background(), g.get, sealed, func() ([]byte, error) { return key, nil }, r[0], r[1])
+			if !errors.Is(err, ErrAuth) {
+				t.Errorf("%s, %d bytes at %d: %v, want ErrAuth", name, r[1], r[0], err)
+			}
+		}
+	}
+	// The blob as sealed still reads.
+	g := &blobGetter{blob: blob}
+	if got, err := ReadRange(context.Background(), g.get, sealed, func() ([]byte, error) { return key, nil }, 3, 10); err != nil || !bytes.Equal(got, plain[3:13]) {
+		t.Fatalf("the untouched blob: %v", err)
 	}
 }
 

@@ -86,7 +86,7 @@ func syncDir(dir string) error {
 }
 
 // Get returns length bytes of the blob from offset (to the end if length < 0).
-func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (io.ReadCloser, error) {
+func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (docstore.BlobReader, error) {
 	const op = "fsstore.Get"
 	f, err := os.Open(s.path(id))
 	if err != nil {
@@ -95,18 +95,29 @@ func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (
 		}
 		return nil, docstore.E(op, fmt.Errorf("open blob %s: %w", id, err))
 	}
+	// The size of the file opened: a Put renames a new file into place,
+	// which leaves this one as it is.
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, docstore.E(op, fmt.Errorf("stat blob %s: %w", id, err))
+	}
 	if length < 0 {
 		length = 1<<63 - 1 - offset
 	}
-	return &section{SectionReader: io.NewSectionReader(f, offset, length), f: f}, nil
+	return &section{SectionReader: io.NewSectionReader(f, offset, length), f: f, size: info.Size()}, nil
 }
 
 type section struct {
 	*io.SectionReader
-	f *os.File
+	f    *os.File
+	size int64
 }
 
 func (s *section) Close() error { return s.f.Close() }
+
+// Size is the size of the whole file (SectionReader.Size is the section's).
+func (s *section) Size() int64 { return s.size }
 
 // Delete removes the blob of id.
 func (s *Store) Delete(ctx context.Context, id docstore.ID) error {

@@ -36,6 +36,7 @@ func TestLambdaE2E_SampleEvents(t *testing.T) {
 	// What each route answers a well-formed sample about an unknown document.
 	want := map[string]int{
 		"GET /health":                 200,
+		"HEAD /health":                200,
 		"POST /documents":             201,
 		"POST /documents/uploads":     201,
 		"GET /documents":              200,

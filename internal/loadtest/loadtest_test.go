@@ -55,6 +55,7 @@ func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
 		apigw.Download: a.Handler(apigw.Download),
 		apigw.Metadata: a.Handler(apigw.Metadata),
 	}, a.Config.TenantClaim, tokens, log)
+	front.LimitInlineUploads(cfg.MaxInlineBytes)
 	front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
 	h = front
 	if wrap != nil {

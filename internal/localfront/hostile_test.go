@@ -47,7 +47,7 @@ func TestMethodNotAllowedCarriesAllow(t *testing.T) {
 	for target, want := range map[string]string{
 		"/documents": "GET, POST",
 		"/documents/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b/content": "GET",
-		"/health": "GET",
+		"/health": "GET, HEAD",
 	} {
 		w := httptest.NewRecorder()
 		f.ServeHTTP(w, httptest.NewRequest("PATCH", target, nil))

@@ -33,7 +33,7 @@ import (
 )
 
 // MaxRequestBytes is API Gateway's payload limit: larger requests never
-// reach a function.
+// reach a function. Each route takes less (apigw.Route.MaxBodyBytes).
 const MaxRequestBytes = 10 << 20
 
 // Invoker is a Lambda function: event JSON in, response JSON out.
@@ -49,6 +49,7 @@ type Front struct {
 	log         *slog.Logger
 	s3Events    bool
 	staging     LocalStaging
+	maxInline   int64 // the inline upload limit: POST /documents's body
 }
 
 // LocalTenant is every caller's tenant when no tokens file is given.
@@ -60,8 +61,13 @@ func New(functions map[apigw.Function]Invoker, tenantClaim string, tokens map[st
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Front{functions: functions, tenantClaim: tenantClaim, tokens: tokens, log: log}
+	return &Front{functions: functions, tenantClaim: tenantClaim, tokens: tokens, log: log, maxInline: docstore.DefaultMaxInlineBytes}
 }
+
+// LimitInlineUploads sets the inline upload limit (the service's
+// MaxInlineBytes; docstore.DefaultMaxInlineBytes until set), which bounds
+// the body the front reads for POST /documents.
+func (f *Front) LimitInlineUploads(maxInline int64) { f.maxInline = maxInline }
 
 // LoadTokens reads a tokens file: one "token tenant" pair a line, blank
 // lines and lines starting with # ignored.
@@ -109,10 +115,40 @@ func (f *Front) serveS3Event(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the event")
 		return
 	}
-	if !f.invokeS3Event(r.Context(), w, body) {
+	event, err := s3Notification(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	if !f.invokeS3Event(r.Context(), w, event) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// s3Notification checks that body is an S3 event notification — a JSON
+// object whose Records is a non-empty list of records, each from
+// eventSource "aws:s3" with an object key — and returns it re-encoded as
+// exactly that. The upload function takes any other payload for an API
+// Gateway event, whose authorizer claims name the tenant: passed on as
+// posted, a body with no Records, or with an API Gateway event's members
+// beside them, would let the poster act as any tenant. Re-encoding drops
+// every member but the records', whatever spelling of "Records" the
+// decoder matched.
+func s3Notification(body []byte) ([]byte, error) {
+	var ev events.S3Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, errors.New("the body is not an S3 event notification (a JSON object with Records)")
+	}
+	if len(ev.Records) == 0 {
+		return nil, errors.New("the S3 event notification has no Records")
+	}
+	for i, rec := range ev.Records {
+		if rec.EventSource != "aws:s3" || rec.S3.Object.Key == "" {
+			return nil, fmt.Errorf("record %d is not an S3 record (eventSource aws:s3, an s3.object.key)", i)
+		}
+	}
+	return json.Marshal(&ev)
 }
 
 // invokeS3Event hands an S3 event to the upload function, answering the
@@ -200,11 +236,20 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	// A body is held several times over on its way to the function (read,
+	// base64, the event's JSON, decoded again): one the route cannot take
+	// is refused before any of it is read when its length is announced,
+	// and as soon as it passes the limit when it is not.
+	limit := min(route.MaxBodyBytes(f.maxInline, r.Header.Get("Content-Type")), MaxRequestBytes)
+	if r.ContentLength > limit {
+		writeTooLarge(w, route, limit)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the request is over API Gateway's %d-byte limit (use POST /documents/uploads)", MaxRequestBytes))
+			writeTooLarge(w, route, limit)
 			return
 		}
 		writeError(w, http.StatusBadRequest, "invalid", "could not read the request body")
@@ -231,7 +276,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.staging != nil && !f.afterComplete(r.Context(), w, route, id, &resp) {
 		return
 	}
-	writeResponse(w, &resp)
+	writeResponse(w, r.Method == http.MethodHead, &resp)
 }
 
 // event builds the payload 2.0 event API Gateway would send.
@@ -361,7 +406,9 @@ func (r rawString) text() ([]byte, error) {
 	return []byte(s), nil
 }
 
-func writeResponse(w http.ResponseWriter, resp *functionResponse) {
+// writeResponse writes the function's answer; head drops its body, and
+// the Content-Length of that empty body, which would misstate the GET's.
+func writeResponse(w http.ResponseWriter, head bool, resp *functionResponse) {
 	body, err := resp.Body.text()
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "internal", "the function's response body is malformed")
@@ -387,6 +434,10 @@ func writeResponse(w http.ResponseWriter, resp *functionResponse) {
 		h.Add("Set-Cookie", c)
 	}
 	status := cmp.Or(resp.StatusCode, http.StatusOK)
+	if head {
+		w.WriteHeader(status)
+		return
+	}
 	if status != http.StatusNoContent && status != http.StatusNotModified {
 		h.Set("Content-Length", strconv.Itoa(size))
 	}
@@ -417,6 +468,17 @@ func base64DecodedLen(b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// writeTooLarge refuses a body over the route's limit, closing the
+// connection: the rest of the body is never read.
+func writeTooLarge(w http.ResponseWriter, route apigw.Route, limit int64) {
+	msg := fmt.Sprintf("the request body is over the %d-byte limit of %s", limit, route.Key())
+	if route.Key() == "POST /documents" {
+		msg += " (use POST /documents/uploads for larger documents)"
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, "too_large", msg)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -176,5 +177,26 @@ func TestResponseBodiesOfEveryShape(t *testing.T) {
 		if w.Code != 200 || w.Body.String() != text || w.Header().Get("Content-Length") != strconv.Itoa(len(text)) {
 			t.Fatalf("%q: %d %q", text, w.Code, w.Body.String())
 		}
+	}
+}
+
+// HEAD /health reaches the function and answers its status and headers,
+// without a body or the Content-Length of an empty one.
+func TestHeadHealth(t *testing.T) {
+	f, recs := front(t, nil)
+	recs[apigw.Metadata].resp = events.APIGatewayV2HTTPResponse{StatusCode: 200, Headers: map[string]string{"content-type": "application/json"}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	resp, err := http.Head(srv.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Content-Length") != "" {
+		t.Fatalf("HEAD /health: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if got := recs[apigw.Metadata].got; got.RouteKey != "HEAD /health" || got.RequestContext.HTTP.Method != "HEAD" {
+		t.Fatalf("the function got %q (%s)", got.RouteKey, got.RequestContext.HTTP.Method)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -61,6 +62,8 @@ type ClientOptions struct {
 	// (system roots, TLS 1.2 or later, server name from the URL), to trust
 	// a private CA in tests, say. Setting it on a redis:// URL turns TLS on.
 	TLSConfig *tls.Config
+	// Logger hears how Open found the server (nil discards).
+	Logger *slog.Logger
 }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL
@@ -85,8 +88,10 @@ type ClientOptions struct {
 // (rediss://host:6379?cluster=true) the client is a *redis.ClusterClient,
 // which learns the slot map from the node named (and from any further
 // seed nodes given as addr=host:port parameters) and follows MOVED and ASK
-// redirections. ElastiCache Serverless speaks cluster mode only: give its
-// endpoint with cluster=true. A cluster has database 0 only. Every key of
+// redirections. NewClient goes by the URL alone; Open, which the services
+// use, asks a server the URL says nothing of whether it is a cluster
+// (ElastiCache Serverless speaks cluster mode only; giving its endpoint
+// with cluster=true spares the question). A cluster has database 0 only. Every key of
 // one document shares a hash tag, so each call touches one slot.
 // MaxRedirects (the URL's max_redirects) is DefaultMaxRedirects: a MOVED
 // and then an ASK during a slot migration. go-redis's cluster client also

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,11 +55,23 @@ func (f *fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ranges = append(f.ranges, aws.ToString(in.Range))
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(nil))}, nil
+	// Every object is fakeObjectSize bytes; the answer carries the headers
+	// S3 would, not the bytes.
+	out := &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(nil)), ContentLength: aws.Int64(fakeObjectSize)}
+	if r, ok := strings.CutPrefix(aws.ToString(in.Range), "bytes="); ok {
+		first, last, _ := strings.Cut(r, "-")
+		if last == "" {
+			last = strconv.Itoa(fakeObjectSize - 1)
+		}
+		out.ContentRange = aws.String(fmt.Sprintf("bytes %s-%s/%d", first, last, fakeObjectSize))
+	}
+	return out, nil
 }
 
+const fakeObjectSize = 100
+
 func (f *fakeS3) HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
-	return &s3.HeadObjectOutput{}, nil
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(fakeObjectSize)}, nil
 }
 
 func (f *fakeS3) DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
@@ -258,6 +272,9 @@ func TestS3Store_GetRanges(t *testing.T) {
 		rc, err := s.Get(t.Context(), "id", c.offset, c.length)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if rc.Size() != fakeObjectSize {
+			t.Errorf("Get(%d, %d): size %d, want the object's %d", c.offset, c.length, rc.Size(), fakeObjectSize)
 		}
 		rc.Close()
 	}

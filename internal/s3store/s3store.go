@@ -37,6 +37,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,17 +282,21 @@ func (s *Store) putMultipart(ctx context.Context, op docstore.Op, id docstore.ID
 
 // Get returns bytes [offset, offset+length) of the blob of id, or from
 // offset to the end when length < 0.
-func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (io.ReadCloser, error) {
+func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (docstore.BlobReader, error) {
 	const op = "s3store.Get"
 	if offset < 0 {
 		return nil, docstore.E(op, docstore.KindBadRange, fmt.Sprintf("negative offset %d", offset))
 	}
 	if length == 0 {
 		// No byte range can ask for nothing; still report a missing blob.
-		if _, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)}); err != nil {
+		head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)})
+		if err != nil {
 			return nil, docstore.E(op, kindOf(err), fmt.Errorf("head %s: %w", id, err))
 		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
+		if head.ContentLength == nil {
+			return nil, docstore.E(op, fmt.Errorf("head %s: no Content-Length", id))
+		}
+		return &body{rc: io.NopCloser(bytes.NewReader(nil)), id: id, size: *head.ContentLength}, nil
 	}
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: s.key(id)}
 	switch {
@@ -304,7 +310,30 @@ func (s *Store) Get(ctx context.Context, id docstore.ID, offset, length int64) (
 	if err != nil {
 		return nil, docstore.E(op, kindOf(err), fmt.Errorf("get %s (offset %d, length %d): %w", id, offset, length, err))
 	}
-	return &body{rc: out.Body, id: id}, nil
+	size, err := objectSize(out)
+	if err != nil {
+		out.Body.Close()
+		return nil, docstore.E(op, fmt.Errorf("get %s: %w", id, err))
+	}
+	return &body{rc: out.Body, id: id, size: size}, nil
+}
+
+// objectSize is the size of the whole object a GetObject read part of:
+// the total of its Content-Range ("bytes 0-99/1234"), or, when the whole
+// object was asked for, its Content-Length.
+func objectSize(out *s3.GetObjectOutput) (int64, error) {
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		_, total, ok := strings.Cut(cr, "/")
+		n, err := strconv.ParseInt(total, 10, 64)
+		if !ok || err != nil || n < 0 {
+			return 0, fmt.Errorf("Content-Range %q names no object size", cr)
+		}
+		return n, nil
+	}
+	if out.ContentLength == nil {
+		return 0, errors.New("neither Content-Range nor Content-Length")
+	}
+	return *out.ContentLength, nil
 }
 
 // Delete removes the blob of id; S3 answers a delete of a missing key with
@@ -321,9 +350,12 @@ func (s *Store) Delete(ctx context.Context, id docstore.ID) error {
 // body classifies errors met while streaming a GetObject body: a connection
 // that drops mid-body is KindUnavailable, like one that fails up front.
 type body struct {
-	rc io.ReadCloser
-	id docstore.ID
+	rc   io.ReadCloser
+	id   docstore.ID
+	size int64 // the whole object's
 }
+
+func (b *body) Size() int64 { return b.size }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)

@@ -47,6 +47,7 @@ import (
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/dynamostore"
+	"github.com/imagodocs/imago/internal/rediscache"
 	"github.com/imagodocs/imago/internal/s3store"
 )
 
@@ -729,6 +730,12 @@ func TestEnvironmentPointsAtThisStack(t *testing.T) {
 		tmpl, _, ok := sub(env["IMAGO_REDIS_URL"])
 		if !ok || !strings.HasPrefix(tmpl, "rediss://${"+cacheID+".Endpoint.Address}:${"+cacheID+".Endpoint.Port}") {
 			t.Errorf("%s: IMAGO_REDIS_URL %s, want !Sub rediss://${%s.Endpoint.Address}:${%[3]s.Endpoint.Port}", id, js(env["IMAGO_REDIS_URL"]), cacheID)
+		}
+		// ElastiCache Serverless is a cluster: the URL says so, and no
+		// cold start has to ask.
+		standIns := strings.NewReplacer("${"+cacheID+".Endpoint.Address}", "cache.example", "${"+cacheID+".Endpoint.Port}", "6379")
+		if cluster, err := rediscache.IsClusterURL(standIns.Replace(tmpl)); !ok || err != nil || !cluster {
+			t.Errorf("%s: IMAGO_REDIS_URL %s does not select cluster mode (cluster=true): %v", id, js(env["IMAGO_REDIS_URL"]), err)
 		}
 		for v, param := range map[string]string{"IMAGO_CACHE_TTL": "CacheTtl", "IMAGO_TENANT_CLAIM": "TenantClaim", "IMAGO_LOG_LEVEL": "LogLevel"} {
 			if !isRef(env[v], param) {
@@ -1826,6 +1833,7 @@ func checkS3Event(t *testing.T, b []byte, staging string) {
 func TestEventsThroughTheHandlers(t *testing.T) {
 	want := map[string][]int{
 		"health.json":           {200},
+		"health-head.json":      {200},
 		"upload.json":           {201},
 		"upload-multipart.json": {201},
 		"list.json":             {200},

@@ -63,6 +63,29 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) docstore.BlobStore)
 		}
 	})
 
+	// Every Get tells the size of the whole blob, whatever part it reads:
+	// a reader of a part checks it against the size it expects.
+	t.Run("GetTellsTheBlobSize", func(t *testing.T) {
+		s := newStore(t)
+		id := docstore.NewID()
+		data := randomBytes(t, 70_000)
+		mustPut(t, s, id, data)
+		defer mustDelete(t, s, id)
+		n := int64(len(data))
+		for _, c := range [][2]int64{{0, -1}, {0, 1}, {0, 80}, {1000, 5000}, {n - 1, 1}, {n - 10, 100}, {69_000, -1}, {10, 0}} {
+			wantSize(t, s, id, c[0], c[1], n)
+		}
+		second := randomBytes(t, 1234)
+		mustPut(t, s, id, second)
+		wantSize(t, s, id, 0, 80, int64(len(second)))
+
+		empty := docstore.NewID()
+		mustPut(t, s, empty, nil)
+		defer mustDelete(t, s, empty)
+		wantSize(t, s, empty, 0, -1, 0)
+		wantSize(t, s, empty, 0, 0, 0)
+	})
+
 	t.Run("EmptyBlob", func(t *testing.T) {
 		s := newStore(t)
 		id := docstore.NewID()
@@ -249,6 +272,19 @@ func mustGet(t *testing.T, s docstore.BlobStore, id docstore.ID, offset, length 
 		t.Fatalf("read %s (offset %d, length %d): %v", id, offset, length, err)
 	}
 	return b
+}
+
+// wantSize checks the blob size a Get of part of the blob reports.
+func wantSize(t *testing.T, s docstore.BlobStore, id docstore.ID, offset, length, size int64) {
+	t.Helper()
+	rc, err := s.Get(t.Context(), id, offset, length)
+	if err != nil {
+		t.Fatalf("Get %s (offset %d, length %d): %v", id, offset, length, err)
+	}
+	defer rc.Close()
+	if got := rc.Size(); got != size {
+		t.Errorf("Get (offset %d, length %d) of a %d-byte blob: Size %d", offset, length, size, got)
+	}
 }
 
 func mustDelete(t *testing.T, s docstore.BlobStore, id docstore.ID) {

@@ -53,7 +53,7 @@ func (b *probeBlobs) Put(ctx context.Context, id docstore.ID, r io.Reader, size 
 	return b.BlobStore.Put(ctx, id, r, size)
 }
 
-func (b *probeBlobs) Get(ctx context.Context, id docstore.ID, off, n int64) (io.ReadCloser, error) {
+func (b *probeBlobs) Get(ctx context.Context, id docstore.ID, off, n int64) (docstore.BlobReader, error) {
 	b.p.BlobReads.Add(1)
 	return b.BlobStore.Get(ctx, id, off, n)
 }
