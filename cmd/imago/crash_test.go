@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/localstaging"
 )
 
 // serveChildVar makes the test binary run `imago serve` instead of the
@@ -225,7 +226,8 @@ func TestServeCrashMidPut(t *testing.T) {
 
 // TestServeCrashMidIngest kills `imago serve` while it ingests a staged
 // document (held by the test hook after the blob is stored, before the
-// record says available), restarts it, and retries the PUT.
+// record says available), restarts it: the restarted server ingests what
+// is staged, and a retried PUT changes nothing.
 func TestServeCrashMidIngest(t *testing.T) {
 	dataDir, pauseDir := t.TempDir(), t.TempDir()
 	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_ADDR": freeAddr(t)}
@@ -255,11 +257,17 @@ func TestServeCrashMidIngest(t *testing.T) {
 		t.Fatal("the test did not crash the server mid-ingest: no staged plaintext to clean up")
 	}
 
+	// The reconciliation at start ingests what the killed ingest left
+	// staged in full: nothing retries the PUT for it.
 	srv = startChild(t, env)
-	assertNoPlaintext(t, dataDir, doc)
-	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 1<<20); status != "pending" {
-		t.Fatalf("after the crash mid-ingest: %s, want pending", status)
+	waitFor(t, "the staged document to be ingested and its plaintext removed", func() bool {
+		status, _ := docState(t, srv.url, up.ID)
+		return status != "pending" && !holdsPlaintext(dataDir, doc)
+	})
+	if status := assertNotHalfServed(t, srv.url, up.ID, doc, 1<<20); status != "available" {
+		t.Fatalf("after the crash mid-ingest and the restart: %s, want available", status)
 	}
+	// A PUT the client retries anyway changes nothing.
 	if status, err := putPresigned(up, bytes.NewReader(doc), size); err != nil || status != 200 {
 		t.Fatalf("retried PUT: %d %v", status, err)
 	}
@@ -362,4 +370,161 @@ func holdsPlaintext(dir string, doc []byte) bool {
 		return nil
 	})
 	return found
+}
+
+// inParts is an upload in parts of doc to `imago serve` at url, parts sent,
+// not completed yet.
+type inParts struct {
+	id    string
+	parts []partRef
+}
+
+// uploadParts creates an upload in parts of doc (in parts of partSize)
+// and sends every part.
+func uploadParts(t *testing.T, url string, doc []byte, partSize int) inParts {
+	t.Helper()
+	a := api{t: t, url: url}
+	var up multipartUpload
+	a.expect("POST", "/documents/uploads", map[string]any{"filename": "disk.img", "size": len(doc), "part_size": partSize}, 201, &up)
+	if up.Method != "multipart" || up.PartCount < 2 {
+		t.Fatalf("create upload: %+v, want one in parts", up)
+	}
+	numbers := make([]int, up.PartCount)
+	for i := range numbers {
+		numbers[i] = i + 1
+	}
+	var presigned struct{ Parts []presignedPart }
+	a.expect("POST", "/documents/"+up.ID+"/parts", map[string]any{"numbers": numbers}, 200, &presigned)
+	out := inParts{id: up.ID}
+	for _, p := range presigned.Parts {
+		status, etag := putPart(t, p, doc[(p.Number-1)*partSize:min(p.Number*partSize, len(doc))])
+		if status != 200 || etag == "" {
+			t.Fatalf("part %d: %d %q", p.Number, status, etag)
+		}
+		out.parts = append(out.parts, partRef{p.Number, etag})
+	}
+	return out
+}
+
+// complete sends POST /documents/{id}/complete on ctx; it returns the
+// status, or the error of a request that never got an answer.
+func (u inParts) complete(ctx context.Context, url string) (int, error) {
+	body, _ := json.Marshal(map[string]any{"parts": u.parts})
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/documents/"+u.id+"/complete", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// waitForFile waits (bounded) until path exists.
+func waitForFile(t *testing.T, what, path string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+}
+
+// TestServeCrashMidAssembly kills `imago serve` while it assembles the
+// parts of a completed upload (held by the test hook once the first part
+// is written to the assembled file), restarts it on the same data, and
+// checks, round after round: no plaintext part or assembled file of the
+// document stays once the restarted server has reconciled its staging
+// area, and the document ends available with its SHA-256, never pending
+// for ever; or, deleted right after the restart, it is gone with every
+// staged byte.
+func TestServeCrashMidAssembly(t *testing.T) {
+	const rounds, partSize = 4, 5 << 20
+	for round := range rounds {
+		deleteAfter := round%2 == 1
+		dataDir, pauseDir := t.TempDir(), t.TempDir()
+		env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": freeAddr(t), "IMAGO_MULTIPART_THRESHOLD": "6MiB"}
+		paused := map[string]string{localstaging.AssemblePauseVar: pauseDir}
+		for k, v := range env {
+			paused[k] = v
+		}
+		srv := startChild(t, paused)
+		doc := make([]byte, partSize+2<<20+round) // over the threshold: two parts
+		rand.Read(doc)
+		up := uploadParts(t, srv.url, doc, partSize)
+
+		completed := make(chan error, 1)
+		go func() { _, err := up.complete(context.Background(), srv.url); completed <- err }()
+		waitForFile(t, "the assembly to reach the hook", filepath.Join(pauseDir, up.id))
+		staging := filepath.Join(dataDir, "staging")
+		half, _ := filepath.Glob(filepath.Join(staging, ".put.*.tmp"))
+		if len(half) != 1 || !holdsPlaintext(staging, doc[:partSize]) {
+			t.Fatalf("round %d: no half-written assembly to crash in (%v)", round, half)
+		}
+		srv.kill()
+		if err := <-completed; err == nil {
+			t.Fatalf("round %d: the completion was answered though the server was killed", round)
+		}
+
+		srv = startChild(t, env)
+		if deleteAfter {
+			if code := send(t, "DELETE", srv.url+"/documents/"+up.id, nil, nil); code != 204 {
+				t.Fatalf("round %d: DELETE after the restart: %d", round, code)
+			}
+			waitFor(t, "every staged byte of the deleted document to go", func() bool { return !holdsPlaintext(dataDir, doc) })
+			if resp, _ := get(t, srv.url+"/documents/"+up.id); resp.StatusCode != 404 {
+				t.Fatalf("round %d: after DELETE: %d", round, resp.StatusCode)
+			}
+		} else {
+			waitFor(t, "the document to leave pending and its plaintext to go", func() bool {
+				status, _ := docState(t, srv.url, up.id)
+				return status != "pending" && !holdsPlaintext(dataDir, doc)
+			})
+			if status := assertNotHalfServed(t, srv.url, up.id, doc, 4<<20); status != "available" {
+				t.Fatalf("round %d: after the restart: %s, want available (the parts were all there)", round, status)
+			}
+		}
+		if left := stagedFiles(t, dataDir); len(left) != 0 {
+			t.Fatalf("round %d: left in the staging area: %v", round, left)
+		}
+		srv.kill()
+	}
+}
+
+// TestServeClientGoneMidCompleteStillIngests: a client that goes away
+// while its completion runs (here, while the parts are being assembled)
+// cancels nothing: the document still ends available, its staged bytes
+// gone. Round after round, the hook holds the assembly until the server
+// has seen the client go.
+func TestServeClientGoneMidCompleteStillIngests(t *testing.T) {
+	const rounds, partSize = 3, 5 << 20
+	dataDir, pauseDir := t.TempDir(), t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0",
+		"IMAGO_MULTIPART_THRESHOLD": "6MiB", localstaging.AssemblePauseVar: pauseDir})
+	for round := range rounds {
+		doc := make([]byte, partSize+2<<20+round) // over the threshold: two parts
+		rand.Read(doc)
+		up := uploadParts(t, srv.url, doc, partSize)
+
+		ctx, cancel := context.WithCancel(context.Background())
+		completed := make(chan error, 1)
+		go func() { _, err := up.complete(ctx, srv.url); completed <- err }()
+		marker := filepath.Join(pauseDir, up.id)
+		waitForFile(t, "the assembly to reach the hook", marker)
+		cancel()
+		if err := <-completed; err == nil {
+			t.Fatalf("round %d: the cancelled completion was answered", round)
+		}
+		waitForFile(t, "the server to see its client go", marker+".cancelled")
+		os.Remove(marker) // the assembly goes on
+
+		waitFor(t, "the document to leave pending and its staged bytes to go", func() bool {
+			status, _ := docState(t, srv.url, up.id)
+			return status != "pending" && len(stagedFiles(t, dataDir)) == 0
+		})
+		if status := assertNotHalfServed(t, srv.url, up.id, doc, 4<<20); status != "available" {
+			t.Fatalf("round %d: %s, want available", round, status)
+		}
+		assertNoPlaintext(t, filepath.Join(dataDir, "staging"), doc)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/config"
+	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/localstaging"
 )
@@ -258,11 +260,26 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	front := localfront.New(functions, cfg.TenantClaim, tokens, log)
 	front.LimitInlineUploads(cfg.MaxInlineBytes)
+	// The background work of the local staging area: the deliveries of its
+	// events, and the reconciliation that finishes or removes what they
+	// (or a killed predecessor) left staged. Both end before the backends
+	// close.
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var reconciling sync.WaitGroup
 	if staging != nil {
-		front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
+		if dir := getenv(localstaging.AssemblePauseVar); dir != "" {
+			log.Warn("test hook: assemblies of uploads in parts pause", "dir", dir)
+			staging.PauseAssemblies(dir)
+		}
+		receiver := localstaging.NewReceiver(staging, upload, log)
+		defer receiver.Close()
+		front.EnableLocalStaging(receiver)
+		reconciling.Go(func() { a.Service.ReconcileLoop(background, docstore.ReconcileInterval) })
 	} else {
 		front.EnableS3Events()
 	}
+	defer reconciling.Wait()
+	defer stopBackground()
 	// No ReadTimeout or WriteTimeout: they bound a whole request, and a
 	// presigned PUT of a 5 GiB part may take hours while it moves. A
 	// transfer is cut when it stops moving instead.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/imagodocs/imago/internal/boltstore"
+	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/s3store"
 	"github.com/imagodocs/imago/internal/testenv"
@@ -420,5 +423,78 @@ func TestServeUploadInPartsOnAWS(t *testing.T) {
 	}
 	if len(out.Uploads) != 0 {
 		t.Fatalf("uploads left under %s after DELETE: %d", key, len(out.Uploads))
+	}
+}
+
+// TestServeRemovesAnExpiredUploadInParts: the parts of an upload in parts
+// whose document expired (its client never completed it) do not outlive
+// it: the restarted server's store expires the record, and its
+// reconciliation removes the parts.
+func TestServeRemovesAnExpiredUploadInParts(t *testing.T) {
+	dataDir := t.TempDir()
+	env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MULTIPART_THRESHOLD": "6MiB"}
+	srv := startServer(t, env)
+	a := api{t: t, url: srv.url}
+	var up multipartUpload
+	a.expect("POST", "/documents/uploads", map[string]any{"filename": "never.img", "size": 12 << 20, "part_size": 5 << 20}, 201, &up)
+	var presigned struct{ Parts []presignedPart }
+	a.expect("POST", "/documents/"+up.ID+"/parts", map[string]any{"numbers": []int{1}}, 200, &presigned)
+	part := make([]byte, 5<<20)
+	rand.Read(part)
+	if status, _ := putPart(t, presigned.Parts[0], part); status != 200 {
+		t.Fatalf("part 1: %d", status)
+	}
+	srv.stop()
+
+	// A day goes by: the record's expiry is moved into the past.
+	store, err := boltstore.Open(filepath.Join(dataDir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec, err := store.Get(ctx, docstore.ID(up.ID))
+	if err == nil {
+		err = store.Delete(ctx, rec.ID)
+	}
+	if err == nil {
+		rec.ExpiresAt = time.Now().Add(-time.Minute)
+		err = store.Create(ctx, rec)
+	}
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv = startServer(t, env)
+	waitFor(t, "the expired upload's parts to go", func() bool { return len(stagedFiles(t, dataDir)) == 0 })
+	assertNoPlaintext(t, dataDir, part)
+	if resp, _ := get(t, srv.url+"/documents/"+up.ID); resp.StatusCode != 404 {
+		t.Fatalf("the expired document: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestServeListsPendingDocuments: GET /documents, and `imago ls`, show a
+// document whose upload is not finished, with its status, so that its
+// owner can find it and delete it.
+func TestServeListsPendingDocuments(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dir, "IMAGO_ADDR": "127.0.0.1:0"})
+	up := createUpload(t, srv.url, 6_000_000)
+	_, body := get(t, srv.url+"/documents")
+	var page struct {
+		Documents []struct{ ID, Status string }
+	}
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Documents) != 1 || page.Documents[0].ID != up.ID || page.Documents[0].Status != "pending" {
+		t.Fatalf("GET /documents: %s, want the pending document", body)
+	}
+	status, stdout, stderr := run(t, map[string]string{"IMAGO_URL": srv.url}, "ls")
+	if status != 0 || !strings.HasPrefix(stdout, up.ID+"\t6000000\tpending\t") {
+		t.Fatalf("imago ls: exit %d %q %s, want the pending document's line", status, stdout, stderr)
+	}
+	if status, _, stderr := run(t, map[string]string{"IMAGO_URL": srv.url}, "rm", up.ID); status != 0 {
+		t.Fatalf("imago rm: exit %d %s", status, stderr)
+	}
+	if status, stdout, _ := run(t, map[string]string{"IMAGO_URL": srv.url}, "ls"); status != 0 || stdout != "" {
+		t.Fatalf("imago ls after rm: exit %d %q", status, stdout)
 	}
 }

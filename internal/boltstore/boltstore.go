@@ -1,6 +1,6 @@
 // Package boltstore is the embedded MetadataStore of `imago serve`, on
-// bbolt: one bucket of records by id, and one index of available records
-// by tenant, newest first, so listing is a range scan.
+// bbolt: one bucket of records by id, and one index of every record by
+// tenant, newest first, so listing is a range scan.
 package boltstore
 
 import (
@@ -54,7 +54,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
 	}
 	s := &Store{db: db, now: time.Now}
-	if err := s.expirePending(); err != nil {
+	if err := s.expireAndIndex(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -157,10 +157,7 @@ func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
 		if err := put(tx, it); err != nil {
 			return err
 		}
-		if it.Status == docstore.StatusAvailable {
-			return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
-		}
-		return nil
+		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
 	})
 	if err != nil {
 		return docstore.E(op, err)
@@ -192,9 +189,9 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 // MarkAvailable flips a pending record to available. bbolt runs one write
 // transaction at a time, so the check and the write are one step.
 func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID) (docstore.Record, error) {
-	return s.finish("boltstore.MarkAvailable", id, func(tx *bolt.Tx, it *item) error {
+	return s.finish("boltstore.MarkAvailable", id, func(_ *bolt.Tx, it *item) error {
 		it.Status, it.Size, it.SHA256, it.BlobID, it.ExpiresAt = docstore.StatusAvailable, size, sha256, blob, time.Time{}
-		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+		return nil
 	})
 }
 
@@ -235,7 +232,8 @@ func (s *Store) finish(op docstore.Op, id docstore.ID, change func(tx *bolt.Tx, 
 	return rec, nil
 }
 
-// List returns up to limit available records of tenant, newest first.
+// List returns up to limit records of tenant, whatever their status,
+// newest first.
 func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
 	const op = "boltstore.List"
 	var out []docstore.Record
@@ -291,19 +289,26 @@ func deleteItem(tx *bolt.Tx, id docstore.ID) error {
 	return tx.Bucket(recordsBucket).Delete([]byte(id))
 }
 
-// expirePending removes pending and failed records past their ExpiresAt,
-// as DynamoDB's TTL would: uploads that died half-way or failed.
-func (s *Store) expirePending() error {
+// expireAndIndex removes pending and failed records past their ExpiresAt,
+// as DynamoDB's TTL would (uploads that died half-way or failed), and puts
+// every other one in the tenant index: a store written before pending and
+// failed records were listed has only its available ones there.
+func (s *Store) expireAndIndex() error {
 	now := s.now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var expired []docstore.ID
+		var unindexed []item
+		index := tx.Bucket(tenantBucket)
 		err := tx.Bucket(recordsBucket).ForEach(func(k, v []byte) error {
 			var it item
 			if err := json.Unmarshal(v, &it); err != nil {
 				return fmt.Errorf("decode record %s: %w", k, err)
 			}
-			if it.Status != docstore.StatusAvailable && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now) {
+			switch {
+			case it.Status != docstore.StatusAvailable && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now):
 				expired = append(expired, it.ID)
+			case index.Get(indexKey(it.Tenant, it.CreatedAt, it.ID)) == nil:
+				unindexed = append(unindexed, it)
 			}
 			return nil
 		})
@@ -312,6 +317,11 @@ func (s *Store) expirePending() error {
 		}
 		for _, id := range expired {
 			if err := deleteItem(tx, id); err != nil {
+				return err
+			}
+		}
+		for _, it := range unindexed {
+			if err := index.Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil); err != nil {
 				return err
 			}
 		}

@@ -23,10 +23,13 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	if err := s.reader.forget(ctx, id); err != nil {
 		return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", id, err))
 	}
-	// Staged plaintext never outlives its document: a pending (or failed)
-	// document's staged bytes (and its upload in parts) go first, so that a
-	// failure leaves the document there to delete again.
-	staged := rec.Status != StatusAvailable && s.staging != nil
+	// Staged plaintext never outlives its document: whatever its status,
+	// its staged bytes (and its upload in parts) go first, so that a
+	// failure leaves the document there to delete again. An available
+	// document has normally none left, but an ingest whose last step (the
+	// staged object's delete) failed, or a PUT to its URL after the
+	// ingest, leaves some; removing what is not there is no error.
+	staged := s.staging != nil
 	if staged {
 		if err := s.discardStaged(ctx, rec); err != nil {
 			return E(op, fmt.Errorf("delete staged bytes of %s: %w", id, err))

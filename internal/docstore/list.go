@@ -18,7 +18,10 @@ const (
 	MaxListLimit     = 1000
 )
 
-// List returns the tenant's available documents, newest first.
+// List returns the tenant's documents, newest first: available ones, and
+// pending and failed ones too, each with its status (and a failed one with
+// its failure), so that an upload that never finished can be found and
+// deleted.
 func (s *Service) List(ctx context.Context, tenant Tenant, limit int, cursor string) (Page, error) {
 	const op = "docstore.List"
 	if tenant == "" {

@@ -267,8 +267,9 @@ func (s *Service) CompleteUpload(ctx context.Context, tenant Tenant, id ID, part
 	return rec.Document, nil
 }
 
-// discardStaged removes what a not-yet-available document has in the
-// staging area: its upload in parts, if any, and its staged object.
+// discardStaged removes what a document has in the staging area: its
+// upload in parts, if any, and its staged object. Either may be gone
+// already: that is no error.
 func (s *Service) discardStaged(ctx context.Context, rec Record) error {
 	key := s.stagingKey(rec.ID)
 	if rec.UploadID != "" && s.multipart != nil {

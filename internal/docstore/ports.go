@@ -57,9 +57,10 @@ type MetadataStore interface {
 	// time, in one conditional write. KindNotFound if the record is gone,
 	// KindConflict if it is not pending.
 	MarkFailed(ctx context.Context, id ID, reason string) (Record, error)
-	// List returns up to limit available records of tenant, newest first
-	// (CreatedAt descending, then ID descending), starting after `after`
-	// when it is non-nil.
+	// List returns up to limit records of tenant, whatever their status
+	// (pending, available or failed: a caller must be able to find a
+	// document to delete it), newest first (CreatedAt descending, then ID
+	// descending), starting after `after` when it is non-nil.
 	List(ctx context.Context, tenant Tenant, after *ListPosition, limit int) ([]Record, error)
 	// Delete removes the record; deleting a missing record is not an error.
 	Delete(ctx context.Context, id ID) error
@@ -201,4 +202,29 @@ type MultipartStaging interface {
 	// AbortMultipart discards the upload and every part received; an
 	// unknown upload is not an error.
 	AbortMultipart(ctx context.Context, key, uploadID string) error
+}
+
+// StagedItem is one thing a staging area holds: a staged object, or an
+// upload in parts in progress.
+type StagedItem struct {
+	// Key is the staging key (prefix included) of the staged object, or of
+	// the object the upload in parts will create.
+	Key string
+	// UploadID is set on an upload in parts in progress; empty for a
+	// staged object.
+	UploadID string
+	// Modified is when the item last changed: a staged object's arrival,
+	// an upload's last part.
+	Modified time.Time
+}
+
+// StagingInventory is a staging area that can list what it holds, so that
+// a reconciliation (Service.Reconcile) finds the staged bytes that nothing
+// will ingest or remove any more. The local staging area implements it;
+// the S3 one has the bucket's lifecycle rule on the staging prefix as its
+// backstop instead.
+type StagingInventory interface {
+	// Inventory lists every staged object and every upload in parts in
+	// progress, in no particular order.
+	Inventory(ctx context.Context) ([]StagedItem, error)
 }

@@ -114,6 +114,12 @@ type Service struct {
 
 	// multipart is staging's uploads in parts; nil when it takes none.
 	multipart MultipartStaging
+	// inventory is staging's listing of what it holds; nil when it has
+	// none (reconcile.go).
+	inventory StagingInventory
+	// ingesting counts the ingests running in this process, by staging
+	// key, so that a reconciliation leaves them alone.
+	ingesting inflight
 }
 
 // NewService builds a Service. A nil logger discards logs.
@@ -128,6 +134,9 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 	s.reader = newCachingReader(b.Cache, s.origin.read, cfg, log)
 	if m, ok := b.Staging.(MultipartStaging); ok {
 		s.multipart = m
+	}
+	if inv, ok := b.Staging.(StagingInventory); ok {
+		s.inventory = inv
 	}
 	return s
 }

@@ -122,6 +122,7 @@ func (s *Service) Ingest(ctx context.Context, key string) error {
 		s.log.InfoContext(ctx, "ignoring an object outside the staging prefix", "key", key)
 		return nil
 	}
+	defer s.ingesting.begin(key)()
 	id, err := ParseID(rest)
 	if err != nil {
 		s.log.WarnContext(ctx, "deleting a staged object that names no document", "key", key)

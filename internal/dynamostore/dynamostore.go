@@ -7,7 +7,7 @@
 //
 //	partition key  id             S   the document id
 //	GSI tenant-index
-//	  partition    tenant_listed  S   the owner, only on available documents
+//	  partition    tenant_listed  S   the owner, on every document
 //	  sort         created_key    S   19-digit zero-padded unix nanoseconds "#" id
 //	  projection   ALL
 //	TTL attribute  expires_at     N   epoch seconds, only on pending documents
@@ -30,13 +30,15 @@
 // Listing a tenant's documents newest first is one Query on tenant-index
 // with ScanIndexForward=false: created_key sorts as a string exactly as
 // (CreatedAt, ID) does, newest first and ties broken by id descending, and
-// is unique, so a listing position maps to an ExclusiveStartKey. The index
-// is sparse: a pending document has no tenant_listed, so it is not in the
-// index at all and a page is never shortened by documents still uploading.
-// MarkAvailable sets tenant_listed and removes expires_at in the same
-// conditional update that flips the status, so an abandoned upload (a
-// presigned URL never used) is removed by DynamoDB's TTL while an available
-// document never is.
+// is unique, so a listing position maps to an ExclusiveStartKey. Every
+// document is in the index, pending and failed ones too: a caller must be
+// able to find an upload that never finished in order to delete it. (Items
+// written before that have tenant_listed only once available; a pending
+// one gets it when MarkAvailable or MarkFailed finishes it, and one never
+// finished expires by TTL within a day.) MarkAvailable removes expires_at
+// in the same conditional update that flips the status, so an abandoned
+// upload (a presigned URL never used) is removed by DynamoDB's TTL while an
+// available document never is.
 //
 // CreatedAt is kept to the microsecond: Create truncates it, so the
 // position a caller builds from a listed record (whatever precision its
@@ -188,11 +190,13 @@ func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, s
 		})
 }
 
-// MarkFailed flips a pending record to failed with reason, in one
-// conditional update; the expiry stays, so DynamoDB's TTL removes it.
+// MarkFailed flips a pending record to failed with reason, and puts it in
+// the listing index (an item written before pending ones were listed is
+// not), in one conditional update; the expiry stays, so DynamoDB's TTL
+// removes it.
 func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (docstore.Record, error) {
-	return s.finish(ctx, "dynamostore.MarkFailed", id, "SET #status = :new, #failure = :failure",
-		map[string]string{"#failure": attrFailure},
+	return s.finish(ctx, "dynamostore.MarkFailed", id, "SET #status = :new, #failure = :failure, #tenant_listed = #tenant",
+		map[string]string{"#failure": attrFailure, "#tenant_listed": attrTenantListed, "#tenant": attrTenant},
 		map[string]types.AttributeValue{":new": str(string(docstore.StatusFailed)), ":failure": str(reason)})
 }
 
@@ -238,8 +242,8 @@ func (s *Store) finish(ctx context.Context, op docstore.Op, id docstore.ID, upda
 	return rec, nil
 }
 
-// List returns up to limit available records of tenant, newest first,
-// after the position `after` when it is set.
+// List returns up to limit records of tenant, whatever their status,
+// newest first, after the position `after` when it is set.
 func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
 	const op = "dynamostore.List"
 	if limit <= 0 || tenant == "" {

@@ -32,7 +32,7 @@ func TestDynamoStore_Contract(t *testing.T) {
 	})
 }
 
-// TestDynamoStore_ItemLayout checks the items themselves: what the sparse
+// TestDynamoStore_ItemLayout checks the items themselves: what the listing
 // index and the TTL rely on, and that no plaintext key is ever written.
 func TestDynamoStore_ItemLayout(t *testing.T) {
 	client, table := localDynamo(t)
@@ -52,8 +52,8 @@ func TestDynamoStore_ItemLayout(t *testing.T) {
 	t.Cleanup(func() { s.Delete(context.Background(), rec.ID) })
 
 	item := rawItem(t, client, table, rec.ID)
-	if _, ok := item["tenant_listed"]; ok {
-		t.Errorf("a pending item has tenant_listed: it would be listed")
+	if got := strAttr(item, "tenant_listed"); got != string(rec.Tenant) {
+		t.Errorf("a pending item has tenant_listed %q, want the tenant: it must be listed, to be found and deleted", got)
 	}
 	if got := numAttr(item, "expires_at"); got != "1900000000" {
 		t.Errorf("expires_at = %q, want the epoch seconds 1900000000", got)

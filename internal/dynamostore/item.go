@@ -20,8 +20,9 @@ import (
 type item struct {
 	ID     docstore.ID     `dynamodbav:"id"`
 	Tenant docstore.Tenant `dynamodbav:"tenant"`
-	// TenantListed is the tenant on available documents only: the
-	// partition key of the sparse listing index.
+	// TenantListed is the tenant: the partition key of the listing index.
+	// Items written before pending and failed documents were listed have
+	// it on available ones only.
 	TenantListed docstore.Tenant `dynamodbav:"tenant_listed,omitempty"`
 	CreatedKey   string          `dynamodbav:"created_key"`
 	CreatedAt    time.Time       `dynamodbav:"created_at"` // RFC 3339 with nanoseconds, UTC
@@ -87,9 +88,7 @@ func encode(rec docstore.Record) (map[string]types.AttributeValue, error) {
 		Status: rec.Status, WrappedKey: rec.WrappedKey, KeyID: rec.KeyID,
 		FormatVersion: rec.FormatVersion, SegmentSize: rec.SegmentSize,
 		BlobID: rec.BlobID, Failure: rec.Failure, UploadID: rec.UploadID,
-	}
-	if rec.Status == docstore.StatusAvailable {
-		it.TenantListed = rec.Tenant
+		TenantListed: rec.Tenant,
 	}
 	if len(rec.Metadata) > 0 {
 		it.Metadata = rec.Metadata

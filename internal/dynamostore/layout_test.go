@@ -67,15 +67,25 @@ func layoutRecords() map[string]docstore.Record {
 	return recs
 }
 
-// encode writes exactly the items the hand-written mapping wrote, and
-// decode reads them back as it did.
+// currentItem is the item of rec as it is written now: the hand-written
+// mapping's, with one deliberate change since, tenant_listed on every
+// document (pending and failed ones are listed too), not only on
+// available ones.
+func currentItem(rec docstore.Record) map[string]types.AttributeValue {
+	item := handEncode(rec)
+	item[attrTenantListed] = str(string(rec.Tenant))
+	return item
+}
+
+// encode writes exactly the items the hand-written mapping wrote (but for
+// currentItem's change), and decode reads them back as it did.
 func TestDynamoStore_EncodeMatchesHandMapping(t *testing.T) {
 	for name, rec := range layoutRecords() {
 		got, err := encode(rec)
 		if err != nil {
 			t.Fatalf("%s: encode: %v", name, err)
 		}
-		if g, w := render(got), render(handEncode(rec)); g != w {
+		if g, w := render(got), render(currentItem(rec)); g != w {
 			t.Errorf("%s: item\n got  %s\n want %s", name, g, w)
 		}
 		want, err := handDecode(handEncode(rec))
@@ -94,8 +104,9 @@ func TestDynamoStore_EncodeMatchesHandMapping(t *testing.T) {
 
 // The items on the real server: what Create writes is, attribute for
 // attribute, what the hand-written mapping wrote (names, types, what is
-// omitted, the TTL attribute, the index keys); and an item written with
-// that layout by an older deployment reads back through Get.
+// omitted, the TTL attribute, the index keys) but for currentItem's
+// change; and an item written with that layout by an older deployment
+// reads back through Get.
 func TestDynamoStore_LayoutMatchesStoredItems(t *testing.T) {
 	table := testenv.Require(t, "IMAGO_TABLE")["IMAGO_TABLE"]
 	client := dynamodb.NewFromConfig(testenv.AWSConfig(t, "DYNAMODB"))
@@ -113,7 +124,7 @@ func TestDynamoStore_LayoutMatchesStoredItems(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GetItem: %v", err)
 			}
-			if g, w := render(out.Item), render(handEncode(rec)); g != w {
+			if g, w := render(out.Item), render(currentItem(rec)); g != w {
 				t.Errorf("stored item\n got  %s\n want %s", g, w)
 			}
 
@@ -131,6 +142,40 @@ func TestDynamoStore_LayoutMatchesStoredItems(t *testing.T) {
 			want, _ := handDecode(handEncode(old))
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Get of the hand-mapped item\n got  %#v\n want %#v", got, want)
+			}
+		})
+	}
+}
+
+// A pending item an older deployment wrote has no tenant_listed, so it is
+// not in the listing index: finishing it, whichever way, puts it there.
+func TestDynamoStore_OlderPendingItemIsListedOnceFinished(t *testing.T) {
+	table := testenv.Require(t, "IMAGO_TABLE")["IMAGO_TABLE"]
+	client := dynamodb.NewFromConfig(testenv.AWSConfig(t, "DYNAMODB"))
+	s := New(client, table)
+	ctx := t.Context()
+	for _, status := range []docstore.Status{docstore.StatusFailed, docstore.StatusAvailable} {
+		t.Run(string(status), func(t *testing.T) {
+			rec := layoutRecords()["pending"]
+			t.Cleanup(func() { s.Delete(context.Background(), rec.ID) })
+			if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: handEncode(rec)}); err != nil {
+				t.Fatalf("PutItem of the hand-mapped item: %v", err)
+			}
+			if got, err := s.List(ctx, rec.Tenant, nil, 10); err != nil || len(got) != 0 {
+				t.Fatalf("List before the item is finished: %v %v, want nothing (the older layout is not indexed)", got, err)
+			}
+			var err error
+			if status == docstore.StatusFailed {
+				_, err = s.MarkFailed(ctx, rec.ID, "the staged object is 1 byte, 2 were announced")
+			} else {
+				_, err = s.MarkAvailable(ctx, rec.ID, 2, strings.Repeat("cd", 32), docstore.NewID())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.List(ctx, rec.Tenant, nil, 10)
+			if err != nil || len(got) != 1 || got[0].ID != rec.ID || got[0].Status != status {
+				t.Fatalf("List once finished: %+v %v, want the one %s record", got, err, status)
 			}
 		})
 	}

@@ -171,14 +171,17 @@ type LocalStaging interface {
 	Path() string
 	// Completed announces the staged object of document id's upload in
 	// parts, which the upload function has just completed: S3's
-	// ObjectCreated:CompleteMultipartUpload event. Its error is the ingest's.
+	// ObjectCreated:CompleteMultipartUpload event, delivered as S3
+	// delivers it, apart from ctx's cancellation. An error says the event
+	// could not be handed over at all.
 	Completed(ctx context.Context, id docstore.ID) error
 }
 
 // EnableLocalStaging makes the front pass the presigned PUTs of the
 // embedded staging area to st, and announce through st every upload in
-// parts the upload function completes. The ingest runs before the answer
-// goes out, so a client knows the document is available once it returns.
+// parts the upload function completes. The answer waits for the ingest's
+// first attempt (bounded), so a client usually knows the document is
+// available once it returns.
 func (f *Front) EnableLocalStaging(st LocalStaging) { f.staging = st }
 
 // completeRoute is the route whose success creates the staged object of an
@@ -188,6 +191,8 @@ const completeRoute = "POST /documents/{id}/complete"
 // afterComplete plays S3's ObjectCreated:CompleteMultipartUpload event once
 // the upload function has completed an upload in parts on the embedded
 // staging area, before the answer goes out, as a single PUT's event does.
+// The ingest does not belong to this request: a client that goes away
+// cancels nothing.
 func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *functionResponse) bool {
 	if route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
 		return true

@@ -27,7 +27,10 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-var _ docstore.Staging = (*Area)(nil)
+var (
+	_ docstore.Staging          = (*Area)(nil)
+	_ docstore.StagingInventory = (*Area)(nil)
+)
 
 // Path is where `imago serve` takes the presigned PUTs of an Area, single
 // ones and parts: the URLs it signs point there, and its Receiver serves it.
@@ -47,6 +50,8 @@ type Area struct {
 
 	// partsMu orders the changes of uploads in parts (multipart.go).
 	partsMu sync.Mutex
+	// pauseDir, when set, pauses assemblies for tests (PauseAssemblies).
+	pauseDir string
 }
 
 // New keeps staged uploads under dir, for keys under prefix, signing URLs
@@ -145,33 +150,106 @@ func (s *Area) Receive(key, contentType string, query url.Values, body io.Reader
 	return nil
 }
 
-// Sweep removes everything staged: half-received PUTs (temporary files a
-// killed process left) and staged objects whose ingest never finished. It
-// is for startup, while no PUT is being received: staged plaintext never
-// outlives the process that took it. A document whose bytes are swept
-// stays pending, and the client's retried PUT (its own PUT failed) stages
-// them again. It returns how many files it removed.
-func (s *Area) Sweep() (int, error) {
+// Recover puts the staging folder back in order after a process that was
+// killed: it removes half-received PUTs and parts (temporary files), and
+// finishes every assembly of an upload in parts that was under way (the
+// client's completion was accepted: its parts are all there, and the list
+// of them, in order, beside them), so that the staged object is there for
+// the reconciliation to ingest. An assembly that cannot be finished has
+// its parts removed; its document stays pending until it expires. What is
+// staged in full (objects, uploads in progress) stays: the reconciliation
+// (docstore.Service.Reconcile) ingests or removes it once it knows the
+// documents. It is for startup, while no PUT is being received.
+func (s *Area) Recover() (RecoverReport, error) {
+	var rep RecoverReport
+	var errs []error
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return 0, fmt.Errorf("localstaging: sweep %s: %w", s.dir, err)
+		return rep, fmt.Errorf("localstaging: recover %s: %w", s.dir, err)
 	}
-	removed := 0
-	var errs []error
 	for _, e := range entries {
-		if e.IsDir() {
+		if e.IsDir() || !strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			continue
 		}
-		removed++
+		rep.Removed++
+	}
+	uploads, err := os.ReadDir(filepath.Join(s.dir, multipartDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	for _, e := range uploads {
+		name, ok := strings.CutSuffix(e.Name(), completingSuffix)
+		if !e.IsDir() || !ok {
+			continue
+		}
+		claimed := filepath.Join(s.dir, multipartDir, e.Name())
+		if err := s.finishAssembly(claimed, name); err != nil {
+			rep.Abandoned++
+		} else {
+			rep.Assembled++
+		}
+		if err := os.RemoveAll(claimed); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return removed, fmt.Errorf("localstaging: sweep %s: %w", s.dir, err)
+		return rep, fmt.Errorf("localstaging: recover %s: %w", s.dir, err)
 	}
-	return removed, nil
+	return rep, nil
+}
+
+// RecoverReport says what Recover did.
+type RecoverReport struct {
+	Removed   int // temporary files of PUTs and parts cut short
+	Assembled int // interrupted assemblies finished
+	Abandoned int // interrupted assemblies that could not be, their parts removed
+}
+
+// Inventory lists every staged object and every upload in parts in
+// progress (not one being completed: its completion owns it).
+func (s *Area) Inventory(ctx context.Context) ([]docstore.StagedItem, error) {
+	const op = "localstaging.Inventory"
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, docstore.E(op, fmt.Errorf("list %s: %w", s.dir, err))
+	}
+	var items []docstore.StagedItem
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // ingested meanwhile
+		}
+		if err != nil {
+			return nil, docstore.E(op, err)
+		}
+		items = append(items, docstore.StagedItem{Key: s.prefix + e.Name(), Modified: fi.ModTime()})
+	}
+	uploads, err := os.ReadDir(filepath.Join(s.dir, multipartDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, docstore.E(op, fmt.Errorf("list uploads in parts: %w", err))
+	}
+	for _, e := range uploads {
+		dot := strings.LastIndexByte(e.Name(), '.')
+		if !e.IsDir() || strings.HasSuffix(e.Name(), completingSuffix) || dot <= 0 {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, docstore.E(op, err)
+		}
+		items = append(items, docstore.StagedItem{Key: s.prefix + e.Name()[:dot], UploadID: e.Name()[dot+1:], Modified: fi.ModTime()})
+	}
+	return items, nil
 }
 
 // Open reads the staged object at key.

@@ -32,8 +32,22 @@ var _ docstore.MultipartStaging = (*Area)(nil)
 // object. A part is written to a temporary file first and renamed into its
 // upload's folder under partsMu, so a part never lands in an upload that
 // was aborted or completed meanwhile.
+//
+// Completing claims the upload by renaming its folder to
+// <name>.<upload id>.completing, with the list of the parts to assemble,
+// in order, written beside them first (manifestName): a process killed
+// while it assembles leaves everything its successor needs to finish
+// (Recover), and an abort (DELETE) removes the claimed folder too.
 
-const multipartDir = ".multipart"
+const (
+	multipartDir = ".multipart"
+	// completingSuffix marks the folder of an upload being completed.
+	completingSuffix = ".completing"
+	// manifestName is the file, in an upload's folder, that lists the part
+	// files its completion assembles, one a line, in order. It is not a
+	// part: part files are named <number>-<etag>.
+	manifestName = ".assembly"
+)
 
 // partQuery is the query parameter that tells a part's PUT from a single PUT.
 const partQuery = "partNumber"
@@ -227,8 +241,8 @@ func (s *Area) CompleteMultipart(ctx context.Context, key, uploadID string, part
 		return err
 	}
 	// Claim the upload: once its folder is renamed, no part lands in it and
-	// a second completion or an abort finds no upload.
-	claimed := dir + ".completing"
+	// a second completion finds no upload.
+	claimed := dir + completingSuffix
 	files, err := func() ([]string, error) {
 		s.partsMu.Lock()
 		defer s.partsMu.Unlock()
@@ -254,17 +268,23 @@ func (s *Area) CompleteMultipart(ctx context.Context, key, uploadID string, part
 			case i < len(parts)-1 && got.Size < docstore.MinPartSize:
 				return nil, docstore.E(op, docstore.KindInvalid, fmt.Sprintf("part %d is %d bytes, under the %d-byte minimum of all parts but the last", p.Number, got.Size, docstore.MinPartSize))
 			}
-			files[i] = filepath.Join(claimed, partName(p.Number, strings.Trim(got.ETag, `"`)))
+			files[i] = partName(p.Number, strings.Trim(got.ETag, `"`))
+		}
+		if err := s.writeManifest(dir, files); err != nil {
+			return nil, docstore.E(op, fmt.Errorf("claim upload of %s: %w", key, err))
 		}
 		if err := os.Rename(dir, claimed); err != nil {
 			return nil, docstore.E(op, fmt.Errorf("claim upload of %s: %w", key, err))
+		}
+		for i, name := range files {
+			files[i] = filepath.Join(claimed, name)
 		}
 		return files, nil
 	}()
 	if err != nil {
 		return err
 	}
-	if err := s.assemble(final, files); err != nil {
+	if err := s.assemble(ctx, final, files, s.pauseDir); err != nil {
 		// Give the upload back, so that the client may complete it again.
 		s.partsMu.Lock()
 		os.Rename(claimed, dir)
@@ -277,8 +297,56 @@ func (s *Area) CompleteMultipart(ctx context.Context, key, uploadID string, part
 	return nil
 }
 
-// assemble writes the concatenation of files atomically to final.
-func (s *Area) assemble(final string, files []string) error {
+// writeManifest writes, atomically, the list of the part files a
+// completion of the upload in dir assembles; the caller holds partsMu.
+func (s *Area) writeManifest(dir string, files []string) error {
+	tmp, err := os.CreateTemp(s.dir, ".manifest.*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	_, err = tmp.WriteString(strings.Join(files, "\n") + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, manifestName))
+	}
+	return err
+}
+
+// finishAssembly assembles, into the staged object name, the claimed
+// upload folder a killed process left, from its manifest.
+func (s *Area) finishAssembly(claimed, name string) error {
+	final, err := s.path("localstaging.Recover", s.prefix+name[:max(strings.LastIndexByte(name, '.'), 0)])
+	if err != nil {
+		return err
+	}
+	list, err := os.ReadFile(filepath.Join(claimed, manifestName))
+	if err != nil {
+		return err
+	}
+	var files []string
+	for _, f := range strings.Fields(string(list)) {
+		if filepath.Base(f) != f || strings.HasPrefix(f, ".") {
+			return fmt.Errorf("manifest of %s names %q", claimed, f)
+		}
+		files = append(files, filepath.Join(claimed, f))
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("manifest of %s is empty", claimed)
+	}
+	return s.assemble(context.Background(), final, files, "")
+}
+
+// assemble writes the concatenation of files atomically to final. With
+// pauseDir set (PauseAssemblies), it pauses once the first file is
+// written. It runs to its end whatever ctx (the completion's request)
+// does: the upload is claimed, and its parts are the assembly's.
+func (s *Area) assemble(ctx context.Context, final string, files []string, pauseDir string) error {
 	tmp, err := os.CreateTemp(s.dir, ".put.*.tmp")
 	if err != nil {
 		return err
@@ -286,7 +354,7 @@ func (s *Area) assemble(final string, files []string) error {
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
 	err = func() error {
 		defer tmp.Close()
-		for _, name := range files {
+		for i, name := range files {
 			f, err := os.Open(name)
 			if err != nil {
 				return err
@@ -295,6 +363,9 @@ func (s *Area) assemble(final string, files []string) error {
 			f.Close()
 			if err != nil {
 				return err
+			}
+			if i == 0 && pauseDir != "" {
+				pause(ctx, pauseDir, filepath.Base(final))
 			}
 		}
 		if err := tmp.Sync(); err != nil {
@@ -320,10 +391,46 @@ func (s *Area) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	}
 	s.partsMu.Lock()
 	defer s.partsMu.Unlock()
-	if err := os.RemoveAll(dir); err != nil {
-		return docstore.E(op, fmt.Errorf("abort upload of %s: %w", key, err))
+	// The upload, and its parts being assembled if it is being completed:
+	// that completion then fails, or its staged object is left to its
+	// ingest, which finds the document gone.
+	for _, d := range []string{dir, dir + completingSuffix} {
+		if err := os.RemoveAll(d); err != nil {
+			return docstore.E(op, fmt.Errorf("abort upload of %s: %w", key, err))
+		}
 	}
 	return nil
+}
+
+// AssemblePauseVar names a folder for crash tests: when set, `imago serve`
+// pauses every assembly of an upload in parts once its first part is
+// written, so that a test can kill the process, or drop the client, at
+// exactly that point (PauseAssemblies). Never set in production.
+const AssemblePauseVar = "IMAGO_TEST_ASSEMBLE_PAUSE_DIR"
+
+// PauseAssemblies makes every later completion of an upload in parts, once
+// the first part is written to the assembled file, create a file named
+// after the staged object in dir and wait until that file is removed (for
+// ever, if it never is). If the completion's request ends meanwhile (its
+// client went away), it says so with a second file, that name plus
+// ".cancelled". Tests only.
+func (s *Area) PauseAssemblies(dir string) { s.pauseDir = dir }
+
+func pause(ctx context.Context, dir, name string) {
+	marker := filepath.Join(dir, name)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return
+	}
+	told := false
+	for {
+		if _, err := os.Stat(marker); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if ctx.Err() != nil && !told {
+			told = os.WriteFile(marker+".cancelled", nil, 0o600) == nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Key is the staging key of document id.

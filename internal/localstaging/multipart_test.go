@@ -2,6 +2,8 @@ package localstaging_test
 
 import (
 	"bytes"
+	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -176,4 +178,114 @@ func TestStaging_MultipartContract(t *testing.T) {
 		etag, err := sendPart(current, up, body)
 		return etag, err == nil
 	})
+}
+
+// The inventory lists what is staged in full, staged objects and uploads
+// in progress, never a PUT being received; Recover, at start, removes
+// only what a killed PUT left half-written.
+func TestStaging_InventoryAndRecover(t *testing.T) {
+	st, dir := newStaging(t)
+	ctx := t.Context()
+	object, upload := "staging/"+string(docstore.NewID()), "staging/"+string(docstore.NewID())
+	put, _ := st.PresignPut(ctx, object, "text/plain", 5, time.Minute)
+	u, _ := url.Parse(put.URL)
+	if err := st.Receive(object, "text/plain", u.Query(), strings.NewReader("whole"), 5); err != nil {
+		t.Fatal(err)
+	}
+	uploadID, _ := st.CreateMultipart(ctx, upload, "text/plain")
+	up, _ := st.PresignPart(ctx, upload, uploadID, 1, 4, time.Minute)
+	if _, err := sendPart(st, up, []byte("part")); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(dir, ".put.123.tmp") // a PUT cut short by a kill
+	os.WriteFile(half, []byte("ha"), 0o600)
+
+	items, err := st.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, it := range items {
+		got[it.Key] = it.UploadID
+		if it.Modified.IsZero() {
+			t.Errorf("%s: no modification time", it.Key)
+		}
+	}
+	if want := map[string]string{object: "", upload: uploadID}; !maps.Equal(got, want) {
+		t.Fatalf("inventory %v, want %v", got, want)
+	}
+
+	rep, err := st.Recover()
+	if err != nil || rep != (localstaging.RecoverReport{Removed: 1}) {
+		t.Fatalf("Recover: %+v %v, want the half-written file removed", rep, err)
+	}
+	if _, err := os.Stat(half); err == nil {
+		t.Fatal("the half-written PUT is still there")
+	}
+	if left := files(t, dir); len(left) != 2 {
+		t.Fatalf("after Recover: %v, want the staged object and the part", left)
+	}
+}
+
+// A completion killed half-way through its assembly (played here by a
+// second Area over the same folder recovering while the first is held
+// after its first part) is finished by Recover: the staged object is the
+// parts' concatenation, in the order the client named, and no part is
+// left.
+func TestStaging_RecoverFinishesAnInterruptedAssembly(t *testing.T) {
+	st, dir := newStaging(t)
+	ctx := t.Context()
+	pauseDir := t.TempDir()
+	st.PauseAssemblies(pauseDir)
+	id := string(docstore.NewID())
+	key := "staging/" + id
+	uploadID, _ := st.CreateMultipart(ctx, key, "application/octet-stream")
+	bodies := [][]byte{bytes.Repeat([]byte{1}, docstore.MinPartSize), []byte("the last part")}
+	var parts []docstore.Part
+	for i, b := range bodies {
+		up, _ := st.PresignPart(ctx, key, uploadID, i+1, int64(len(b)), time.Minute)
+		etag, err := sendPart(st, up, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, docstore.Part{Number: i + 1, ETag: etag})
+	}
+	completed := make(chan error, 1)
+	go func() { completed <- st.CompleteMultipart(ctx, key, uploadID, parts) }()
+	marker := filepath.Join(pauseDir, id)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the assembly never reached its pause")
+		}
+	}
+
+	successor, err := localstaging.New(dir, "staging/", bytes.Repeat([]byte{1}, 32), "http://127.0.0.1:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := successor.Recover()
+	if err != nil || rep.Assembled != 1 || rep.Removed != 1 {
+		t.Fatalf("Recover: %+v %v, want the half-written assembly removed and the assembly finished", rep, err)
+	}
+	// A killed process never wakes; here the held one does, and finds its
+	// parts gone.
+	os.Remove(marker)
+	if err := <-completed; err == nil {
+		t.Fatal("the held completion succeeded though Recover took its parts")
+	}
+	r, size, err := successor.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if want := bytes.Join(bodies, nil); size != int64(len(want)) || !bytes.Equal(got, want) {
+		t.Fatalf("the staged object is %d bytes, not the %d of the parts in order", size, len(want))
+	}
+	if left := files(t, dir); len(left) != 1 {
+		t.Fatalf("after Recover: %v, want only the staged object", left)
+	}
 }

@@ -1,6 +1,7 @@
 package localstaging
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -25,21 +27,77 @@ type Invoker interface {
 // Receiver takes the presigned PUTs of an Area under Path and, as S3
 // would, gives the upload function an ObjectCreated event for each object
 // staged: after a single PUT, and (Completed) after an upload in parts was
-// completed. The ingest runs before the PUT is answered, so a client knows
-// the document is available once it returns.
+// completed.
+//
+// It delivers events as S3 invokes a function asynchronously: an event
+// belongs to no request. Each attempt runs on a context of its own,
+// detached from the request that staged the object (a client that goes
+// away cancels nothing) and bounded by Delivery.Timeout; a failed attempt
+// is retried, with backoff, up to Delivery.Attempts in all, in the
+// background. What all attempts failed to ingest stays staged for the
+// reconciliation (docstore.Service.ReconcileLoop). The answer to the PUT
+// (or to the completion) waits for the first attempt, for at most
+// Delivery.Wait, so that a client usually knows the document is available
+// once it returns; it is 200 (202) either way, as S3's is once the bytes
+// are stored.
 type Receiver struct {
-	area   *Area
-	upload Invoker
-	log    *slog.Logger
+	area     *Area
+	upload   Invoker
+	log      *slog.Logger
+	delivery Delivery
+
+	// closing ends the deliveries (Close); running counts them.
+	closing context.Context
+	close   context.CancelFunc
+	running sync.WaitGroup
 }
 
+// Delivery is how a Receiver delivers its events. Zero fields take the
+// defaults (DefaultDelivery).
+type Delivery struct {
+	// Attempts is how many times an event is tried in all.
+	Attempts int
+	// Backoff is the wait before the first retry; it doubles after each.
+	Backoff time.Duration
+	// Timeout bounds each attempt.
+	Timeout time.Duration
+	// Wait is how long the answer to a PUT or a completion waits for the
+	// first attempt.
+	Wait time.Duration
+}
+
+// DefaultDelivery retries twice, as S3's asynchronous invocation does
+// (sooner: the reconciliation takes over after a minute), bounds each
+// attempt as Lambda bounds the upload function, and answers a PUT before
+// the server's write timeout (5 minutes) cuts it.
+var DefaultDelivery = Delivery{Attempts: 3, Backoff: 5 * time.Second, Timeout: docstore.IngestTimeout, Wait: 4 * time.Minute}
+
 // NewReceiver returns the receiver of area's PUTs, announcing staged
-// objects to upload.
-func NewReceiver(area *Area, upload Invoker, log *slog.Logger) *Receiver {
+// objects to upload as DefaultDelivery says, or as the one delivery given
+// says (its zero fields taking the defaults'). Close ends its deliveries.
+func NewReceiver(area *Area, upload Invoker, log *slog.Logger, delivery ...Delivery) *Receiver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{area: area, upload: upload, log: log}
+	var d Delivery
+	if len(delivery) > 0 {
+		d = delivery[0]
+	}
+	def := DefaultDelivery
+	d.Attempts = cmp.Or(max(d.Attempts, 0), def.Attempts)
+	d.Backoff = cmp.Or(max(d.Backoff, 0), def.Backoff)
+	d.Timeout = cmp.Or(max(d.Timeout, 0), def.Timeout)
+	d.Wait = cmp.Or(max(d.Wait, 0), def.Wait)
+	closing, close := context.WithCancel(context.Background())
+	return &Receiver{area: area, upload: upload, log: log, delivery: d, closing: closing, close: close}
+}
+
+// Close ends the deliveries under way (an attempt running is cancelled:
+// what it staged stays for the next start's reconciliation) and waits for
+// them.
+func (rc *Receiver) Close() {
+	rc.close()
+	rc.running.Wait()
 }
 
 // Path is the URL path under which the receiver takes PUTs.
@@ -81,32 +139,79 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.writeError(w, r, body, err)
 		return
 	}
-	if err := rc.announce(r.Context(), "ObjectCreated:Put", key, r.ContentLength); err != nil {
-		rc.log.ErrorContext(r.Context(), "S3 event failed", "error", err.Error())
-		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
-		// Nothing redelivers the event here: the client retries its PUT,
-		// which stages the bytes again. Staged plaintext does not outlive
-		// a failed ingest.
-		if err := rc.area.Delete(context.WithoutCancel(r.Context()), key); err != nil {
-			rc.log.ErrorContext(r.Context(), "delete the staged object of a failed ingest", "error", err.Error())
-		}
-		return
-	}
+	// Stored: the PUT has succeeded, whatever becomes of the event.
+	rc.deliver(r.Context(), "ObjectCreated:Put", key, r.ContentLength)
 	w.WriteHeader(http.StatusOK)
 }
 
 // Completed plays S3's ObjectCreated:CompleteMultipartUpload event once the
 // upload function has completed document id's upload in parts, which
-// assembled its staged object: the upload function's error, if any, is
-// the ingest's.
+// assembled its staged object. The event is delivered as every other is;
+// the error is always nil (the completion has succeeded), and the call
+// returns once the first attempt is over, or Delivery.Wait has passed, or
+// ctx (the completion's request) has ended.
 func (rc *Receiver) Completed(ctx context.Context, id docstore.ID) error {
-	return rc.announce(ctx, "ObjectCreated:CompleteMultipartUpload", rc.area.Key(string(id)), 0)
+	rc.deliver(ctx, "ObjectCreated:CompleteMultipartUpload", rc.area.Key(string(id)), 0)
+	return nil
 }
 
-// announce gives the upload function the event S3 sends for an object
-// created in the staging area.
-func (rc *Receiver) announce(ctx context.Context, name, key string, size int64) error {
-	_, err := rc.upload.Invoke(ctx, objectCreated(name, key, size))
+// deliver gives the upload function the event S3 sends for an object
+// created in the staging area, in the background, retrying a failed
+// attempt; it returns once the first attempt is over, or Delivery.Wait has
+// passed, or req (the request that staged the object) has ended.
+func (rc *Receiver) deliver(req context.Context, name, key string, size int64) {
+	event := objectCreated(name, key, size)
+	// The attempts keep req's values (its logging attributes), not its
+	// cancellation: the event is not the request's.
+	detached := context.WithoutCancel(req)
+	first := make(chan struct{})
+	rc.running.Add(1)
+	go func() {
+		defer rc.running.Done()
+		backoff := rc.delivery.Backoff
+		for attempt := 1; ; attempt++ {
+			err := rc.attempt(detached, event)
+			if attempt == 1 {
+				close(first)
+			}
+			switch {
+			case err == nil:
+				return
+			case rc.closing.Err() != nil:
+				rc.log.WarnContext(detached, "S3 event not delivered before shutdown; the next start's reconciliation takes it", "key", key, "error", err.Error())
+				return
+			case attempt >= rc.delivery.Attempts:
+				rc.log.ErrorContext(detached, "S3 event failed on every attempt; left to the reconciliation", "key", key, "attempts", attempt, "error", err.Error())
+				return
+			}
+			rc.log.WarnContext(detached, "S3 event failed; retrying", "key", key, "attempt", attempt, "retry_in", backoff.String(), "error", err.Error())
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-rc.closing.Done():
+				t.Stop()
+				return
+			}
+			backoff *= 2
+		}
+	}()
+	wait := time.NewTimer(rc.delivery.Wait)
+	defer wait.Stop()
+	select {
+	case <-first:
+	case <-wait.C:
+	case <-req.Done():
+	}
+}
+
+// attempt invokes the upload function once with event, bounded by
+// Delivery.Timeout and ended by Close.
+func (rc *Receiver) attempt(detached context.Context, event []byte) error {
+	ctx, cancel := context.WithTimeout(detached, rc.delivery.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(rc.closing, cancel)
+	defer stop()
+	_, err := rc.upload.Invoke(ctx, event)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,10 +145,30 @@ func (u *recordingUpload) Invoke(ctx context.Context, payload []byte) ([]byte, e
 	return nil, u.err
 }
 
+func (u *recordingUpload) received() []events.S3Event {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.events)
+}
+
+// waitUntil polls cond, failing the test after 30 seconds (a bound on a
+// condition, not a sleep standing in for one).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // A staged PUT is announced to the upload function as S3 announces one:
 // an aws:s3 ObjectCreated:Put record with the key URL-encoded and the size.
-// An announcement the upload function fails answers 500 and leaves no
-// staged plaintext behind.
+// An announcement the upload function fails is retried in the background,
+// as S3 retries an asynchronous invocation: the PUT is answered 200 (its
+// bytes are stored), the same event is tried Attempts times in all, and
+// the staged object stays for the reconciliation to ingest.
 func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
 	for _, failing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("upload fails=%v", failing), func(t *testing.T) {
@@ -160,7 +181,8 @@ func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
 			if failing {
 				upload.err = errors.New("ingest failed")
 			}
-			rc := localstaging.NewReceiver(st, upload, nil)
+			const attempts = 3
+			rc := localstaging.NewReceiver(st, upload, nil, localstaging.Delivery{Attempts: attempts, Backoff: time.Millisecond})
 			key := "staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b"
 			body := []byte("%PDF-1.7 staged")
 			put, err := st.PresignPut(context.Background(), key, "application/pdf", int64(len(body)), time.Hour)
@@ -171,29 +193,32 @@ func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
 			req.Header.Set("Content-Type", "application/pdf")
 			w := httptest.NewRecorder()
 			rc.ServeHTTP(w, req)
-
-			if len(upload.events) != 1 || len(upload.events[0].Records) != 1 {
-				t.Fatalf("the upload function got %+v, want one event of one record", upload.events)
-			}
-			rec := upload.events[0].Records[0]
-			if rec.EventSource != "aws:s3" || rec.EventName != "ObjectCreated:Put" || rec.S3.Object.Key != url.QueryEscape(key) || rec.S3.Object.Size != int64(len(body)) {
-				t.Errorf("event record %+v, want aws:s3 ObjectCreated:Put of %s, %d bytes", rec, url.QueryEscape(key), len(body))
-			}
-			if failing {
-				if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), `"code":"internal"`) {
-					t.Errorf("a failed ingest answered %d %s, want 500 internal", w.Code, w.Body.String())
-				}
-				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
-					t.Errorf("a failed ingest left %d files staged", len(entries))
-				}
-				return
-			}
 			if w.Code != http.StatusOK {
 				t.Errorf("PUT answered %d %s, want 200", w.Code, w.Body.String())
 			}
+			want := 1
+			if failing {
+				want = attempts
+			}
+			waitUntil(t, fmt.Sprintf("%d deliveries", want), func() bool { return len(upload.received()) >= want })
+			rc.Close()
+
+			got := upload.received()
+			if len(got) != want {
+				t.Fatalf("the upload function got %d events, want %d", len(got), want)
+			}
+			for _, ev := range got {
+				if len(ev.Records) != 1 {
+					t.Fatalf("event %+v, want one record", ev)
+				}
+				rec := ev.Records[0]
+				if rec.EventSource != "aws:s3" || rec.EventName != "ObjectCreated:Put" || rec.S3.Object.Key != url.QueryEscape(key) || rec.S3.Object.Size != int64(len(body)) {
+					t.Errorf("event record %+v, want aws:s3 ObjectCreated:Put of %s, %d bytes", rec, url.QueryEscape(key), len(body))
+				}
+			}
 			r, size, err := st.Open(context.Background(), key)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("the staged object (ingested by no attempt here) is gone: %v", err)
 			}
 			defer r.Close()
 			if size != int64(len(body)) {
@@ -201,4 +226,51 @@ func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockingUpload is an upload function that waits for release, then
+// reports whether its context had ended by then.
+type blockingUpload struct {
+	entered, release chan struct{}
+	ended            chan error
+}
+
+func (u *blockingUpload) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	close(u.entered)
+	<-u.release
+	u.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// The event of a staged PUT belongs to no request: a client that goes away
+// while its ingest runs cancels nothing.
+func TestDeliveryOutlivesTheRequest(t *testing.T) {
+	st, err := localstaging.New(t.TempDir(), "staging/", bytes.Repeat([]byte{4}, 32), "http://imago.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload := &blockingUpload{entered: make(chan struct{}), release: make(chan struct{}), ended: make(chan error, 1)}
+	rc := localstaging.NewReceiver(st, upload, nil)
+	defer rc.Close()
+	key := "staging/6b0c2e77-41c3-4b0e-9d0a-0f4f0d1f2a3b"
+	body := []byte("staged")
+	put, err := st.PresignPut(context.Background(), key, "text/plain", int64(len(body)), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequestWithContext(ctx, http.MethodPut, put.URL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	served := make(chan struct{})
+	go func() {
+		rc.ServeHTTP(httptest.NewRecorder(), req)
+		close(served)
+	}()
+	<-upload.entered
+	cancel() // the client is gone
+	close(upload.release)
+	if err := <-upload.ended; err != nil {
+		t.Fatalf("the ingest's context ended with its request's: %v", err)
+	}
+	<-served
 }

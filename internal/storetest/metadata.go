@@ -120,7 +120,8 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		want.Failure = "the uploaded object is 9 bytes; 10 were announced"
 		assertRecord(t, "MarkFailed's result", got, want)
 		assertRecord(t, "Get after MarkFailed", mustGetRecord(t, s, rec.ID), want)
-		// A failed record is final, and not listed.
+		// A failed record is final, and listed with its failure, so that
+		// its owner finds it to delete it.
 		_, err = s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), docstore.NewID())
 		wantKind(t, "MarkAvailable of a failed record", err, docstore.KindConflict)
 		_, err = s.MarkFailed(t.Context(), rec.ID, "again")
@@ -130,7 +131,8 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
-		assertListed(t, "List of a tenant with a failed record", listed, nil)
+		assertListed(t, "List of a tenant with a failed record", listed, []docstore.Record{want})
+		assertRecord(t, "listed failed record", listed[0], want)
 	})
 
 	t.Run("MarkAvailableRacesHaveOneWinner", func(t *testing.T) {
@@ -220,10 +222,18 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 			rec.Filename = fmt.Sprintf("doc-%d.pdf", i)
 			want = append(want, createAvailable(t, s, rec))
 		}
+		// Pending and failed records are listed too, each as it is, among
+		// the others by age; another tenant's are not.
+		pending := sampleRecord(tenant, base.Add(3*time.Minute))
+		mustCreate(t, s, pending)
+		failed := sampleRecord(tenant, base.Add(time.Second))
+		mustCreate(t, s, failed)
+		failedRec, err := s.MarkFailed(t.Context(), failed.ID, "the uploaded object could not be read")
+		if err != nil {
+			t.Fatalf("MarkFailed: %v", err)
+		}
+		want = append(want, pending, failedRec)
 		sortNewestFirst(want)
-
-		// Neither pending records nor another tenant's are listed.
-		mustCreate(t, s, sampleRecord(tenant, base.Add(3*time.Minute)))
 		createAvailable(t, s, sampleRecord(randomTenant(), base.Add(4*time.Minute)))
 
 		got, err := s.List(t.Context(), tenant, nil, 100)
@@ -259,13 +269,15 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 			at := base.Add(time.Duration(i/2) * time.Second) // pairs of ties
 			want = append(want, createAvailable(t, s, sampleRecord(tenant, at)))
 		}
-		// Pending records between them must not shorten pages.
+		// Pending records between them are pages' members like any other.
 		for i := range 4 {
-			mustCreate(t, s, sampleRecord(tenant, base.Add(time.Duration(i)*time.Second)))
+			rec := sampleRecord(tenant, base.Add(time.Duration(i)*time.Second))
+			mustCreate(t, s, rec)
+			want = append(want, rec)
 		}
 		sortNewestFirst(want)
 
-		for _, limit := range []int{1, 3, 4, 11, 12} {
+		for _, limit := range []int{1, 3, 4, 11, 15, 16} {
 			var got []docstore.Record
 			var after *docstore.ListPosition
 			for page := 0; ; page++ {

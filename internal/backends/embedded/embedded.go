@@ -23,13 +23,16 @@ import (
 // selects. The staging area's presigned URLs point at stagingURL, where
 // `imago serve` listens ("" when nothing receives them: presigned uploads
 // are then unavailable); it is returned too, for the server to receive
-// its PUTs (localstaging.NewReceiver). Anything a killed run left staged
-// is removed: the metadata store's lock, held from here on, says no other
-// process receives PUTs into this folder.
+// its PUTs (localstaging.NewReceiver). The staging folder is put back in
+// order after a killed run (localstaging.Area.Recover: half-received PUTs
+// removed, interrupted assemblies finished): the metadata store's lock,
+// held from here on, says no other process receives PUTs into this folder.
+// What is staged in full stays for the server's reconciliation
+// (docstore.Service.ReconcileLoop), which ingests or removes it.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger, stagingURL string) (*backends.Set, *localstaging.Area, error) {
 	set, staging, err := open(cfg, stagingURL)
 	if err == nil {
-		err = sweep(staging, log)
+		err = recoverStaging(staging, log)
 	}
 	if err == nil {
 		err = backends.OpenCache(ctx, cfg, set, log)
@@ -68,14 +71,15 @@ func open(cfg config.Config, stagingURL string) (*backends.Set, *localstaging.Ar
 	return set, staging, nil
 }
 
-// sweep removes the staged plaintext a previous run left behind.
-func sweep(staging *localstaging.Area, log *slog.Logger) error {
-	n, err := staging.Sweep()
+// recoverStaging puts the staging folder back in order after a killed run.
+func recoverStaging(staging *localstaging.Area, log *slog.Logger) error {
+	rep, err := staging.Recover()
 	if err != nil {
 		return err
 	}
-	if n > 0 && log != nil {
-		log.Warn("removed staged plaintext a previous run left behind", "files", n)
+	if rep != (localstaging.RecoverReport{}) && log != nil {
+		log.Warn("put the staging folder back in order after a previous run",
+			"partial_files_removed", rep.Removed, "assemblies_finished", rep.Assembled, "assemblies_abandoned", rep.Abandoned)
 	}
 	return nil
 }
