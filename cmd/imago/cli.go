@@ -395,7 +395,7 @@ exits 4.`,
 	},
 	{
 		name: "ls", synopsis: "[--limit N] [--json]",
-		summary: "Lists the caller's documents, newest first, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
+		summary: "Lists the caller's documents, newest first, pending and failed ones too, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
 		flags: func(c *cli, fs *flag.FlagSet) {
 			c.clientFlags(fs)
 			fs.Int("limit", 0, "list at most `N` documents (default: all)")

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/app"
-	"github.com/imagodocs/imago/internal/localstaging"
 )
 
 // serveChildVar makes the test binary run `imago serve` instead of the
@@ -444,7 +443,7 @@ func TestServeCrashMidAssembly(t *testing.T) {
 		deleteAfter := round%2 == 1
 		dataDir, pauseDir := t.TempDir(), t.TempDir()
 		env := map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": freeAddr(t), "IMAGO_MULTIPART_THRESHOLD": "6MiB"}
-		paused := map[string]string{localstaging.AssemblePauseVar: pauseDir}
+		paused := map[string]string{assemblePauseVar: pauseDir}
 		for k, v := range env {
 			paused[k] = v
 		}
@@ -500,7 +499,7 @@ func TestServeClientGoneMidCompleteStillIngests(t *testing.T) {
 	const rounds, partSize = 3, 5 << 20
 	dataDir, pauseDir := t.TempDir(), t.TempDir()
 	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": dataDir, "IMAGO_ADDR": "127.0.0.1:0",
-		"IMAGO_MULTIPART_THRESHOLD": "6MiB", localstaging.AssemblePauseVar: pauseDir})
+		"IMAGO_MULTIPART_THRESHOLD": "6MiB", assemblePauseVar: pauseDir})
 	for round := range rounds {
 		doc := make([]byte, partSize+2<<20+round) // over the threshold: two parts
 		rand.Read(doc)

@@ -201,6 +201,13 @@ func serveLogger(stderr io.Writer, getenv func(string) string) *slog.Logger {
 	return app.NewLogger(stderr, getenv)
 }
 
+// assemblePauseVar names a folder for crash tests: when set, `imago serve`
+// pauses every assembly of an upload in parts once its first part is
+// written, so that a test can kill the process, or drop the client, at
+// exactly that point (localstaging.Area.PauseAssemblies). Never set in
+// production.
+const assemblePauseVar = "IMAGO_TEST_ASSEMBLE_PAUSE_DIR"
+
 // serveRedisPool is `imago serve`'s pool of Redis connections (per node).
 const serveRedisPool = 64
 
@@ -267,7 +274,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var reconciling sync.WaitGroup
 	if staging != nil {
-		if dir := getenv(localstaging.AssemblePauseVar); dir != "" {
+		if dir := getenv(assemblePauseVar); dir != "" {
 			log.Warn("test hook: assemblies of uploads in parts pause", "dir", dir)
 			staging.PauseAssemblies(dir)
 		}

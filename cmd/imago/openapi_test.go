@@ -198,6 +198,13 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		fmt.Appendf(nil, `{"filename":"big.tiff","content_type":"image/tiff","size":%d,"metadata":{"case":"7"}}`, len(big)))).json(t, &up)
 	c.want("GET /documents/{id} of a pending document", 200, c.do("GET", "/documents/"+up.ID, a, nil, nil))
 	c.want("GET content of a pending document", 409, c.do("GET", "/documents/"+up.ID+"/content", a, nil, nil))
+	var listing struct {
+		Documents []struct{ ID, Status string } `json:"documents"`
+	}
+	c.want("GET /documents with a pending document", 200, c.do("GET", "/documents", a, nil, nil)).json(t, &listing)
+	if len(listing.Documents) == 0 || listing.Documents[0].ID != up.ID || listing.Documents[0].Status != "pending" {
+		t.Fatalf("the listing does not show the pending document first: %+v", listing.Documents)
+	}
 	put, _ := http.NewRequest(http.MethodPut, up.UploadURL, bytes.NewReader(big))
 	for k, v := range up.Headers {
 		put.Header.Set(k, v)

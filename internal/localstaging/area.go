@@ -209,8 +209,9 @@ type RecoverReport struct {
 	Abandoned int // interrupted assemblies that could not be, their parts removed
 }
 
-// Inventory lists every staged object and every upload in parts in
-// progress (not one being completed: its completion owns it).
+// Inventory lists every staged object and every upload in parts, in
+// progress or being completed (an upload whose completion failed and could
+// not be given back is one: its abort removes it).
 func (s *Area) Inventory(ctx context.Context) ([]docstore.StagedItem, error) {
 	const op = "localstaging.Inventory"
 	entries, err := os.ReadDir(s.dir)
@@ -236,8 +237,9 @@ func (s *Area) Inventory(ctx context.Context) ([]docstore.StagedItem, error) {
 		return nil, docstore.E(op, fmt.Errorf("list uploads in parts: %w", err))
 	}
 	for _, e := range uploads {
-		dot := strings.LastIndexByte(e.Name(), '.')
-		if !e.IsDir() || strings.HasSuffix(e.Name(), completingSuffix) || dot <= 0 {
+		name := strings.TrimSuffix(e.Name(), completingSuffix)
+		dot := strings.LastIndexByte(name, '.')
+		if !e.IsDir() || dot <= 0 {
 			continue
 		}
 		fi, err := e.Info()
@@ -247,7 +249,7 @@ func (s *Area) Inventory(ctx context.Context) ([]docstore.StagedItem, error) {
 		if err != nil {
 			return nil, docstore.E(op, err)
 		}
-		items = append(items, docstore.StagedItem{Key: s.prefix + e.Name()[:dot], UploadID: e.Name()[dot+1:], Modified: fi.ModTime()})
+		items = append(items, docstore.StagedItem{Key: s.prefix + name[:dot], UploadID: name[dot+1:], Modified: fi.ModTime()})
 	}
 	return items, nil
 }

@@ -402,12 +402,6 @@ func (s *Area) AbortMultipart(ctx context.Context, key, uploadID string) error {
 	return nil
 }
 
-// AssemblePauseVar names a folder for crash tests: when set, `imago serve`
-// pauses every assembly of an upload in parts once its first part is
-// written, so that a test can kill the process, or drop the client, at
-// exactly that point (PauseAssemblies). Never set in production.
-const AssemblePauseVar = "IMAGO_TEST_ASSEMBLE_PAUSE_DIR"
-
 // PauseAssemblies makes every later completion of an upload in parts, once
 // the first part is written to the assembled file, create a file named
 // after the staged object in dir and wait until that file is removed (for
