@@ -68,8 +68,9 @@ type Delivery struct {
 
 // DefaultDelivery retries twice, as S3's asynchronous invocation does
 // (sooner: the reconciliation takes over after a minute), bounds each
-// attempt as Lambda bounds the upload function, and answers a PUT before
-// the server's write timeout (5 minutes) cuts it.
+// attempt as Lambda bounds the upload function, and answers a PUT well
+// within the time a client waits for one (the imago client: 15 minutes)
+// even when the first attempt hangs.
 var DefaultDelivery = Delivery{Attempts: 3, Backoff: 5 * time.Second, Timeout: docstore.IngestTimeout, Wait: 4 * time.Minute}
 
 // NewReceiver returns the receiver of area's PUTs, announcing staged
