@@ -49,14 +49,14 @@ func (o *observedCache) Get(ctx context.Context, id docstore.ID) (*docstore.Cach
 	return doc, err
 }
 
-func (o *observedCache) TryLock(ctx context.Context, id docstore.ID) (func(), bool, error) {
-	release, acquired, err := o.Cache.TryLock(ctx, id)
+func (o *observedCache) Claim(ctx context.Context, id docstore.ID) (*docstore.CachedDocument, docstore.Claim, error) {
+	doc, claim, err := o.Cache.Claim(ctx, id)
 	if err != nil {
 		o.errors.Add(1)
-	} else if !acquired {
+	} else if doc == nil && claim == docstore.NoClaim {
 		o.contended.Add(1)
 	}
-	return release, acquired, err
+	return doc, claim, err
 }
 
 type tierOptions struct {
@@ -413,7 +413,7 @@ func (in *tierInstance) remove(tenant, id string) (events.APIGatewayV2HTTPRespon
 	return invokeErr(in.metadata, "DELETE", "DELETE /documents/{id}", "/documents/"+id, id, tenant, nil)
 }
 
-// pausingCache holds the first Set of one id until proceed is closed: a
+// pausingCache holds the first Fill of one id until proceed is closed: a
 // fill stopped between its origin read and its cache write, as a slow
 // instance would be.
 type pausingCache struct {
@@ -423,24 +423,15 @@ type pausingCache struct {
 	once             sync.Once
 }
 
-func (p *pausingCache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
+func (p *pausingCache) Fill(ctx context.Context, id docstore.ID, claim docstore.Claim, doc *docstore.CachedDocument) error {
 	if id == p.id {
 		p.once.Do(func() { close(p.reached); <-p.proceed })
 	}
-	return p.Cache.Set(ctx, id, doc)
-}
-
-// pausingLocker keeps the fill lock of a cache shared between processes.
-type pausingLocker struct {
-	*pausingCache
-	docstore.FillLocker
+	return p.Cache.Fill(ctx, id, claim, doc)
 }
 
 func pause(c docstore.Cache, id docstore.ID) (docstore.Cache, *pausingCache) {
 	p := &pausingCache{Cache: c, id: id, reached: make(chan struct{}), proceed: make(chan struct{})}
-	if l, ok := c.(docstore.FillLocker); ok {
-		return pausingLocker{p, l}, p
-	}
 	return p, p
 }
 
@@ -621,8 +612,9 @@ func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
 }
 
 // A waiter whose fill-lock holder lets go without filling (its load failed,
-// or a DELETE refused its Set) takes the lock and loads at once: with a
-// FillWait of an hour, this test finishes only if it does.
+// or it had nothing to fill) claims the lock and loads at once: with a
+// FillWait of an hour, this test finishes only if it does. It read the
+// record again under its claim, so it fills.
 func TestCacheTier_WaiterTakesOverAnAbandonedFill(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, urlVar string) {
 		p, backends, redisURL := origin(t, urlVar)
@@ -632,10 +624,11 @@ func TestCacheTier_WaiterTakesOverAnAbandonedFill(t *testing.T) {
 		evict(t, redisURL, id)
 
 		holder := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second})
-		release, acquired, err := holder.cache.TryLock(context.Background(), docstore.ID(id))
-		if err != nil || !acquired {
-			t.Fatalf("TryLock: %v %v", acquired, err)
+		_, claim, err := holder.cache.Claim(context.Background(), docstore.ID(id))
+		if err != nil || claim == docstore.NoClaim {
+			t.Fatalf("Claim: %q %v", claim, err)
 		}
+		release := func() { holder.cache.Release(context.Background(), docstore.ID(id), claim) }
 		p.Reset()
 		done := make(chan string, 1)
 		go func() {

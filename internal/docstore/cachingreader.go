@@ -3,6 +3,7 @@ package docstore
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,60 +14,95 @@ import (
 type wholeReader func(ctx context.Context, rec Record, r ByteRange) ([]byte, error)
 
 // cachingReader is the cache tier in front of the origin. It owns what a
-// miss shares with other misses — singleflight within the process, the
-// cache's fill lock across processes, the fill deadline that keeps a fill
-// inside a delete's tombstone — and the per-request counts.
+// miss shares with other misses — the cache's fill claim, taken in the
+// miss's one round trip and across processes, singleflight among the
+// waiters of one process, the fill deadline — and the per-request counts.
+//
+// The rule that keeps a deleted document deleted: an entry is filled only
+// under a claim taken before the record read whose document it holds (see
+// Cache). A whole-document miss claims as it looks (lookup), reads the
+// record, then the origin, and fills with its claim; a miss that found the
+// claim held waits for the holder's fill, and loads the origin itself
+// without filling when none comes — unless the holder let go and it claimed
+// in its place, and then it reads the record again before it fills.
 //
 // The cache is an optimisation: every failure of it is logged and counted
-// and the read goes to the origin, so a broken cache costs a request its
-// origin load, never an error. Only forget, which a delete must not pass,
-// returns the cache's error.
+// and the read goes to the origin, filling nothing, so a broken cache costs
+// a request its origin load, never an error. Only forget, which a delete
+// must not pass, returns the cache's error.
 type cachingReader struct {
-	cache    Cache      // nil: no cache tier
-	locker   FillLocker // nil when the cache is not shared between processes
+	cache    Cache // nil: no cache tier
+	record   func(ctx context.Context, id ID) (Record, error)
 	origin   wholeReader
 	maxBytes int64
-	// fillWait bounds how long a miss waits for another instance holding
-	// the fill lock; fillPoll is how often it looks at the cache meanwhile.
+	// fillWait bounds how long a miss waits for another holder of the
+	// fill claim; fillPoll is how often it looks at the cache meanwhile.
 	fillWait, fillPoll time.Duration
 	flight             singleflight.Group
 	log                *slog.Logger
+	fillHook           func(ctx context.Context, id ID) // Config.FillHook
+
+	// loads are the loads of this process's claim holders, by id: a
+	// waiter of the same process takes the holder's bytes the moment its
+	// load ends, not at its next look at the cache.
+	loadsMu sync.Mutex
+	loads   map[ID]*load
 }
 
-func newCachingReader(cache Cache, origin wholeReader, cfg Config, log *slog.Logger) *cachingReader {
-	cr := &cachingReader{cache: cache, origin: origin, maxBytes: cfg.CacheMaxBytes,
-		fillWait: cfg.FillWait, fillPoll: cfg.FillPoll, log: log}
-	if l, ok := cache.(FillLocker); ok {
-		cr.locker = l
-	}
-	return cr
+// load is a claim holder's load of one document, for this process's
+// waiters: done is closed once body is set, and ok tells whether it was.
+type load struct {
+	done chan struct{}
+	rec  Record
+	body []byte
+	ok   bool
+}
+
+func newCachingReader(cache Cache, record func(context.Context, ID) (Record, error), origin wholeReader, cfg Config, log *slog.Logger) *cachingReader {
+	return &cachingReader{cache: cache, record: record, origin: origin, maxBytes: cfg.CacheMaxBytes,
+		fillWait: cfg.FillWait, fillPoll: cfg.FillPoll, log: log, fillHook: cfg.FillHook,
+		loads: map[ID]*load{}}
+}
+
+// miss is what a lookup that found no entry may do with the cache: fill it
+// with claim, wait for another holder's fill (wait), or neither (no cache,
+// a cache that failed, or a read of a range).
+type miss struct {
+	claim Claim
+	wait  bool
 }
 
 // lookup returns the cached entry of id when tenant owns it; foreign
 // reports an entry of another tenant's, which the caller answers as a
-// missing document without going to the origin. cacheOK reports whether the
-// cache answered at all (false: it failed, or there is none): a request
-// whose cache failed once does not ask it again, so a broken or slow cache
-// costs it at most one timeout.
-func (cr *cachingReader) lookup(ctx context.Context, tenant Tenant, id ID) (doc *CachedDocument, foreign, cacheOK bool) {
+// missing document without going to the origin. A whole-document read
+// (whole) looks with Cache.Claim: a miss then holds the claim (m.claim),
+// which the caller fills with or releases, or learns that another holder
+// has it (m.wait). A read of a range looks with Get and claims nothing. A
+// request whose cache failed gets an empty miss and does not ask the cache
+// again, so a broken or slow cache costs it at most one timeout.
+func (cr *cachingReader) lookup(ctx context.Context, tenant Tenant, id ID, whole bool) (doc *CachedDocument, m miss, foreign bool) {
 	if cr.cache != nil {
 		var err error
-		if doc, err = cr.cache.Get(ctx, id); err != nil {
-			cr.failed(ctx, "get", id, err)
-			doc = nil
+		if whole {
+			doc, m.claim, err = cr.cache.Claim(ctx, id)
+			m.wait = err == nil && doc == nil && m.claim == NoClaim
 		} else {
-			cacheOK = true
+			doc, err = cr.cache.Get(ctx, id)
+		}
+		if err != nil {
+			cr.failed(ctx, "lookup", id, err)
+			doc, m = nil, miss{}
 		}
 	}
 	switch {
 	case doc == nil:
 		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Misses })
 	case doc.Tenant != tenant:
-		return nil, true, cacheOK
+		return nil, miss{}, true
 	default:
 		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Hits })
 	}
-	return doc, false, cacheOK
+	return doc, m, false
 }
 
 // caches reports whether a document of size bytes is kept in the cache.
@@ -74,18 +110,51 @@ func (cr *cachingReader) caches(size int64) bool {
 	return cr.cache != nil && size <= cr.maxBytes
 }
 
-// fill stores doc as the entry of id. ctx carries the fill's deadline (see
-// FillDeadline); a fill past it is dropped, as the Cache would refuse it.
-func (cr *cachingReader) fill(ctx context.Context, id ID, doc *CachedDocument) {
-	if !cr.caches(doc.Size) || ctx.Err() != nil {
+// claimWrite claims id's fill lock for an upload's write-through of size
+// bytes; NoClaim when the document is not cached, the cache failed, or
+// something holds the lock or the entry already.
+func (cr *cachingReader) claimWrite(ctx context.Context, id ID, size int64) Claim {
+	if !cr.caches(size) {
+		return NoClaim
+	}
+	_, claim, err := cr.cache.Claim(ctx, id)
+	if err != nil {
+		cr.failed(ctx, "claim", id, err)
+		return NoClaim
+	}
+	return claim
+}
+
+// fill stores doc as the entry of id under claim. ctx carries the fill's
+// deadline (see FillDeadline); a fill past it is dropped, as the Cache
+// would refuse it, and its claim released.
+func (cr *cachingReader) fill(ctx context.Context, id ID, claim Claim, doc *CachedDocument) {
+	if claim == NoClaim {
 		return
 	}
-	if err := cr.cache.Set(ctx, id, doc); err != nil {
-		cr.failed(ctx, "set", id, err)
+	if ctx.Err() != nil {
+		cr.release(ctx, id, claim)
+		return
+	}
+	if err := cr.cache.Fill(ctx, id, claim, doc); err != nil {
+		cr.failed(ctx, "fill", id, err)
 	}
 }
 
-// forget removes id from the cache and leaves its tombstone (see Cache).
+// release lets go of a claim that will not be filled, so that a waiter
+// claims in its place at once instead of sitting out its wait. It outlives
+// the request's cancellation: a request that gave up still frees its lock.
+func (cr *cachingReader) release(ctx context.Context, id ID, claim Claim) {
+	if claim == NoClaim {
+		return
+	}
+	if err := cr.cache.Release(context.WithoutCancel(ctx), id, claim); err != nil {
+		cr.failed(ctx, "release", id, err)
+	}
+}
+
+// forget removes id from the cache, with its fill lock, and leaves its
+// tombstone (see Cache).
 func (cr *cachingReader) forget(ctx context.Context, id ID) error {
 	if cr.cache == nil {
 		return nil
@@ -97,30 +166,28 @@ func (cr *cachingReader) forget(ctx context.Context, id ID) error {
 	return nil
 }
 
-// readWhole reads the whole document rec from the origin and fills the
-// cache, loading it once however many requests miss at the same time: in
-// this process through singleflight, across processes through the cache's
-// fill lock when it has one. Nothing of it outlives fillBy (see
-// FillDeadline): a caller joining a load in flight joins one that began
-// before its own.
-func (cr *cachingReader) readWhole(ctx context.Context, rec Record, fillBy time.Time) ([]byte, error) {
+// readWhole reads the whole document rec for a miss m (see lookup): with
+// m.claim it loads the origin and fills the cache; with m.wait it waits
+// for the holder's fill, one wait shared by the misses of this process
+// (singleflight). Either way the caller's claim is used or released here.
+// Nothing of it outlives fillBy (see FillDeadline), and it runs on its own
+// context: one caller giving up must not fail the others waiting on its
+// fill or sharing its wait.
+func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss, fillBy time.Time) ([]byte, error) {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), fillBy)
+	defer cancel()
+	if m.claim != NoClaim {
+		return cr.loadAndFill(ctx, rec, m.claim)
+	}
 	v, err, _ := cr.flight.Do(string(rec.ID), func() (any, error) {
-		// The load is shared: one caller giving up must not fail the
-		// others waiting on it, so it runs on its own bounded context.
-		ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), fillBy)
-		defer cancel()
-		doc, release := cr.lockOrWait(ctx, rec.ID)
-		defer release()
-		if doc != nil && doc.Tenant == rec.Tenant {
+		doc, claim := cr.waitForFill(ctx, rec.ID)
+		switch {
+		case doc != nil && doc.Tenant == rec.Tenant:
 			return doc.Body, nil
+		case claim != NoClaim:
+			return cr.takeOver(ctx, rec, claim)
 		}
-		body, err := cr.origin(ctx, rec, ByteRange{Start: 0, Length: rec.Size})
-		if err != nil {
-			return nil, err
-		}
-		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Fills })
-		cr.fill(ctx, rec.ID, &CachedDocument{Tenant: rec.Tenant, Descriptor: rec.Descriptor, Body: body})
-		return body, nil
+		return cr.load(ctx, rec)
 	})
 	if err != nil {
 		return nil, err
@@ -128,71 +195,98 @@ func (cr *cachingReader) readWhole(ctx context.Context, rec Record, fillBy time.
 	return v.([]byte), nil
 }
 
-// lockOrWait takes id's fill lock, or waits for the instance that holds it
-// to fill the entry. It returns the entry when one appeared, and what to
-// call once the load is done (releasing the lock when this caller took it).
-// Without a shared cache, or when the lock cannot be taken or waited for,
-// it returns no entry: the caller loads the origin itself.
-func (cr *cachingReader) lockOrWait(ctx context.Context, id ID) (*CachedDocument, func()) {
-	noop := func() {}
-	if cr.locker == nil {
-		return nil, noop
-	}
-	release, acquired, err := cr.locker.TryLock(ctx, id)
-	switch {
-	case err != nil:
-		cr.failed(ctx, "fill lock", id, err)
-		return nil, noop
-	case acquired:
-		// Another instance may have filled the entry between our miss and
-		// our lock. (A failed look is no loss: the caller loads the origin.)
-		doc, _ := cr.cache.Get(ctx, id)
-		return doc, release
-	}
-	return cr.waitForFill(ctx, id)
+// load reads the whole document rec from the origin.
+func (cr *cachingReader) load(ctx context.Context, rec Record) ([]byte, error) {
+	return cr.origin(ctx, rec, ByteRange{Start: 0, Length: rec.Size})
 }
 
-// waitForFill polls the cache while another instance loads the document,
-// for at most fillWait; a nil document means load it yourself. When the
-// holder lets go of the fill lock without filling (its load failed, or a
-// delete refused its Set and dropped the lock), the waiter takes the lock
-// and stops waiting at once, instead of sitting out fillWait; release then
-// frees it (it is a no-op otherwise).
-func (cr *cachingReader) waitForFill(ctx context.Context, id ID) (doc *CachedDocument, release func()) {
-	release = func() {}
+// loadAndFill reads the whole document rec from the origin and fills the
+// cache with it under claim, which was taken before rec was read. The
+// waiters of this process get the bytes as soon as they are read.
+func (cr *cachingReader) loadAndFill(ctx context.Context, rec Record, claim Claim) ([]byte, error) {
+	l := &load{done: make(chan struct{}), rec: rec}
+	cr.loadsMu.Lock()
+	cr.loads[rec.ID] = l // one claim holder at a time: a stale one is done
+	cr.loadsMu.Unlock()
+	body, err := cr.load(ctx, rec)
+	l.body, l.ok = body, err == nil
+	cr.loadsMu.Lock()
+	if cr.loads[rec.ID] == l {
+		delete(cr.loads, rec.ID)
+	}
+	cr.loadsMu.Unlock()
+	close(l.done)
+	if err != nil {
+		cr.release(ctx, rec.ID, claim)
+		return nil, err
+	}
+	if cr.fillHook != nil {
+		cr.fillHook(ctx, rec.ID)
+	}
+	count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Fills })
+	cr.fill(ctx, rec.ID, claim, &CachedDocument{Tenant: rec.Tenant, Descriptor: rec.Descriptor, Body: body})
+	return body, nil
+}
+
+// takeOver loads rec's document for a waiter that claimed id when the
+// holder let go without filling. Its record read came before its claim, so
+// it reads the record again, now under the claim, and fills only when that
+// record still describes the same document; otherwise it releases the
+// claim and loads what it read first, filling nothing.
+func (cr *cachingReader) takeOver(ctx context.Context, rec Record, claim Claim) ([]byte, error) {
+	fresh, err := cr.record(ctx, rec.ID)
+	if err == nil && fresh.Status == StatusAvailable && fresh.Tenant == rec.Tenant &&
+		fresh.Size == rec.Size && fresh.SHA256 == rec.SHA256 && fresh.Blob() == rec.Blob() {
+		return cr.loadAndFill(ctx, fresh, claim)
+	}
+	cr.release(ctx, rec.ID, claim)
+	return cr.load(ctx, rec)
+}
+
+// waitForFill polls the cache while another holder of id's claim loads the
+// document, for at most fillWait. It returns the entry once it appears, or
+// the claim it took when the holder let go of the lock without filling (its
+// load failed, a Delete removed the lock, it expired): then the caller
+// stops waiting at once instead of sitting out fillWait. Neither means the
+// wait ended or the cache failed: load the origin, filling nothing.
+//
+// When the holder is of this process, the wait ends with its load: the
+// bytes it read are the entry it is about to fill.
+func (cr *cachingReader) waitForFill(ctx context.Context, id ID) (*CachedDocument, Claim) {
 	count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.LockWaits })
 	deadline := time.NewTimer(cr.fillWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(cr.fillPoll)
 	defer tick.Stop()
+	var local *load // this process's holder's load, once seen
 	for {
+		var loaded <-chan struct{} // nil, which blocks, until local is seen
+		if local == nil {
+			cr.loadsMu.Lock()
+			local = cr.loads[id]
+			cr.loadsMu.Unlock()
+		}
+		if local != nil {
+			loaded = local.done
+		}
 		select {
 		case <-ctx.Done():
-			return nil, release
+			return nil, NoClaim
 		case <-deadline.C:
-			return nil, release
+			return nil, NoClaim
+		case <-loaded:
+			if local.ok {
+				return &CachedDocument{Tenant: local.rec.Tenant, Descriptor: local.rec.Descriptor, Body: local.body}, NoClaim
+			}
+			local = nil // its load failed and let go of the claim: look again
 		case <-tick.C:
-			doc, err := cr.cache.Get(ctx, id)
+			doc, claim, err := cr.cache.Claim(ctx, id)
 			if err != nil {
-				cr.failed(ctx, "get while waiting for fill", id, err)
-				return nil, release
+				cr.failed(ctx, "claim while waiting for a fill", id, err)
+				return nil, NoClaim
 			}
-			if doc != nil {
-				return doc, release
-			}
-			unlock, acquired, err := cr.locker.TryLock(ctx, id)
-			if err != nil {
-				cr.failed(ctx, "fill lock while waiting", id, err)
-				return nil, release
-			}
-			if acquired {
-				// The holder may have filled and let go between our Get and
-				// our lock: look once more.
-				doc, err := cr.cache.Get(ctx, id)
-				if err != nil {
-					cr.failed(ctx, "get while waiting for fill", id, err)
-				}
-				return doc, unlock
+			if doc != nil || claim != NoClaim {
+				return doc, claim
 			}
 		}
 	}

@@ -9,11 +9,15 @@ import (
 // Delete removes a document's record, cache entry and blob. The wrapped data
 // key goes with the record, so a copy of the blob left anywhere is unreadable.
 //
-// The cache goes first, leaving a tombstone that refuses every later fill
-// of the id (see Cache): once Delete returns nil, no read is answered from
-// the cache, whatever fills were in flight. If the cache cannot be told,
-// nothing is deleted and the error is KindUnavailable (retryable): a 204
-// with the document still cached would let it be served after its delete.
+// The cache goes first, and again once the record is gone: once Delete
+// returns nil, no read is answered from the cache, whatever fills were in
+// flight. A fill lands only under a claim taken before its record read
+// (see Cache); the first forget removes the claims taken so far, the
+// second those taken between it and the record's delete, and a claim taken
+// later finds no record. Neither rests on the tombstone the cache also
+// keeps, which Redis may lose. If the cache cannot be told first, nothing
+// is deleted and the error is KindUnavailable (retryable): a 204 with the
+// document still cached would let it be served after its delete.
 func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	const op = "docstore.Delete"
 	rec, err := s.record(ctx, op, tenant, id)
@@ -43,6 +47,15 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	cancel()
 	if err != nil {
 		return E(op, fmt.Errorf("delete record %s: %w", id, err))
+	}
+	// A miss that claimed after the first forget read the record before it
+	// went, and may fill: this forget removes its claim, or the entry it
+	// filled. It runs even if the caller has gone away. Should it fail, the
+	// record is gone all the same: the tombstone of the first forget still
+	// refuses that fill unless the cache lost it too, and a retried DELETE
+	// would find no record to answer but a 404.
+	if err := s.reader.forget(context.WithoutCancel(ctx), id); err != nil {
+		s.log.ErrorContext(ctx, "forget the cache entry after the record", "document", id, "error", err.Error())
 	}
 	if staged {
 		// A PUT that landed meanwhile. (One landing later is deleted by

@@ -39,7 +39,7 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	if req.Tenant == "" {
 		return nil, E(op, KindUnauthenticated, "no caller identity")
 	}
-	doc, foreign, cacheOK := s.reader.lookup(ctx, req.Tenant, req.ID)
+	doc, m, foreign := s.reader.lookup(ctx, req.Tenant, req.ID, req.Range == "")
 	if foreign {
 		return nil, notFound(op, req.ID)
 	}
@@ -55,9 +55,12 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 		return c, nil
 	}
 
-	// A fill's deadline counts from before the record is read: a delete
-	// that follows this read leaves a tombstone outliving the fill.
+	// A miss of a whole document holds the fill claim now, or knows who
+	// does (see Cache): the record read below comes after the claim, so a
+	// delete that removes the record first leaves this miss nothing to
+	// fill. A path that does not hand the claim to readWhole releases it.
 	fillBy := time.Now().Add(FillDeadline)
+	defer func() { s.reader.release(ctx, req.ID, m.claim) }()
 	rec, err := s.record(ctx, op, req.Tenant, req.ID)
 	if err != nil {
 		return nil, err
@@ -76,10 +79,12 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	if c.NotModified {
 		return c, nil
 	}
-	// Only a whole document goes through the cache: a range is read from
-	// the origin, segments and all, and fills nothing.
-	if cacheOK && r.Start == 0 && r.Length == rec.Size && s.reader.caches(rec.Size) {
-		c.Body, err = s.reader.readWhole(ctx, rec, fillBy)
+	// Only a whole document asked for without Range goes through the cache:
+	// a range is read from the origin, segments and all, and fills nothing.
+	if (m.claim != NoClaim || m.wait) && s.reader.caches(rec.Size) {
+		held := m
+		m = miss{} // readWhole fills with the claim or releases it
+		c.Body, err = s.reader.readWhole(ctx, rec, held, fillBy)
 	} else {
 		c.Body, err = s.origin.read(ctx, rec, r)
 	}

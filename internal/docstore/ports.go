@@ -100,53 +100,71 @@ type CachedDocument struct {
 	Body []byte
 }
 
+// Claim is the right to fill one id's entry: a token naming the fill lock
+// its holder took (Cache.Claim). NoClaim is none.
+type Claim string
+
+// NoClaim is the Claim of a caller that holds no fill lock.
+const NoClaim Claim = ""
+
 // Cache is the tier of decrypted documents. Cache errors never fail a
-// download or an upload: the Service logs them and goes to the origin. They
-// do fail a delete, which must not answer before the cache has forgotten
-// the document.
+// download or an upload: the Service logs them and goes to the origin,
+// filling nothing. They do fail a delete, which must not answer before the
+// cache has forgotten the document.
 //
 // A delete always wins: a fill that read the origin before a Delete may
-// call Set after it, and that Set must not make the document readable
-// again. So Delete leaves a tombstone, and for TombstoneTTL after a Delete
-// of id every Set of id stores nothing (and returns nil). The tombstone and
-// the removal of the entry are one atomic step, and Set's check of the
-// tombstone and its write another, for every process sharing the cache.
-// The Service, for its part, makes no Set later than FillDeadline after it
-// began the read the entry comes from, and TombstoneTTL is longer than
-// that: no fill that began before a delete outlives its tombstone.
+// come after it, and must not make the document readable again, even if
+// the cache loses its state meanwhile (a restart, a failover, an eviction).
+// So an entry is written only by Fill, and only while the claim it carries
+// still holds id's fill lock: Fill compares the lock with its claim and
+// writes the entry in one atomic step, for every process sharing the cache.
+// Delete removes the lock, and a cache that loses its state loses the lock
+// with it: every event that could let a deleted document back makes the
+// fill's condition false, never true. The Service, for its part, claims
+// before it reads the record whose document it fills, so a claim taken
+// after a delete removed the record finds no document to fill with.
+//
+// Delete also leaves a tombstone refusing fills of id for TombstoneTTL, in
+// depth: it is one more reason to refuse, never a reason to accept.
 type Cache interface {
 	// Get returns the entry of id and slides its TTL; (nil, nil) on a miss.
 	// The entry is read-only: an in-process cache returns its own copy.
 	Get(ctx context.Context, id ID) (*CachedDocument, error)
-	// Set stores the entry of id with the cache's TTL, unless id has a
-	// tombstone or ctx's deadline has passed: then it stores nothing. The
-	// cache keeps nothing of doc's memory: the caller may reuse it
-	// afterwards.
-	Set(ctx context.Context, id ID, doc *CachedDocument) error
-	// Delete removes the entry of id and leaves a tombstone refusing Sets
-	// of id for at least TombstoneTTL; a missing entry is not an error.
-	// When Delete returns nil, no Get of id, in any process, returns an
-	// entry Set before the tombstone expires.
+	// Claim returns the entry of id and slides its TTL, as Get does; on a
+	// miss it tries, in the same step, to take id's fill lock, which lives
+	// a short while unless released. It returns (nil, claim, nil) when it
+	// took the lock: the caller then calls Fill or Release with the claim.
+	// It returns (nil, NoClaim, nil) when another holder has the lock: its
+	// fill may come.
+	Claim(ctx context.Context, id ID) (*CachedDocument, Claim, error)
+	// Fill stores doc as the entry of id with the cache's TTL and releases
+	// the fill lock, provided claim still holds the lock; it stores nothing
+	// and returns nil when the lock is gone (released, expired, taken by
+	// another holder, removed by Delete, lost with the cache's state), when
+	// id has a tombstone, when doc is larger than the cache keeps, or when
+	// ctx's deadline has passed. It releases the lock if claim holds it.
+	// The cache keeps nothing of doc's memory: the caller may reuse it.
+	Fill(ctx context.Context, id ID, claim Claim, doc *CachedDocument) error
+	// Release frees id's fill lock if claim still holds it, and leaves a
+	// lock taken by anyone else alone.
+	Release(ctx context.Context, id ID, claim Claim) error
+	// Delete removes the entry and the fill lock of id and leaves a
+	// tombstone refusing fills of id for at least TombstoneTTL; a missing
+	// entry is not an error. When Delete returns nil, no Get or Claim of
+	// id, in any process, returns an entry filled under a claim taken
+	// before it.
 	Delete(ctx context.Context, id ID) error
 }
 
-// FillDeadline bounds a fill: the Service's Set of an entry comes at most
-// this long after it began reading what the entry holds (the record first),
-// and is refused after that (ctx carries the deadline).
+// FillDeadline bounds a fill: the Service's Fill of an entry comes at most
+// this long after it claimed the right to (the record read follows the
+// claim), and is refused after that (ctx carries the deadline).
 const FillDeadline = 30 * time.Second
 
-// TombstoneTTL is how long a Cache refuses Sets of a deleted id: a fill
+// TombstoneTTL is how long a Cache refuses fills of a deleted id: a fill
 // that began before the delete ends within FillDeadline, and the margin
 // covers a command in flight when its deadline passes.
 const TombstoneTTL = 2 * FillDeadline
-
-// FillLocker is implemented by caches shared between processes, so that
-// concurrent misses for one id load the origin once across all of them.
-type FillLocker interface {
-	// TryLock takes the short fill lock of id. When acquired, release
-	// must be called once the entry is filled (or the load failed).
-	TryLock(ctx context.Context, id ID) (release func(), acquired bool, err error)
-}
 
 // PresignedUpload is how a client sends a large document straight to the
 // staging area: an HTTP request it makes itself, valid until ExpiresAt.

@@ -45,6 +45,10 @@ type Config struct {
 	// the attempt. Tests use it to pause (or crash) an ingest at that
 	// point deterministically; it is nil in production.
 	IngestHook func(ctx context.Context, id ID) error
+	// FillHook, when set, runs in a download's fill after the origin read
+	// and before the cache write. Tests use it to pause a fill at that
+	// point deterministically; it is nil in production.
+	FillHook func(ctx context.Context, id ID)
 }
 
 // The defaults of DESIGN.md's configuration that are the Service's limits:
@@ -131,7 +135,8 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, staging: b.Staging, cfg: cfg, log: log,
 		origin: origin{blobs: b.Blobs, keys: b.Keys},
 		now:    func() time.Time { return time.Now().UTC() }}
-	s.reader = newCachingReader(b.Cache, s.origin.read, cfg, log)
+	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },
+		s.origin.read, cfg, log)
 	if m, ok := b.Staging.(MultipartStaging); ok {
 		s.multipart = m
 	}

@@ -44,10 +44,6 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	}
 	sum := sha256.Sum256(req.Body)
 	digest := hex.EncodeToString(sum[:])
-	// Any delete of this document follows the Create below: a write-through
-	// within FillDeadline of now cannot outlive that delete's tombstone.
-	fillBy := time.Now().Add(FillDeadline)
-
 	id := NewID()
 	if req.IdempotencyKey != "" {
 		if len(req.IdempotencyKey) > MaxIdempotencyBytes {
@@ -61,6 +57,16 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, E(op, err)
 	}
 	defer clear(dk.Plaintext)
+	// The write-through claims the document's fill lock before the record
+	// exists, let alone is available (see Cache): a delete that comes
+	// between removes the claim, and the write-through then stores nothing.
+	// Without the claim (held by a retry of this upload, or a cache that
+	// failed) there is no write-through; a later miss fills. Any delete of
+	// this document follows the Create below: a write-through within
+	// FillDeadline of now cannot outlive that delete's tombstone.
+	fillBy := time.Now().Add(FillDeadline)
+	claim := s.reader.claimWrite(ctx, id, int64(len(req.Body)))
+	defer func() { s.reader.release(ctx, id, claim) }()
 	var done Record
 	if err := s.meta.Create(ctx, rec); err != nil {
 		if KindOf(err) != KindConflict || req.IdempotencyKey == "" {
@@ -98,9 +104,10 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		}
 	}
 	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
-	s.reader.fill(fillCtx, id, &CachedDocument{Tenant: req.Tenant, Body: req.Body,
+	s.reader.fill(fillCtx, id, claim, &CachedDocument{Tenant: req.Tenant, Body: req.Body,
 		Descriptor: Descriptor{Filename: desc.filename, ContentType: desc.contentType, Size: int64(len(req.Body)), SHA256: digest}})
 	cancel()
+	claim = NoClaim // filled, or released by fill
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
 	return done.Document, nil
 }

@@ -2,6 +2,7 @@ package memcache_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,15 +17,50 @@ func TestMemCache_Contract(t *testing.T) {
 	})
 }
 
+// The claims contract wants every cache of one test to share one backend:
+// in a process that is one Cache, which the requests of `imago serve`
+// share.
+func TestMemCache_ClaimsContract(t *testing.T) {
+	var mu sync.Mutex
+	shared := map[*testing.T]*memcache.Cache{}
+	cacheOf := func(t *testing.T, lockTTL time.Duration) *memcache.Cache {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := shared[t]; ok {
+			return c
+		}
+		c := memcache.NewWithFillLockTTL(time.Minute, 64<<20, lockTTL)
+		shared[t] = c
+		t.Cleanup(func() { mu.Lock(); delete(shared, t); mu.Unlock() })
+		return c
+	}
+	storetest.TestCacheClaims(t,
+		func(t *testing.T, lockTTL time.Duration) docstore.Cache { return cacheOf(t, lockTTL) },
+		func(t *testing.T, _ docstore.ID) { memcache.LoseState(cacheOf(t, 0)) })
+}
+
+// fill makes doc the entry of id through a claim, as the Service does.
+func fill(t *testing.T, c *memcache.Cache, id docstore.ID, doc *docstore.CachedDocument) {
+	t.Helper()
+	ctx := context.Background()
+	_, claim, err := c.Claim(ctx, id)
+	if err != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim: (%q, %v)", claim, err)
+	}
+	if err := c.Fill(ctx, id, claim, doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMemCache_EvictsLeastRecentlyUsedOverBudget(t *testing.T) {
 	ctx := context.Background()
 	c := memcache.New(time.Hour, 250)
 	ids := []docstore.ID{docstore.NewID(), docstore.NewID(), docstore.NewID()}
 	for _, id := range ids[:2] {
-		c.Set(ctx, id, &docstore.CachedDocument{Body: make([]byte, 100)})
+		fill(t, c, id, &docstore.CachedDocument{Body: make([]byte, 100)})
 	}
 	c.Get(ctx, ids[0]) // ids[1] is now the least recently used
-	c.Set(ctx, ids[2], &docstore.CachedDocument{Body: make([]byte, 100)})
+	fill(t, c, ids[2], &docstore.CachedDocument{Body: make([]byte, 100)})
 	for i, want := range []bool{true, false, true} {
 		got, _ := c.Get(ctx, ids[i])
 		if (got != nil) != want {
@@ -32,8 +68,12 @@ func TestMemCache_EvictsLeastRecentlyUsedOverBudget(t *testing.T) {
 		}
 	}
 	big := docstore.NewID()
-	c.Set(ctx, big, &docstore.CachedDocument{Body: make([]byte, 251)})
+	fill(t, c, big, &docstore.CachedDocument{Body: make([]byte, 251)})
 	if got, _ := c.Get(ctx, big); got != nil {
 		t.Fatal("an entry larger than the whole cache was stored")
+	}
+	// The refused fill freed its lock.
+	if _, claim, _ := c.Claim(ctx, big); claim == docstore.NoClaim {
+		t.Fatal("a fill refused for its size kept the fill lock")
 	}
 }

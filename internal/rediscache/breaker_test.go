@@ -148,6 +148,10 @@ func (f *fakeClient) EvalShaRO(ctx context.Context, s string, k []string, a ...a
 func (f *fakeClient) ScriptExists(ctx context.Context, _ ...string) *redis.BoolSliceCmd {
 	return redis.NewBoolSliceCmd(ctx)
 }
+
+// Pipeline is not faked: the tests that use a fakeClient make no Claim
+// with the breaker closed.
+func (f *fakeClient) Pipeline() redis.Pipeliner { panic("fakeClient: no pipelines") }
 func (f *fakeClient) ScriptLoad(ctx context.Context, _ string) *redis.StringCmd {
 	return redis.NewStringCmd(ctx)
 }
@@ -165,9 +169,9 @@ func TestOutcomeClassification(t *testing.T) {
 	f := &fakeClient{err: replyErr("OOM command not allowed when used memory > 'maxmemory'")}
 	c := New(f, Options{BreakerThreshold: 2})
 	for range 5 {
-		err := c.Set(ctx, docstore.NewID(), &docstore.CachedDocument{})
+		err := c.Fill(ctx, docstore.NewID(), "a claim", &docstore.CachedDocument{})
 		if docstore.KindOf(err) != docstore.KindUnavailable || errors.Is(err, ErrCircuitOpen) {
-			t.Fatalf("Set with an error reply: %v", err)
+			t.Fatalf("Fill with an error reply: %v", err)
 		}
 	}
 	if c.br.current() != stateClosed {
@@ -197,11 +201,13 @@ func TestOutcomeClassification(t *testing.T) {
 	if _, err := c.Get(ctx, docstore.NewID()); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("Get after 2 failures: %v, want ErrCircuitOpen", err)
 	}
-	release, ok, err := c.TryLock(ctx, docstore.NewID())
-	if ok || release == nil || !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("TryLock with the breaker open: (%v, %v)", ok, err)
+	doc, claim, err := c.Claim(ctx, docstore.NewID())
+	if doc != nil || claim != docstore.NoClaim || !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Claim with the breaker open: (entry %v, claim %q, %v)", doc != nil, claim, err)
 	}
-	release()
+	if err := c.Release(ctx, docstore.NewID(), "a claim"); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("Release with the breaker open: %v", err)
+	}
 	if f.calls.Load() != n {
 		t.Fatal("Redis called with the breaker open")
 	}

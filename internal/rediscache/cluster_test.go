@@ -62,10 +62,10 @@ func TestClusterFollowsAskAndMoved(t *testing.T) {
 	c := New(client, Options{Timeout: relaxedTimeout})
 	id := docstore.NewID()
 	doc := sampleDoc([]byte("a document in a slot that is about to move"))
-	if err := c.Set(ctx, id, doc); err != nil {
+	if err := set(ctx, c, id, doc); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Del(ctx, docKey(id)); client.Del(ctx, tombKey(id)) })
+	t.Cleanup(func() { client.Del(ctx, docKey(id)); client.Del(ctx, tombKey(id)); client.Del(ctx, fillKey(id)) })
 
 	slot, err := cc.ClusterKeySlot(ctx, docKey(id)).Result()
 	if err != nil {
@@ -95,6 +95,10 @@ func TestClusterFollowsAskAndMoved(t *testing.T) {
 	if err != nil || !sameDoc(got, doc) {
 		t.Fatalf("Get while the slot migrates (ASK): (%v, %v), want the document", got, err)
 	}
+	got, claim, err := c.Claim(ctx, id) // a pipeline of GETEX and a script
+	if err != nil || claim != docstore.NoClaim || !sameDoc(got, doc) {
+		t.Fatalf("Claim while the slot migrates (ASK): (%v, %q, %v), want the document", got != nil, claim, err)
+	}
 
 	for _, n := range nodes {
 		must("setslot node", n.c.Do(ctx, "cluster", "setslot", s, "node", to.id).Err())
@@ -104,15 +108,25 @@ func TestClusterFollowsAskAndMoved(t *testing.T) {
 	if err != nil || !sameDoc(got, doc) {
 		t.Fatalf("Get after the slot moved (MOVED): (%v, %v), want the document", got, err)
 	}
+	if got, claim, err := c.Claim(ctx, id); err != nil || claim != docstore.NoClaim || !sameDoc(got, doc) {
+		t.Fatalf("Claim after the slot moved (MOVED): (%v, %q, %v), want the document", got != nil, claim, err)
+	}
+	if err := c.Evict(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	_, claim, err = c.Claim(ctx, id)
+	if err != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim after the move: (%q, %v)", claim, err)
+	}
 	fresh := New(testClusterClient(t), Options{Timeout: relaxedTimeout})
 	if err := fresh.Delete(ctx, id); err != nil {
 		t.Fatalf("Delete after the move: %v", err)
 	}
-	if err := c.Set(ctx, id, doc); err != nil {
+	if err := c.Fill(ctx, id, claim, doc); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := c.Get(ctx, id); err != nil || got != nil {
-		t.Fatalf("Get after Delete and a late Set, across the move: (%v, %v), want a miss", got, err)
+		t.Fatalf("Get after Delete and a late Fill, across the move: (%v, %v), want a miss", got, err)
 	}
 	if n := to.c.Exists(ctx, tombKey(id)).Val(); n != 1 {
 		t.Fatalf("the tombstone is not on the slot's new owner %s", to.addr)

@@ -136,19 +136,22 @@ func (d *detector) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-// errClusterPipeline: the cache sends no pipelines, and a single-node
-// pipeline cannot be handed to a cluster client command by command.
-var errClusterPipeline = errors.New("rediscache: pipelines are not supported on a client that found a cluster after start; give cluster=true")
-
+// ProcessPipelineHook asks and routes as ProcessHook does, a pipeline at a
+// time (Cache.Claim is one): a cluster client's pipeline takes the same
+// commands, and sends each to the node of its slot.
 func (d *detector) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if d.cluster.Load() != nil {
-			for _, cmd := range cmds {
-				cmd.SetErr(errClusterPipeline)
-			}
-			return errClusterPipeline
+		one := func(ctx context.Context, cmd redis.Cmder) error { return next(ctx, []redis.Cmder{cmd}) }
+		cc := d.resolve(ctx, one)
+		if cc == nil {
+			return next(ctx, cmds)
 		}
-		return next(ctx, cmds)
+		pipe := cc.Pipeline()
+		for _, cmd := range cmds {
+			pipe.Process(ctx, cmd)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
 	}
 }
 

@@ -48,8 +48,8 @@ func exerciseEveryMaster(t *testing.T, c *Cache) {
 		}
 		id := docstore.NewID()
 		doc := sampleDoc([]byte("a document in some slot"))
-		if err := c.Set(ctx, id, doc); err != nil {
-			t.Fatalf("Set (round %d): %v", round, err)
+		if err := set(ctx, c, id, doc); err != nil {
+			t.Fatalf("Claim and Fill (round %d): %v", round, err)
 		}
 		owner, _ := ownerOf(t, nodes, docKey(id))
 		held[owner.addr] = true

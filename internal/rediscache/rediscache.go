@@ -1,6 +1,5 @@
 // Package rediscache is the shared cache tier of decrypted documents on
-// Redis (ElastiCache Serverless / Valkey in production): a docstore.Cache
-// and docstore.FillLocker.
+// Redis (ElastiCache Serverless / Valkey in production): a docstore.Cache.
 //
 // Why it looks the way it does:
 //
@@ -15,8 +14,9 @@
 //
 //   - Hits must be cheap for megabyte documents. A value is a small
 //     versioned binary header followed by the body (see codec.go): a hit is
-//     one GETEX, one allocation of the value's size, and no copy of the body
-//     (it is a sub-slice of the value, decrypted in place when sealed).
+//     one GETEX (a download's is pipelined with the claim script, which costs
+//     it an EXISTS), one allocation of the value's size, and no copy of the
+//     body (it is a sub-slice of the value, decrypted in place when sealed).
 //
 //   - Redis need never hold a readable document. With Options.SealKey every
 //     value (header included) is sealed with AES-256-GCM, bound to its key
@@ -29,12 +29,26 @@
 //   - A hit slides the TTL (GETEX … EX), so documents in use stay cached and
 //     the others expire on their own; nothing else evicts.
 //
-//   - A delete always wins (see docstore.Cache). Delete is one script that
-//     removes the entry and the fill lock and writes a tombstone
-//     (imago:tomb:{id}) living docstore.TombstoneTTL; Set is a script that
-//     writes the entry only when there is no tombstone. Redis runs a script
-//     atomically, so a fill that read the origin before the delete and
-//     writes after it stores nothing, whichever instance it runs in.
+//   - A delete always wins (see docstore.Cache), and rests on nothing that
+//     Redis losing state could make true. An entry is written only by the
+//     fill script, which compares the fill lock (imago:fill:{id}) with the
+//     filler's token and writes the entry, releasing the lock, in one
+//     step: a fill whose lock is gone — removed by Delete, expired, taken
+//     by another holder, or lost in a restart, a failover or an eviction —
+//     stores nothing. The Service takes the lock before the record read
+//     whose document it fills, and a DELETE forgets the document again once
+//     its record is gone: a lock taken during the delete is removed, and
+//     one taken after it finds no record. Delete is one script that removes
+//     the entry and the lock and writes a tombstone (imago:tomb:{id})
+//     living docstore.TombstoneTTL, which the fill script also honours: one
+//     more reason to refuse, never the reason a delete wins.
+//
+//     The limit: a failover to a replica that had not yet received a
+//     Delete (replication is asynchronous) can bring back a lock, or an
+//     entry, that the Delete removed, and so admit one fill of a deleted
+//     document. WAIT after the Delete would close it by having a replica
+//     acknowledge the script before the 204, but ElastiCache Serverless
+//     does not offer WAIT; a restart, or the loss of any key, cannot do it.
 //
 //   - Every key of a document carries the id as a Redis Cluster hash tag
 //     (imago:doc:{id}, imago:fill:{id}, imago:tomb:{id}): they share a slot,
@@ -43,18 +57,21 @@
 //     older form imago:doc:<id> are not read; Delete removes one if an
 //     older deployment left it, and the rest expire within their TTL.
 //
-//   - Concurrent misses for one id, across Lambda instances, load the
-//     origin once: the first takes a short fill lock (SET NX PX with a
-//     random token) and the others poll Get for the entry (docstore.Service
-//     does the waiting) or, after
-//     a short while, load it themselves. The lock is released with a
-//     compare-and-delete script, so a holder whose lock expired cannot
-//     delete a newer holder's lock.
+//   - A miss is one round trip (Claim): a pipeline of the GETEX and a
+//     script that takes the fill lock (SET NX PX with a token of the
+//     caller's) when there is no entry, or says another caller holds it,
+//     whose fill the Service waits for (polling Claim) or, after a short
+//     while, loads the origin itself without filling. The script does not
+//     return the value itself: a megabyte copied through Lua costs several
+//     times the GETEX. The lock is released by the fill script, or by a
+//     compare-and-delete script when there is nothing to fill, so a holder
+//     whose lock expired cannot delete a newer holder's lock.
 //
 // Undecodable values (garbage, truncated, an unknown version written by a
 // newer deployment, a seal that does not open) are misses, never errors:
-// the fill that follows overwrites them. They are not deleted, so that two
-// versions running side by side during a deployment do not fight over keys.
+// Claim takes the fill lock all the same, and the fill that follows
+// overwrites them. They are not deleted, so that two versions running side
+// by side during a deployment do not fight over keys.
 package rediscache
 
 import (
@@ -66,7 +83,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -91,18 +109,18 @@ const (
 	// operation): a cache slower than that costs a request more than the
 	// origin it saves.
 	DefaultTimeout = 300 * time.Millisecond
-	// DefaultBreakerThreshold: one request makes two to four cache calls
-	// (Get, TryLock, Set, release), so three consecutive transport failures
-	// means Redis failed one or two requests in a row, not a single stale
-	// connection.
+	// DefaultBreakerThreshold: one request makes one or two cache calls
+	// (Claim, then Fill or Release on a miss), so three consecutive
+	// transport failures means Redis failed two or three requests in a row,
+	// not a single stale connection.
 	DefaultBreakerThreshold = 3
 	// DefaultBreakerCooldown: while open, a Lambda instance pays one probe
 	// (at most one Timeout) per cool-down; a longer one would keep the
 	// origin (and KMS's request quota) loaded longer after Redis is back.
 	DefaultBreakerCooldown = 5 * time.Second
 	// DefaultFillLockTTL must exceed the time to load a document from the
-	// origin (S3, KMS, decryption); if it does not, a second process loads
-	// too, which costs only the duplicate work.
+	// origin (S3, KMS, decryption): a fill whose lock expired stores
+	// nothing, and a second process may load too. Either costs only work.
 	DefaultFillLockTTL = 5 * time.Second
 )
 
@@ -121,6 +139,7 @@ type Client interface {
 	GetEx(ctx context.Context, key string, expiration time.Duration) *redis.StringCmd
 	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
 	Del(ctx context.Context, keys ...string) *redis.IntCmd
+	Pipeline() redis.Pipeliner
 	redis.Scripter
 }
 
@@ -128,7 +147,7 @@ type Client interface {
 type Options struct {
 	// TTL of an entry, slid on every hit.
 	TTL time.Duration
-	// MaxBytes is the largest Body stored; Set ignores larger entries.
+	// MaxBytes is the largest Body stored; Fill ignores larger entries.
 	// Negative means no limit.
 	MaxBytes int64
 	// SealKey, when set, must be SealKeySize bytes: the AES-256-GCM key
@@ -150,8 +169,7 @@ type Options struct {
 	FillLockTTL time.Duration
 }
 
-// Cache is a docstore.Cache and docstore.FillLocker on Redis. It is safe
-// for concurrent use.
+// Cache is a docstore.Cache on Redis. It is safe for concurrent use.
 type Cache struct {
 	client   Client
 	aead     cipher.AEAD // nil: values are not sealed
@@ -161,12 +179,14 @@ type Cache struct {
 	lockTTL  time.Duration
 	log      *slog.Logger
 	br       *breaker
+	// A fill lock's token is tokenPrefix, random to this Cache, followed by
+	// a count: unique across processes, and cheap enough to make one for
+	// every Claim, hits included (the script needs it before it knows).
+	tokenPrefix string
+	tokens      atomic.Uint64
 }
 
-var (
-	_ docstore.Cache      = (*Cache)(nil)
-	_ docstore.FillLocker = (*Cache)(nil)
-)
+var _ docstore.Cache = (*Cache)(nil)
 
 // New returns a Cache on client (see NewClient). It panics if opts.SealKey
 // is set and is not SealKeySize bytes long.
@@ -178,6 +198,8 @@ func New(client Client, opts Options) *Cache {
 		timeout:  cmp.Or(opts.Timeout, DefaultTimeout),
 		lockTTL:  cmp.Or(opts.FillLockTTL, DefaultFillLockTTL),
 		log:      cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+
+		tokenPrefix: rand.Text() + ":",
 	}
 	if opts.SealKey != nil {
 		if len(opts.SealKey) != SealKeySize {
@@ -233,73 +255,212 @@ func (c *Cache) Get(ctx context.Context, id docstore.ID) (*docstore.CachedDocume
 	c.br.record(true)
 	doc, err := decode(key, val, c.aead)
 	if err != nil {
-		c.log.LogAttrs(ctx, slog.LevelWarn, "rediscache: undecodable entry, treated as a miss",
-			slog.String("key", key), slog.Int("bytes", len(val)), slog.String("reason", err.Error()))
+		c.undecodable(ctx, key, len(val), err)
 		return nil, nil
 	}
 	return doc, nil
 }
 
-// setScript writes an entry unless its document has a tombstone: the
-// check and the write are one step, so a delete cannot fall between them.
-// KEYS: entry, tombstone. ARGV: value, TTL in milliseconds. Returns 1 when
-// stored, 0 when refused.
-var setScript = redis.NewScript(`
-if redis.call("EXISTS", KEYS[2]) == 1 then
+func (c *Cache) undecodable(ctx context.Context, key string, size int, err error) {
+	c.log.LogAttrs(ctx, slog.LevelWarn, "rediscache: undecodable entry, treated as a miss",
+		slog.String("key", key), slog.Int("bytes", size), slog.String("reason", err.Error()))
+}
+
+// claimScript takes the fill lock of a miss. It is sent in one round trip
+// with the GETEX of the entry, right behind it: a hit costs that GETEX and
+// this script's EXISTS, nothing of the value's size (a script returning
+// the value itself would copy a megabyte through Lua twice, several times
+// the cost of the GETEX on Redis 7).
+// KEYS: entry, fill lock. ARGV: token, lock TTL in milliseconds.
+// Returns 2 (there is an entry), 1 (the lock is the caller's) or 0 (it is
+// held by someone else).
+var claimScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then
+	return 2
+end
+if redis.call("SET", KEYS[2], ARGV[1], "NX", "PX", ARGV[2]) then
+	return 1
+end
+return 0
+`)
+
+// fillScript writes an entry only while the caller's token holds the fill
+// lock, and releases the lock: the check and the write are one step, so
+// neither a Delete nor the loss of the lock can fall between them. A
+// tombstone refuses the write too.
+// KEYS: entry, fill lock, tombstone. ARGV: token, value, TTL in
+// milliseconds. Returns 1 when stored, 0 when refused.
+var fillScript = redis.NewScript(`
+if redis.call("GET", KEYS[2]) ~= ARGV[1] then
 	return 0
 end
-redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+redis.call("DEL", KEYS[2])
+if redis.call("EXISTS", KEYS[3]) == 1 then
+	return 0
+end
+redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
 return 1
 `)
 
 // deleteScript removes an entry and its fill lock and writes the tombstone
-// that refuses later Sets, in one step.
+// that refuses later fills, in one step.
 // KEYS: entry, fill lock, tombstone. ARGV: tombstone TTL in milliseconds.
 var deleteScript = redis.NewScript(`
 redis.call("SET", KEYS[3], "1", "PX", ARGV[1])
 return redis.call("DEL", KEYS[1], KEYS[2])
 `)
 
-// Set stores the entry of id with the cache's TTL. An entry whose Body is
-// larger than MaxBytes is not stored, nor one of a document deleted less
-// than docstore.TombstoneTTL ago, nor one whose ctx deadline has passed (a late
-// fill: see docstore.FillDeadline); Set returns nil for them.
-func (c *Cache) Set(ctx context.Context, id docstore.ID, doc *docstore.CachedDocument) error {
-	const op = "rediscache.Set"
+// releaseScript deletes a fill lock only if it still holds the caller's
+// token: a holder whose lock expired and was taken by another process must
+// not delete the new holder's lock.
+var releaseScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// Claim returns the entry of id, sliding its TTL, or else takes the fill
+// lock of id for FillLockTTL, in one round trip: a pipeline of GETEX and
+// claimScript (see docstore.Cache). A hit costs what Get's does, plus the
+// script's EXISTS: the value arrives in one allocation and the body is not
+// copied. The pipeline is not atomic, and need not be: the lock's safety
+// rests on the lock alone. When a command of another client falls between
+// the two, Claim says so as a held lock (an entry appeared after the GETEX:
+// the Service's wait finds it) or releases the lock it took (the entry went
+// after the GETEX). An undecodable value is a miss for which Claim takes
+// the lock with a call of its own, so that the fill overwrites the value.
+func (c *Cache) Claim(ctx context.Context, id docstore.ID) (*docstore.CachedDocument, docstore.Claim, error) {
+	const op = "rediscache.Claim"
+	key, lock := docKey(id), fillKey(id)
+	if !c.br.allow() {
+		return nil, docstore.NoClaim, c.skipped(op, "getex+claim", key)
+	}
+	token := c.tokenPrefix + strconv.FormatUint(c.tokens.Add(1), 36)
+	cctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	pipe := c.client.Pipeline()
+	get := pipe.GetEx(cctx, key, c.ttl)
+	script := claimScript.EvalSha(cctx, pipe, []string{key, lock}, token, c.lockTTL.Milliseconds())
+	pipe.Exec(cctx) // each command carries its own outcome
+	val, err := get.Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, docstore.NoClaim, c.failed(ctx, op, "getex", key, err, true)
+	}
+	hit, undecodable := err == nil, false
+	outcome, err := script.Int64()
+	if hit {
+		doc, derr := decode(key, val, c.aead)
+		if derr == nil {
+			c.br.record(true)
+			if err == nil && outcome == 1 {
+				// The entry went between the GETEX and the script: the
+				// lock is this caller's, and it has no use for it.
+				c.unlock(cctx, lock, token)
+			}
+			return doc, docstore.NoClaim, nil
+		}
+		c.undecodable(ctx, key, len(val), derr)
+		undecodable = true
+	}
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server lost its script cache (a restart, a failover): this
+		// call loads the script again.
+		outcome, err = claimScript.Run(cctx, c.client, []string{key, lock}, token, c.lockTTL.Milliseconds()).Int64()
+	}
+	if err != nil {
+		return nil, docstore.NoClaim, c.failed(ctx, op, "eval claim", lock, err, true)
+	}
+	c.br.record(true)
+	switch {
+	case outcome == 1:
+		return nil, docstore.Claim(token), nil
+	case outcome == 2 && undecodable:
+		// The undecodable value kept the script from claiming: a miss all
+		// the same, whose fill overwrites it.
+		claimed, err := c.client.SetNX(cctx, lock, token, c.lockTTL).Result()
+		if err != nil {
+			return nil, docstore.NoClaim, c.failed(ctx, op, "set nx", lock, err, true)
+		}
+		if claimed {
+			return nil, docstore.Claim(token), nil
+		}
+	}
+	// Held by someone else, or an entry appeared after the GETEX: either
+	// way a fill is there or coming, and the caller's wait finds it.
+	return nil, docstore.NoClaim, nil
+}
+
+// Fill stores the entry of id with the cache's TTL if claim still holds
+// the fill lock of id, and releases the lock (see docstore.Cache). It
+// stores nothing, and returns nil, when the lock is gone or another's, when
+// id has a tombstone, when the Body is larger than MaxBytes, or when ctx's
+// deadline has passed (a late fill: see docstore.FillDeadline); the last
+// two release the lock with a call of their own.
+func (c *Cache) Fill(ctx context.Context, id docstore.ID, claim docstore.Claim, doc *docstore.CachedDocument) error {
+	const op = "rediscache.Fill"
 	if doc == nil {
 		return docstore.E(op, docstore.KindInvalid, fmt.Sprintf("no document to cache for %s", id))
 	}
-	if c.maxBytes >= 0 && int64(len(doc.Body)) > c.maxBytes {
+	if claim == docstore.NoClaim {
 		return nil
+	}
+	deadline, ok := ctx.Deadline()
+	if c.maxBytes >= 0 && int64(len(doc.Body)) > c.maxBytes || ctx.Err() != nil || ok && !time.Now().Before(deadline) {
+		return c.Release(context.WithoutCancel(ctx), id, claim)
 	}
 	key := docKey(id)
 	if !c.br.allow() {
-		return c.skipped(op, "set", key)
+		// The lock expires on its own within FillLockTTL.
+		return c.skipped(op, "eval fill", key)
 	}
 	val, err := encode(key, doc, c.aead)
 	if err != nil {
 		c.br.release()
 		return docstore.E(op, docstore.KindInternal, fmt.Errorf("encode %s: %w", key, err))
 	}
-	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
-		c.br.release()
-		return nil
-	}
 	cctx, cancel := c.callCtx(ctx)
-	// The script answers 0 when the tombstone refused the entry: nil too.
-	err = setScript.Run(cctx, c.client, []string{key, tombKey(id)}, val, c.ttl.Milliseconds()).Err()
+	// The script answers 0 when the lock or a tombstone refused the entry:
+	// nil too.
+	err = fillScript.Run(cctx, c.client, []string{key, fillKey(id), tombKey(id)}, string(claim), val, c.ttl.Milliseconds()).Err()
 	cancel()
 	if err != nil {
-		return c.failed(ctx, op, "eval set", key, err, true)
+		return c.failed(ctx, op, "eval fill", key, err, true)
 	}
 	c.br.record(true)
 	return nil
 }
 
+// Release frees the fill lock of id if claim still holds it; a lock that
+// expired and was taken since is left to its holder. While the breaker is
+// open it does nothing: the lock expires on its own within FillLockTTL.
+func (c *Cache) Release(ctx context.Context, id docstore.ID, claim docstore.Claim) error {
+	const op = "rediscache.Release"
+	if claim == docstore.NoClaim {
+		return nil
+	}
+	lock := fillKey(id)
+	if !c.br.allow() {
+		return c.skipped(op, "eval release", lock)
+	}
+	if err := c.unlock(ctx, lock, string(claim)); err != nil {
+		return c.failed(ctx, op, "eval release", lock, err, true)
+	}
+	c.br.record(true)
+	return nil
+}
+
+// unlock deletes the fill lock if it holds token.
+func (c *Cache) unlock(ctx context.Context, lock, token string) error {
+	cctx, cancel := c.callCtx(ctx)
+	defer cancel()
+	return releaseScript.Run(cctx, c.client, []string{lock}, token).Err()
+}
+
 // Delete removes the entry of id and its fill lock, and leaves a tombstone
-// refusing Sets of id for docstore.TombstoneTTL; a missing entry is not an error.
-// An entry of the older key form is removed too (a second command: it
-// lives in another slot).
+// refusing fills of id for docstore.TombstoneTTL; a missing entry is not an
+// error. An entry of the older key form is removed too (a second command:
+// it lives in another slot).
 //
 // Unlike the other calls, Delete goes to Redis even while the breaker is
 // open: a delete that is skipped would let a deleted document be served
@@ -336,63 +497,6 @@ func (c *Cache) Evict(ctx context.Context, id docstore.ID) error {
 	}
 	c.br.record(true)
 	return nil
-}
-
-// unlockScript deletes a fill lock only if it still holds the caller's
-// token: a holder whose lock expired and was taken by another process must
-// not delete the new holder's lock.
-var unlockScript = redis.NewScript(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-	return redis.call("DEL", KEYS[1])
-end
-return 0
-`)
-
-func noop() {}
-
-// TryLock takes the fill lock of id for FillLockTTL. When acquired, release
-// must be called once the entry is filled or the load failed; it is safe to
-// call more than once and works after ctx is cancelled. When the lock is
-// held elsewhere TryLock returns (noop, false, nil); on error the release
-// returned is a no-op too.
-func (c *Cache) TryLock(ctx context.Context, id docstore.ID) (release func(), acquired bool, err error) {
-	const op = "rediscache.TryLock"
-	key := fillKey(id)
-	if !c.br.allow() {
-		return noop, false, c.skipped(op, "set nx", key)
-	}
-	token := rand.Text()
-	cctx, cancel := c.callCtx(ctx)
-	ok, err := c.client.SetNX(cctx, key, token, c.lockTTL).Result()
-	cancel()
-	if err != nil {
-		return noop, false, c.failed(ctx, op, "set nx", key, err, true)
-	}
-	c.br.record(true)
-	if !ok {
-		return noop, false, nil
-	}
-	var once sync.Once
-	// The release outlives the request's cancellation (a load that failed
-	// because the caller went away must still free the lock), not its values.
-	rctx := context.WithoutCancel(ctx)
-	return func() { once.Do(func() { c.unlock(rctx, key, token) }) }, true, nil
-}
-
-func (c *Cache) unlock(ctx context.Context, key, token string) {
-	const op = "rediscache.Unlock"
-	if !c.br.allow() {
-		// The lock expires on its own within FillLockTTL.
-		return
-	}
-	cctx, cancel := c.callCtx(ctx)
-	err := unlockScript.Run(cctx, c.client, []string{key}, token).Err()
-	cancel()
-	if err != nil {
-		_ = c.failed(ctx, op, "eval unlock", key, err, true)
-		return
-	}
-	c.br.record(true)
 }
 
 // callCtx bounds one call by the cache's timeout.

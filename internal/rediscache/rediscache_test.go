@@ -64,6 +64,17 @@ func newClient(t testing.TB, o ClientOptions) redis.UniversalClient {
 	return c
 }
 
+// newClientOn returns a relaxed NewClient client on url, closed with t.
+func newClientOn(t testing.TB, url string) redis.UniversalClient {
+	t.Helper()
+	c, err := NewClient(url, relaxed)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func newCache(t testing.TB, opts Options) (*Cache, redis.UniversalClient) {
 	t.Helper()
 	client := newClient(t, relaxed)
@@ -86,10 +97,23 @@ func sampleDoc(body []byte) *docstore.CachedDocument {
 	return &docstore.CachedDocument{Tenant: docstore.Tenant("tenant-" + string(docstore.NewID())), Descriptor: docstore.Descriptor{Filename: "confidential-passport-scan-of-someone.pdf", ContentType: "application/pdf", Size: int64(len(body)), SHA256: strings.Repeat("ab", 32)}, Body: body}
 }
 
+// set makes doc the entry of id the one way there is, as a miss does:
+// Claim, then Fill.
+func set(ctx context.Context, c *Cache, id docstore.ID, doc *docstore.CachedDocument) error {
+	_, claim, err := c.Claim(ctx, id)
+	if err != nil {
+		return err
+	}
+	if claim == docstore.NoClaim {
+		return fmt.Errorf("Claim of %s: an entry or a fill lock is there already", id)
+	}
+	return c.Fill(ctx, id, claim, doc)
+}
+
 func mustSet(t testing.TB, c *Cache, raw redis.UniversalClient, id docstore.ID, doc *docstore.CachedDocument) {
 	t.Helper()
-	if err := c.Set(context.Background(), id, doc); err != nil {
-		t.Fatalf("Set: %v", err)
+	if err := set(context.Background(), c, id, doc); err != nil {
+		t.Fatalf("Claim and Fill: %v", err)
 	}
 	t.Cleanup(func() { raw.Del(context.Background(), docKey(id), fillKey(id)) })
 }
@@ -311,25 +335,27 @@ func TestMaxBytes(t *testing.T) {
 	ctx := context.Background()
 	c, raw := newCache(t, Options{MaxBytes: 1000})
 	big, fits := docstore.NewID(), docstore.NewID()
-	t.Cleanup(func() { raw.Del(ctx, docKey(big), docKey(fits)) })
-	if err := c.Set(ctx, big, sampleDoc(make([]byte, 1001))); err != nil {
-		t.Fatalf("Set over MaxBytes: %v, want nil", err)
+	t.Cleanup(func() { raw.Del(ctx, docKey(big), docKey(fits), fillKey(big), fillKey(fits)) })
+	if err := set(ctx, c, big, sampleDoc(make([]byte, 1001))); err != nil {
+		t.Fatalf("Fill over MaxBytes: %v, want nil", err)
 	}
-	if n := raw.Exists(ctx, docKey(big)).Val(); n != 0 {
-		t.Fatalf("an entry over MaxBytes was stored")
+	if n := raw.Exists(ctx, docKey(big), fillKey(big)).Val(); n != 0 {
+		t.Fatalf("a Fill over MaxBytes stored the entry or kept the fill lock")
 	}
-	if err := c.Set(ctx, fits, sampleDoc(make([]byte, 1000))); err != nil {
+	if err := set(ctx, c, fits, sampleDoc(make([]byte, 1000))); err != nil {
 		t.Fatal(err)
 	}
 	if n := raw.Exists(ctx, docKey(fits)).Val(); n != 1 {
 		t.Fatalf("an entry of exactly MaxBytes was not stored")
 	}
-	if err := c.Set(ctx, fits, nil); docstore.KindOf(err) != docstore.KindInvalid {
-		t.Fatalf("Set of nil: %v, want an invalid error", err)
+	if err := c.Fill(ctx, fits, "a claim", nil); docstore.KindOf(err) != docstore.KindInvalid {
+		t.Fatalf("Fill of nil: %v, want an invalid error", err)
 	}
 }
 
-func TestFillLockOneWinner(t *testing.T) {
+// Of concurrent misses of one id, across instances, one claims; the others
+// are told the lock is held. The lock lives FillLockTTL.
+func TestClaimOneWinner(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t, ClientOptions{PoolSize: 20, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	// Separate caches share nothing but Redis, as Lambda instances do.
@@ -345,100 +371,126 @@ func TestFillLockOneWinner(t *testing.T) {
 		wg       sync.WaitGroup
 		start    = make(chan struct{})
 		mu       sync.Mutex
-		winners  []func()
+		winners  []docstore.Claim
 		failures []error
 	)
 	for _, c := range caches {
 		wg.Go(func() {
 			<-start
-			release, ok, err := c.TryLock(ctx, id)
+			doc, claim, err := c.Claim(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				failures = append(failures, err)
+			if err != nil || doc != nil {
+				failures = append(failures, fmt.Errorf("entry %v, %v", doc != nil, err))
 			}
-			if ok {
-				winners = append(winners, release)
-			} else if release == nil {
-				failures = append(failures, errors.New("nil release"))
+			if claim != docstore.NoClaim {
+				winners = append(winners, claim)
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
 	if len(failures) > 0 || len(winners) != 1 {
-		t.Fatalf("%d concurrent TryLock: %d won, errors %v; want exactly one winner", n, len(winners), failures)
+		t.Fatalf("%d concurrent Claims: %d won, errors %v; want exactly one winner", n, len(winners), failures)
 	}
 	if ttl := client.PTTL(ctx, fillKey(id)).Val(); ttl <= 0 || ttl > 10*time.Second {
 		t.Fatalf("fill lock PTTL = %v, want (0, 10s]", ttl)
 	}
-	if _, ok, _ := caches[1].TryLock(ctx, id); ok {
-		t.Fatal("TryLock won a held lock")
+	if _, claim, _ := caches[1].Claim(ctx, id); claim != docstore.NoClaim {
+		t.Fatal("Claim won a held lock")
 	}
-	winners[0]()
-	winners[0]() // twice is harmless
+	caches[0].Release(ctx, id, winners[0])
+	caches[0].Release(ctx, id, winners[0]) // twice is harmless
 	if client.Exists(ctx, fillKey(id)).Val() != 0 {
 		t.Fatal("release left the lock")
 	}
-	release, ok, err := caches[2].TryLock(ctx, id)
-	if err != nil || !ok {
-		t.Fatalf("TryLock after release: (%v, %v), want acquired", ok, err)
+	_, claim, err := caches[2].Claim(ctx, id)
+	if err != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim after release: (%q, %v), want the lock", claim, err)
 	}
-	release()
+	caches[2].Release(ctx, id, claim)
 }
 
-// A holder whose lock expired and was taken over must not delete the new
-// holder's lock when it releases late.
-func TestFillLockStaleReleaseKeepsNewerLock(t *testing.T) {
+// Claim on a hit is one script that answers the value and takes no lock;
+// on a miss it takes the lock and writes no entry.
+func TestClaimHitTakesNoLock(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t, relaxed)
-	a := New(client, Options{FillLockTTL: 150 * time.Millisecond, Timeout: relaxedTimeout})
-	b := New(client, Options{FillLockTTL: 10 * time.Second, Timeout: relaxedTimeout})
+	c, raw := newCache(t, Options{TTL: 100 * time.Second})
 	id := docstore.NewID()
-	t.Cleanup(func() { client.Del(ctx, fillKey(id)) })
-
-	releaseA, ok, err := a.TryLock(ctx, id)
-	if err != nil || !ok {
-		t.Fatalf("first TryLock: (%v, %v)", ok, err)
+	doc := sampleDoc([]byte("cached"))
+	mustSet(t, c, raw, id, doc)
+	if err := raw.Expire(ctx, docKey(id), 10*time.Second).Err(); err != nil {
+		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for client.Exists(ctx, fillKey(id)).Val() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a 150ms fill lock did not expire")
-		}
-		time.Sleep(20 * time.Millisecond)
+	got, claim, err := c.Claim(ctx, id)
+	if err != nil || claim != docstore.NoClaim || !sameDoc(got, doc) {
+		t.Fatalf("Claim of a cached entry: (entry %v, claim %q, %v), want the entry and no claim", got != nil, claim, err)
 	}
-	releaseB, ok, err := b.TryLock(ctx, id)
-	if err != nil || !ok {
-		t.Fatalf("TryLock after expiry: (%v, %v)", ok, err)
+	if n := raw.Exists(ctx, fillKey(id)).Val(); n != 0 {
+		t.Fatal("a hit took the fill lock")
 	}
-	releaseA() // stale
-	if client.Exists(ctx, fillKey(id)).Val() != 1 {
-		t.Fatal("a stale release deleted the newer holder's lock")
+	if ttl := raw.TTL(ctx, docKey(id)).Val(); ttl < 95*time.Second {
+		t.Fatalf("TTL after a Claim that hit = %v, want it slid back to about 100s", ttl)
 	}
-	if _, ok, _ := a.TryLock(ctx, id); ok {
-		t.Fatal("TryLock won while the newer lock is held")
+	miss := docstore.NewID()
+	t.Cleanup(func() { raw.Del(ctx, fillKey(miss)) })
+	if _, claim, err := c.Claim(ctx, miss); err != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim of a miss: (%q, %v)", claim, err)
 	}
-	releaseB()
-	if client.Exists(ctx, fillKey(id)).Val() != 0 {
-		t.Fatal("the holder's release left its lock")
+	if n := raw.Exists(ctx, docKey(miss)).Val(); n != 0 {
+		t.Fatal("a Claim that missed left an entry behind")
 	}
 }
 
-// The release works after the request's context is cancelled.
-func TestFillLockReleaseAfterCancel(t *testing.T) {
-	client := newClient(t, relaxed)
-	c := New(client, Options{Timeout: relaxedTimeout})
-	id := docstore.NewID()
-	ctx, cancel := context.WithCancel(context.Background())
-	release, ok, err := c.TryLock(ctx, id)
-	if err != nil || !ok {
-		t.Fatalf("TryLock: (%v, %v)", ok, err)
+// A server that lost its script cache (a restart, a failover) answers the
+// pipelined EVALSHA with NOSCRIPT: Claim loads the script again and claims,
+// and the scripts of Fill, Release and Delete reload themselves. On a
+// private server: SCRIPT FLUSH is not for the shared one.
+func TestClaimAfterTheScriptCacheIsLost(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartRedis(t)
+	c := New(newClientOn(t, srv.URL()), Options{Timeout: relaxedTimeout})
+	for round := range 2 {
+		srv.Cli(t, "script", "flush")
+		id := docstore.NewID()
+		doc, claim, err := c.Claim(ctx, id)
+		if err != nil || doc != nil || claim == docstore.NoClaim {
+			t.Fatalf("round %d: Claim after SCRIPT FLUSH: (entry %v, claim %q, %v), want the lock", round, doc != nil, claim, err)
+		}
+		srv.Cli(t, "script", "flush")
+		want := sampleDoc([]byte("filled after a flush"))
+		if err := c.Fill(ctx, id, claim, want); err != nil {
+			t.Fatal(err)
+		}
+		srv.Cli(t, "script", "flush")
+		got, claim, err := c.Claim(ctx, id)
+		if err != nil || claim != docstore.NoClaim || !sameDoc(got, want) {
+			t.Fatalf("round %d: Claim of the filled entry after SCRIPT FLUSH: (entry %v, claim %q, %v)", round, got != nil, claim, err)
+		}
 	}
-	cancel()
-	release()
-	if client.Exists(context.Background(), fillKey(id)).Val() != 0 {
-		t.Fatal("release after cancel left the lock")
+}
+
+// An undecodable value (a newer deployment's, or one sealed with a key
+// since rotated) is a miss that claims all the same, so that the fill that
+// follows overwrites it.
+func TestClaimOfAnUndecodableValueFillsOverIt(t *testing.T) {
+	ctx := context.Background()
+	c, raw := newCache(t, Options{SealKey: testSealKey(t)})
+	id := docstore.NewID()
+	t.Cleanup(func() { raw.Del(ctx, docKey(id), fillKey(id)) })
+	if err := raw.Set(ctx, docKey(id), "garbage", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	doc, claim, err := c.Claim(ctx, id)
+	if err != nil || doc != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim of an undecodable value: (entry %v, claim %q, %v), want a miss and the lock", doc != nil, claim, err)
+	}
+	want := sampleDoc([]byte("the document"))
+	if err := c.Fill(ctx, id, claim, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, id); err != nil || !sameDoc(got, want) {
+		t.Fatalf("Get after the fill: (%v, %v), want the document over the undecodable value", got != nil, err)
 	}
 }
 
@@ -464,8 +516,8 @@ func TestNewClientTLS(t *testing.T) {
 	c := New(client, Options{Timeout: relaxedTimeout})
 	id := docstore.NewID()
 	doc := sampleDoc([]byte("over TLS"))
-	if err := c.Set(context.Background(), id, doc); err != nil {
-		t.Fatalf("Set over TLS: %v", err)
+	if err := set(context.Background(), c, id, doc); err != nil {
+		t.Fatalf("Claim and Fill over TLS: %v", err)
 	}
 	defer c.Delete(context.Background(), id)
 	if got, err := c.Get(context.Background(), id); err != nil || !sameDoc(got, doc) {
@@ -481,8 +533,8 @@ func TestNewClientTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if err := New(plain, Options{}).Set(context.Background(), id, doc); err == nil {
-		t.Fatal("Set over TLS to an untrusted certificate succeeded")
+	if _, _, err := New(plain, Options{}).Claim(context.Background(), docstore.NewID()); err == nil {
+		t.Fatal("Claim over TLS to an untrusted certificate succeeded")
 	}
 }
 
@@ -552,14 +604,16 @@ func cacheCalls(c *Cache) map[string]func(context.Context) error {
 			}
 			return err
 		},
-		"Set": func(ctx context.Context) error { return c.Set(ctx, docstore.NewID(), doc) },
-		"TryLock": func(ctx context.Context) error {
-			_, ok, err := c.TryLock(ctx, docstore.NewID())
-			if ok {
-				return errors.New("acquired")
+		"Claim": func(ctx context.Context) error {
+			got, claim, err := c.Claim(ctx, docstore.NewID())
+			if got != nil || claim != docstore.NoClaim {
+				return errors.New("a hit or a claim")
 			}
 			return err
 		},
+		// The claims of Fill and Release were taken before Redis failed.
+		"Fill":    func(ctx context.Context) error { return c.Fill(ctx, docstore.NewID(), "a claim", doc) },
+		"Release": func(ctx context.Context) error { return c.Release(ctx, docstore.NewID(), "a claim") },
 	}
 }
 
@@ -603,7 +657,7 @@ func TestRedisDown(t *testing.T) {
 	logs, logger := newLogCounts()
 	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: time.Minute, Now: clock.Now, Logger: logger})
 	calls := cacheCalls(c)
-	for _, name := range []string{"Get", "Set", "TryLock"} {
+	for _, name := range []string{"Get", "Claim", "Fill"} {
 		err := callFails(t, name+" on a closed port", calls[name], shortTimeout+slack)
 		if errors.Is(err, ErrCircuitOpen) {
 			t.Fatalf("%s: breaker open before %d failures", name, 3)
@@ -646,7 +700,7 @@ func TestRedisSlow(t *testing.T) {
 	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: cooldown, Now: clock.Now, Logger: logger})
 	calls := cacheCalls(c)
 
-	for _, name := range []string{"Get", "Set", "TryLock"} {
+	for _, name := range []string{"Get", "Claim", "Fill"} {
 		callFails(t, name+" on a slow Redis", calls[name], shortTimeout+slack)
 	}
 	if got := c.br.current(); got != stateOpen {
@@ -679,8 +733,8 @@ func TestRedisSlow(t *testing.T) {
 	clock.Advance(cooldown + time.Second)
 	id := docstore.NewID()
 	doc := sampleDoc([]byte("after recovery"))
-	if err := c.Set(context.Background(), id, doc); err != nil {
-		t.Fatalf("Set after recovery: %v", err)
+	if err := set(context.Background(), c, id, doc); err != nil {
+		t.Fatalf("Claim and Fill after recovery: %v", err)
 	}
 	t.Cleanup(func() { c.Delete(context.Background(), id) })
 	if got := c.br.current(); got != stateClosed {
@@ -791,7 +845,8 @@ func BenchmarkRedisGet1MiB_Raw(b *testing.B) {
 }
 
 // BenchmarkCacheGet1MiB is Cache.Get of a 1 MiB entry: GETEX, decode, and
-// for "sealed" AES-256-GCM opening in place.
+// for "sealed" AES-256-GCM opening in place; "claim-*" is Cache.Claim of
+// the same entry, a download's hit: the claim script answering the value.
 func BenchmarkCacheGet1MiB(b *testing.B) {
 	for _, sealed := range []bool{false, true} {
 		b.Run(map[bool]string{false: "plain", true: "sealed"}[sealed], func(b *testing.B) {
@@ -805,7 +860,7 @@ func BenchmarkCacheGet1MiB(b *testing.B) {
 			body := make([]byte, benchSize)
 			rand.Read(body)
 			id := docstore.NewID()
-			if err := c.Set(ctx, id, sampleDoc(body)); err != nil {
+			if err := set(ctx, c, id, sampleDoc(body)); err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { client.Del(ctx, docKey(id)) })
@@ -815,6 +870,32 @@ func BenchmarkCacheGet1MiB(b *testing.B) {
 				doc, err := c.Get(ctx, id)
 				if err != nil || doc == nil || len(doc.Body) != benchSize {
 					b.Fatalf("Get: %v", err)
+				}
+			}
+		})
+	}
+	for _, sealed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "claim-plain", true: "claim-sealed"}[sealed], func(b *testing.B) {
+			ctx := context.Background()
+			var key []byte
+			if sealed {
+				key = testSealKey(b)
+			}
+			client := newClient(b, relaxed)
+			c := New(client, Options{SealKey: key, Timeout: relaxedTimeout})
+			body := make([]byte, benchSize)
+			rand.Read(body)
+			id := docstore.NewID()
+			if err := set(ctx, c, id, sampleDoc(body)); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { client.Del(ctx, docKey(id)) })
+			b.SetBytes(benchSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				doc, claim, err := c.Claim(ctx, id)
+				if err != nil || doc == nil || claim != docstore.NoClaim || len(doc.Body) != benchSize {
+					b.Fatalf("Claim: %v", err)
 				}
 			}
 		})

@@ -57,7 +57,7 @@ func TestRedisUnreachable(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	c := New(client, Options{Timeout: shortTimeout, BreakerThreshold: 3, BreakerCooldown: time.Minute})
 	calls := cacheCalls(c)
-	for _, name := range []string{"Get", "Set", "TryLock"} {
+	for _, name := range []string{"Get", "Claim", "Fill"} {
 		callFails(t, name+" on an unreachable Redis", calls[name], short.DialTimeout+slack)
 	}
 	for name, call := range calls {

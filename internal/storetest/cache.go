@@ -10,10 +10,10 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// TestCache runs the Cache contract against the caches newCache returns,
-// each with entries living ttl. The TTL checks use TTLs of one and two
-// seconds (Redis counts them in whole seconds with EX) and run in parallel,
-// so the suite takes about three seconds.
+// TestCache runs the Cache contract's entries against the caches newCache
+// returns, each with entries living ttl (TestCacheClaims is the contract of
+// the fill lock). The TTL checks use TTLs of one and two seconds and run in
+// parallel, so the suite takes about three seconds.
 func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docstore.Cache) {
 	const longTTL = time.Minute
 
@@ -25,24 +25,19 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 		}
 	})
 
-	t.Run("SetGetRoundTrip", func(t *testing.T) {
+	t.Run("FillGetRoundTrip", func(t *testing.T) {
 		c := newCache(t, longTTL)
 		for _, size := range []int{0, 1, 70_000} {
 			id := docstore.NewID()
 			want := sampleCached(t, size)
-			mustSetCached(t, c, id, want)
+			mustFillCached(t, c, id, want)
 			assertCached(t, fmt.Sprintf("Get of a %d-byte entry", size), mustGetCached(t, c, id), want)
+			doc, claim, err := c.Claim(t.Context(), id)
+			if err != nil || claim != docstore.NoClaim || doc == nil {
+				t.Fatalf("Claim of a %d-byte entry: (entry %v, claim %q, %v), want the entry and no claim", size, doc != nil, claim, err)
+			}
+			assertCached(t, fmt.Sprintf("Claim of a %d-byte entry", size), doc, want)
 		}
-	})
-
-	t.Run("SetReplaces", func(t *testing.T) {
-		c := newCache(t, longTTL)
-		id := docstore.NewID()
-		mustSetCached(t, c, id, sampleCached(t, 500))
-		second := sampleCached(t, 20)
-		second.Filename = "second.txt"
-		mustSetCached(t, c, id, second)
-		assertCached(t, "Get after a second Set", mustGetCached(t, c, id), second)
 	})
 
 	t.Run("EntryIndependentOfCallerBuffers", func(t *testing.T) {
@@ -51,11 +46,11 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 		doc := sampleCached(t, 100)
 		want := *doc
 		want.Body = bytes.Clone(doc.Body)
-		mustSetCached(t, c, id, doc)
+		mustFillCached(t, c, id, doc)
 		doc.Body[0] ^= 0xff // the caller reuses its buffer
 		doc.Filename = "changed"
 		got := mustGetCached(t, c, id)
-		assertCached(t, "Get after the caller changed what it Set", got, &want)
+		assertCached(t, "Get after the caller changed what it filled", got, &want)
 		// What Get returns is read-only by contract (an in-process cache
 		// hands out its own entry, as a memory-speed hit should).
 	})
@@ -63,7 +58,7 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 	t.Run("Delete", func(t *testing.T) {
 		c := newCache(t, longTTL)
 		id := docstore.NewID()
-		mustSetCached(t, c, id, sampleCached(t, 10))
+		mustFillCached(t, c, id, sampleCached(t, 10))
 		if err := c.Delete(t.Context(), id); err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
@@ -78,39 +73,36 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 		}
 	})
 
-	t.Run("SetAfterDeleteIsNotVisible", func(t *testing.T) {
-		// A fill that read the origin before a delete writes after it: the
-		// delete must win, whichever instance deletes and whichever fills.
+	t.Run("FillAfterDeleteIsNotVisible", func(t *testing.T) {
+		// A fill that claimed and read the origin before a delete writes
+		// after it: the delete must win, whichever instance deletes and
+		// whichever fills.
 		c := newCache(t, longTTL)
-		id := docstore.NewID()
-		mustSetCached(t, c, id, sampleCached(t, 10))
-		if err := c.Delete(t.Context(), id); err != nil {
-			t.Fatalf("Delete: %v", err)
-		}
-		late := sampleCached(t, 10)
-		if err := c.Set(t.Context(), id, late); err != nil {
-			t.Fatalf("Set after Delete: %v, want nil (refused quietly)", err)
-		}
-		for i, c := range []docstore.Cache{c, newCache(t, longTTL)} {
-			if doc, err := c.Get(t.Context(), id); err != nil || doc != nil {
-				t.Fatalf("Get (cache %d) after a Set that came after Delete: got (%v, %v), want (nil, nil)", i, doc, err)
+		for _, cached := range []bool{true, false} {
+			id := docstore.NewID()
+			if cached {
+				mustFillCached(t, c, id, sampleCached(t, 10))
+				if err := c.Delete(t.Context(), id); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
 			}
-		}
-		// Never cached before the delete: the same.
-		never := docstore.NewID()
-		if err := c.Delete(t.Context(), never); err != nil {
-			t.Fatalf("Delete of an entry that never existed: %v", err)
-		}
-		if err := c.Set(t.Context(), never, late); err != nil {
-			t.Fatalf("Set after Delete: %v", err)
-		}
-		if doc, err := c.Get(t.Context(), never); err != nil || doc != nil {
-			t.Fatalf("Get after Delete then Set of an id never cached: got (%v, %v), want (nil, nil)", doc, err)
+			claim := mustClaim(t, c, "a miss before the Delete", id)
+			if err := c.Delete(t.Context(), id); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if err := c.Fill(t.Context(), id, claim, sampleCached(t, 10)); err != nil {
+				t.Fatalf("Fill after Delete: %v, want nil (refused quietly)", err)
+			}
+			for i, c := range []docstore.Cache{c, newCache(t, longTTL)} {
+				if doc, err := c.Get(t.Context(), id); err != nil || doc != nil {
+					t.Fatalf("Get (cache %d, cached before: %v) after a Fill that came after Delete: got (%v, %v), want (nil, nil)", i, cached, doc, err)
+				}
+			}
 		}
 		// Other ids are untouched.
 		other := docstore.NewID()
 		want := sampleCached(t, 10)
-		mustSetCached(t, c, other, want)
+		mustFillCached(t, c, other, want)
 		assertCached(t, "Get of another id", mustGetCached(t, c, other), want)
 	})
 
@@ -118,25 +110,41 @@ func TestCache(t *testing.T, newCache func(t *testing.T, ttl time.Duration) docs
 		t.Parallel()
 		c := newCache(t, time.Second)
 		id := docstore.NewID()
-		mustSetCached(t, c, id, sampleCached(t, 10))
+		mustFillCached(t, c, id, sampleCached(t, 10))
 		time.Sleep(2100 * time.Millisecond)
 		if doc, err := c.Get(t.Context(), id); err != nil || doc != nil {
-			t.Fatalf("Get 2.1s after a Set with a 1s TTL: got (%v, %v), want (nil, nil)", doc, err)
+			t.Fatalf("Get 2.1s after a Fill with a 1s TTL: got (%v, %v), want (nil, nil)", doc, err)
 		}
 	})
 
-	t.Run("GetSlidesTTL", func(t *testing.T) {
-		t.Parallel()
-		c := newCache(t, 2*time.Second)
-		id := docstore.NewID()
-		want := sampleCached(t, 10)
-		mustSetCached(t, c, id, want)
-		time.Sleep(1200 * time.Millisecond)
-		assertCached(t, "Get 1.2s after a Set with a 2s TTL", mustGetCached(t, c, id), want)
-		// Without the slide the entry would have expired at 2.0s.
-		time.Sleep(1300 * time.Millisecond)
-		assertCached(t, "Get 2.5s after the Set, 1.3s after a hit", mustGetCached(t, c, id), want)
-	})
+	// A hit slides the TTL, whether it comes from Get (a range) or from
+	// Claim (a whole document).
+	for name, hit := range map[string]func(ctx context.Context, c docstore.Cache, id docstore.ID) (*docstore.CachedDocument, error){
+		"GetSlidesTTL": func(ctx context.Context, c docstore.Cache, id docstore.ID) (*docstore.CachedDocument, error) {
+			return c.Get(ctx, id)
+		},
+		"ClaimSlidesTTL": func(ctx context.Context, c docstore.Cache, id docstore.ID) (*docstore.CachedDocument, error) {
+			doc, _, err := c.Claim(ctx, id)
+			return doc, err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := newCache(t, 2*time.Second)
+			id := docstore.NewID()
+			want := sampleCached(t, 10)
+			mustFillCached(t, c, id, want)
+			time.Sleep(1200 * time.Millisecond)
+			got, err := hit(t.Context(), c, id)
+			if err != nil || got == nil {
+				t.Fatalf("a hit 1.2s after a Fill with a 2s TTL: (%v, %v)", got, err)
+			}
+			assertCached(t, "a hit 1.2s after a Fill with a 2s TTL", got, want)
+			// Without the slide the entry would have expired at 2.0s.
+			time.Sleep(1300 * time.Millisecond)
+			assertCached(t, "Get 2.5s after the Fill, 1.3s after a hit", mustGetCached(t, c, id), want)
+		})
+	}
 }
 
 func sampleCached(t *testing.T, size int) *docstore.CachedDocument {
@@ -144,12 +152,25 @@ func sampleCached(t *testing.T, size int) *docstore.CachedDocument {
 	return &docstore.CachedDocument{Tenant: randomTenant(), Descriptor: docstore.Descriptor{Filename: "Relevé « 2024 » \"final\".pdf", ContentType: "application/pdf; charset=binary", Size: int64(size), SHA256: fmt.Sprintf("%x", body[:min(size, 32)]) + "00"}, Body: body}
 }
 
-func mustSetCached(t *testing.T, c docstore.Cache, id docstore.ID, doc *docstore.CachedDocument) {
+// mustFillCached makes doc the entry of id the only way there is: a miss's
+// Claim, then Fill.
+func mustFillCached(t *testing.T, c docstore.Cache, id docstore.ID, doc *docstore.CachedDocument) {
 	t.Helper()
-	if err := c.Set(t.Context(), id, doc); err != nil {
-		t.Fatalf("Set %s: %v", id, err)
+	claim := mustClaim(t, c, "the Claim before a Fill", id)
+	if err := c.Fill(t.Context(), id, claim, doc); err != nil {
+		t.Fatalf("Fill %s: %v", id, err)
 	}
 	t.Cleanup(func() { c.Delete(context.Background(), id) })
+}
+
+// mustClaim claims id, which must be a miss whose fill lock is free.
+func mustClaim(t *testing.T, c docstore.Cache, what string, id docstore.ID) docstore.Claim {
+	t.Helper()
+	doc, claim, err := c.Claim(t.Context(), id)
+	if err != nil || doc != nil || claim == docstore.NoClaim {
+		t.Fatalf("%s: Claim = (entry %v, claim %q, %v), want the fill lock", what, doc != nil, claim, err)
+	}
+	return claim
 }
 
 func mustGetCached(t *testing.T, c docstore.Cache, id docstore.ID) *docstore.CachedDocument {

@@ -1,6 +1,6 @@
 // Package storetest holds the contract suites of the docstore ports: one
 // exported function per interface (TestBlobStore, TestMetadataStore,
-// TestKeyService, TestCache, TestFillLocker, TestStaging,
+// TestKeyService, TestCache, TestCacheClaims, TestStaging,
 // TestMultipartStaging), written once and run by every implementation's own
 // tests, embedded and AWS alike:
 //
