@@ -10,8 +10,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// wholeReader reads whole documents from the origin; origin.read is one.
-type wholeReader func(ctx context.Context, rec Record, r ByteRange) ([]byte, error)
+// wholeReader reads whole documents from the origin, taking the blob from
+// pf when it prefetched it; origin.read is one.
+type wholeReader func(ctx context.Context, rec Record, r ByteRange, pf *prefetch) ([]byte, error)
 
 // cachingReader is the cache tier in front of the origin. It owns what a
 // miss shares with other misses — the cache's fill claim, taken in the
@@ -70,6 +71,9 @@ func newCachingReader(cache Cache, record func(context.Context, ID) (Record, err
 type miss struct {
 	claim Claim
 	wait  bool
+	// blob is the document's blob, fetched while its record was read
+	// (see prefetch); nil when none was.
+	blob *prefetch
 }
 
 // lookup returns the cached entry of id when tenant owns it; foreign
@@ -177,7 +181,7 @@ func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss, fill
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), fillBy)
 	defer cancel()
 	if m.claim != NoClaim {
-		return cr.loadAndFill(ctx, rec, m.claim)
+		return cr.loadAndFill(ctx, rec, m.claim, m.blob)
 	}
 	v, err, _ := cr.flight.Do(string(rec.ID), func() (any, error) {
 		doc, claim := cr.waitForFill(ctx, rec.ID)
@@ -185,9 +189,9 @@ func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss, fill
 		case doc != nil && doc.Tenant == rec.Tenant:
 			return doc.Body, nil
 		case claim != NoClaim:
-			return cr.takeOver(ctx, rec, claim)
+			return cr.takeOver(ctx, rec, claim, m.blob)
 		}
-		return cr.load(ctx, rec)
+		return cr.load(ctx, rec, m.blob)
 	})
 	if err != nil {
 		return nil, err
@@ -195,20 +199,21 @@ func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss, fill
 	return v.([]byte), nil
 }
 
-// load reads the whole document rec from the origin.
-func (cr *cachingReader) load(ctx context.Context, rec Record) ([]byte, error) {
-	return cr.origin(ctx, rec, ByteRange{Start: 0, Length: rec.Size})
+// load reads the whole document rec from the origin, its blob from pf when
+// pf fetched it.
+func (cr *cachingReader) load(ctx context.Context, rec Record, pf *prefetch) ([]byte, error) {
+	return cr.origin(ctx, rec, ByteRange{Start: 0, Length: rec.Size}, pf)
 }
 
 // loadAndFill reads the whole document rec from the origin and fills the
 // cache with it under claim, which was taken before rec was read. The
 // waiters of this process get the bytes as soon as they are read.
-func (cr *cachingReader) loadAndFill(ctx context.Context, rec Record, claim Claim) ([]byte, error) {
+func (cr *cachingReader) loadAndFill(ctx context.Context, rec Record, claim Claim, pf *prefetch) ([]byte, error) {
 	l := &load{done: make(chan struct{}), rec: rec}
 	cr.loadsMu.Lock()
 	cr.loads[rec.ID] = l // one claim holder at a time: a stale one is done
 	cr.loadsMu.Unlock()
-	body, err := cr.load(ctx, rec)
+	body, err := cr.load(ctx, rec, pf)
 	l.body, l.ok = body, err == nil
 	cr.loadsMu.Lock()
 	if cr.loads[rec.ID] == l {
@@ -233,14 +238,14 @@ func (cr *cachingReader) loadAndFill(ctx context.Context, rec Record, claim Clai
 // it reads the record again, now under the claim, and fills only when that
 // record still describes the same document; otherwise it releases the
 // claim and loads what it read first, filling nothing.
-func (cr *cachingReader) takeOver(ctx context.Context, rec Record, claim Claim) ([]byte, error) {
+func (cr *cachingReader) takeOver(ctx context.Context, rec Record, claim Claim, pf *prefetch) ([]byte, error) {
 	fresh, err := cr.record(ctx, rec.ID)
 	if err == nil && fresh.Status == StatusAvailable && fresh.Tenant == rec.Tenant &&
 		fresh.Size == rec.Size && fresh.SHA256 == rec.SHA256 && fresh.Blob() == rec.Blob() {
-		return cr.loadAndFill(ctx, fresh, claim)
+		return cr.loadAndFill(ctx, fresh, claim, pf)
 	}
 	cr.release(ctx, rec.ID, claim)
-	return cr.load(ctx, rec)
+	return cr.load(ctx, rec, pf)
 }
 
 // waitForFill polls the cache while another holder of id's claim loads the

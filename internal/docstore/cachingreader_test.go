@@ -103,7 +103,7 @@ type countingOrigin struct {
 	reads atomic.Int64
 }
 
-func (o *countingOrigin) read(_ context.Context, _ Record, r ByteRange) ([]byte, error) {
+func (o *countingOrigin) read(_ context.Context, _ Record, r ByteRange, _ *prefetch) ([]byte, error) {
 	o.reads.Add(1)
 	return o.body[r.Start : r.Start+r.Length], nil
 }
@@ -292,10 +292,10 @@ type blockingOrigin struct {
 	entered, release chan struct{}
 }
 
-func (o *blockingOrigin) read(ctx context.Context, rec Record, r ByteRange) ([]byte, error) {
+func (o *blockingOrigin) read(ctx context.Context, rec Record, r ByteRange, pf *prefetch) ([]byte, error) {
 	o.entered <- struct{}{}
 	<-o.release
-	return o.countingOrigin.read(ctx, rec, r)
+	return o.countingOrigin.read(ctx, rec, r, pf)
 }
 
 // A miss waiting on a holder of its own process takes the holder's bytes

@@ -61,6 +61,15 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	// fill. A path that does not hand the claim to readWhole releases it.
 	fillBy := time.Now().Add(FillDeadline)
 	defer func() { s.reader.release(ctx, req.ID, m.claim) }()
+	// A whole document that is not merely revalidated is fetched while its
+	// record is read, on the guess that its blob is kept under its id (see
+	// prefetch): a miss then waits for the slower of the two, not for both.
+	// Not by a miss that waits for another holder's fill: concurrent misses
+	// still read the blob once.
+	if req.Range == "" && req.IfNoneMatch == "" && !m.wait {
+		m.blob = s.origin.prefetch(ctx, req.ID)
+		defer m.blob.discard()
+	}
 	rec, err := s.record(ctx, op, req.Tenant, req.ID)
 	if err != nil {
 		return nil, err
@@ -83,10 +92,10 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	// a range is read from the origin, segments and all, and fills nothing.
 	if (m.claim != NoClaim || m.wait) && s.reader.caches(rec.Size) {
 		held := m
-		m = miss{} // readWhole fills with the claim or releases it
+		m.claim, m.wait = NoClaim, false // readWhole fills with the claim or releases it
 		c.Body, err = s.reader.readWhole(ctx, rec, held, fillBy)
 	} else {
-		c.Body, err = s.origin.read(ctx, rec, r)
+		c.Body, err = s.origin.read(ctx, rec, r, m.blob)
 	}
 	if err == nil {
 		return c, nil

@@ -23,8 +23,9 @@ type origin struct {
 //
 // The data key is unwrapped while the blob is fetched: neither needs the
 // other, so a miss is one round trip to the key service and one to the blob
-// store at once, not one after the other.
-func (o origin) read(ctx context.Context, rec Record, r ByteRange) ([]byte, error) {
+// store at once, not one after the other. When pf fetched rec's blob from
+// its start, the read takes its bytes from there instead of asking again.
+func (o origin) read(ctx context.Context, rec Record, r ByteRange, pf *prefetch) ([]byte, error) {
 	if rec.FormatVersion != envelope.Version {
 		return nil, fmt.Errorf("document %s has blob format %d, this build reads %d", rec.ID, rec.FormatVersion, envelope.Version)
 	}
@@ -51,6 +52,9 @@ func (o origin) read(ctx context.Context, rec Record, r ByteRange) ([]byte, erro
 
 	blob := rec.Blob()
 	get := func(ctx context.Context, offset, length int64) (io.ReadCloser, int64, error) {
+		if rc, ok := pf.take(blob, offset, length); ok {
+			return rc, rc.Size(), nil
+		}
 		rc, err := o.blobs.Get(ctx, blob, offset, length)
 		if err != nil {
 			return nil, 0, err
@@ -68,6 +72,81 @@ func (o origin) read(ctx context.Context, rec Record, r ByteRange) ([]byte, erro
 	}
 	return body, nil
 }
+
+// prefetch is a read of a document's blob begun before its record has
+// arrived, on the guess that the blob is kept under the document's id
+// (every inline upload's is; an ingested document's blob has an id of its
+// own, and then the guess costs one blob request that answers not found).
+// A miss that reads the record then the blob waits for the two one after
+// the other; with the prefetch it waits for the slower of the two.
+//
+// Nothing of the prefetched bytes is used before the record has been read
+// and the tenant checked: the origin's read takes them only for the blob
+// the record names, and opens them with the key the record wraps. The
+// prefetch runs on a context of its own, so that a singleflight load that
+// outlives its first caller's request can still use it; discard ends it.
+type prefetch struct {
+	id     ID
+	cancel context.CancelFunc
+	done   chan struct{}
+	body   BlobReader // once done: the whole blob, or nil with err
+	err    error
+	taken  bool
+}
+
+// prefetch starts reading the whole blob stored under id.
+func (o origin) prefetch(ctx context.Context, id ID) *prefetch {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pf := &prefetch{id: id, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		pf.body, pf.err = o.blobs.Get(pctx, id, 0, -1)
+	}()
+	return pf
+}
+
+// take hands over the prefetched bytes [0, length) of blob, as
+// BlobStore.Get would return them, when the prefetch read that blob and
+// has not been taken yet; false means to ask the blob store. A prefetch
+// that failed is never an error of the read: the read asks again.
+func (pf *prefetch) take(blob ID, offset, length int64) (BlobReader, bool) {
+	if pf == nil || pf.taken || blob != pf.id || offset != 0 || length < 0 {
+		return nil, false
+	}
+	<-pf.done
+	if pf.err != nil {
+		return nil, false
+	}
+	pf.taken = true
+	return limitedBlob{Reader: io.LimitReader(pf.body, length), blob: pf.body}, true
+}
+
+// discard ends the prefetch: its request is cancelled and a body nobody
+// took is closed. A nil prefetch is none.
+func (pf *prefetch) discard() {
+	if pf == nil {
+		return
+	}
+	pf.cancel()
+	if !pf.taken {
+		go func() {
+			<-pf.done
+			if pf.body != nil {
+				pf.body.Close()
+			}
+		}()
+	}
+}
+
+// limitedBlob is the first bytes of a whole blob read, as a BlobReader of
+// that part.
+type limitedBlob struct {
+	io.Reader
+	blob BlobReader
+}
+
+func (l limitedBlob) Size() int64  { return l.blob.Size() }
+func (l limitedBlob) Close() error { return l.blob.Close() }
 
 // unwrappedKey is a data key unwrapped by the key service, or why not.
 type unwrappedKey struct {

@@ -59,6 +59,11 @@ var comparisons = []comparison{
 	// the blob's GetObject, measured beside it in the same benchmark.
 	{name: "miss-1MiB-vs-floor", subject: metric{"BenchmarkMiss1MiB/handler-miss", "ns/op"},
 		baseline: metric{"BenchmarkMiss1MiB/floor=get-item-then-s3-get", "ns/op"}, goal: 1.15, atMost: true},
+	// The same with a model of AWS's latencies added before every call
+	// (which the local servers lack): the blob is fetched while the record
+	// is read, so the miss goes below the sequential floor.
+	{name: "miss-1MiB-vs-floor-aws-latency", subject: metric{"BenchmarkMiss1MiB/handler-miss-latency", "ns/op"},
+		baseline: metric{"BenchmarkMiss1MiB/floor=get-item-then-s3-get-latency", "ns/op"}, goal: 0.9, atMost: true},
 	// What the miss cannot go below on the local servers (plain SDK calls,
 	// internal/perf): the record's GetItem over the GetObject (at most half
 	// of it, or a miss that reads the record before the blob cannot make
