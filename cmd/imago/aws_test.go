@@ -137,15 +137,12 @@ func TestServeIngestsS3Events(t *testing.T) {
 	if status := send(t, up.Method, up.UploadURL, doc, up.Headers); status != 200 {
 		t.Fatalf("presigned PUT: %d", status)
 	}
-	event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
-		"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, env["IMAGO_BUCKET"], up.ID, len(doc))
-	ev, err := http.Post(srv.url+localfront.S3EventsPath, "application/json", strings.NewReader(event))
+	status, err := postS3Event(srv.url, env["IMAGO_BUCKET"], "Put", up.ID, int64(len(doc)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.Body.Close()
-	if ev.StatusCode != 204 {
-		t.Fatalf("S3 event: %d", ev.StatusCode)
+	if status != 204 {
+		t.Fatalf("S3 event: %d", status)
 	}
 	_, body := get(t, srv.url+"/documents/"+up.ID)
 	sum := sha256.Sum256(doc)
@@ -159,4 +156,19 @@ func TestServeIngestsS3Events(t *testing.T) {
 	if sha256.Sum256(got) != sum {
 		t.Fatal("the document assembled from ranges differs")
 	}
+}
+
+// postS3Event hands `imago serve` at serveURL the S3 notification that the
+// staged object of document id (size bytes) was created by eventName
+// ("Put" or "CompleteMultipartUpload"), as the relay would, and returns
+// the status the endpoint answered.
+func postS3Event(serveURL, bucket, eventName, id string, size int64) (int, error) {
+	event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:%s",
+		"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, eventName, bucket, id, size)
+	ev, err := http.Post(serveURL+localfront.S3EventsPath, "application/json", strings.NewReader(event))
+	if err != nil {
+		return 0, err
+	}
+	ev.Body.Close()
+	return ev.StatusCode, nil
 }

@@ -376,22 +376,8 @@ func TestCLIPutResumesOnServe(t *testing.T) {
 // lacks.
 func TestCLIGetResumesOnServe(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "1MiB"})
-	target, _ := url.Parse(srv.url)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var ranges, failFrom atomic.Int64
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Range") != "" {
-			if n := ranges.Add(1); failFrom.Load() > 0 && n >= failFrom.Load() {
-				w.WriteHeader(500)
-				fmt.Fprint(w, `{"error":{"code":"internal","message":"the network went away"}}`)
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer front.Close()
-	env := map[string]string{"IMAGO_URL": front.URL, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
+	f := newRangeFront(t)
+	env, ranges, failFrom := f.env, &f.ranges, &f.failFrom
 	doc := make([]byte, 6<<20+321) // over 1 MiB: Range parts of 1 MiB once 4 MiB and 2 MiB were refused
 	rand.Read(doc)
 	src := filepath.Join(dir, "scan.bin")
@@ -596,4 +582,36 @@ func TestCLIPutIntegrityFailure(t *testing.T) {
 	if status != 4 || stdout != "" || !strings.Contains(stderr, id) || !strings.Contains(stderr, stored) || !strings.Contains(stderr, file) {
 		t.Fatalf("put: exit %d, want 4\nstdout: %s\nstderr: %s", status, stdout, stderr)
 	}
+}
+
+// rangeFront is `imago serve` started on a fresh data folder with a 1 MiB
+// response limit, behind a front that answers 500 to every Range request
+// from the failFrom-th on (0: never), as a network that goes away would.
+type rangeFront struct {
+	url              string
+	env              map[string]string // the CLI's IMAGO_URL and cache folder
+	ranges, failFrom atomic.Int64
+}
+
+func newRangeFront(t *testing.T) *rangeFront {
+	t.Helper()
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "1MiB"})
+	target, _ := url.Parse(srv.url)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	f := &rangeFront{}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			if n := f.ranges.Add(1); f.failFrom.Load() > 0 && n >= f.failFrom.Load() {
+				w.WriteHeader(500)
+				fmt.Fprint(w, `{"error":{"code":"internal","message":"the network went away"}}`)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	f.url = front.URL
+	f.env = map[string]string{"IMAGO_URL": front.URL, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
+	return f
 }

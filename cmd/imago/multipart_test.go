@@ -19,7 +19,6 @@ import (
 
 	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/s3store"
 	"github.com/imagodocs/imago/internal/testenv"
 )
@@ -388,15 +387,12 @@ func TestServeUploadInPartsOnAWS(t *testing.T) {
 	a.expect("POST", docPath+"/complete", map[string]any{"parts": []partRef{refs[1], refs[0]}}, 400, nil)
 	a.expect("POST", docPath+"/complete", map[string]any{"parts": refs}, 202, nil)
 	a.expect("POST", docPath+"/complete", map[string]any{"parts": refs}, 409, nil)
-	event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:CompleteMultipartUpload",
-		"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, env["IMAGO_BUCKET"], up.ID, len(doc))
-	ev, err := http.Post(srv.url+localfront.S3EventsPath, "application/json", strings.NewReader(event))
+	status, err := postS3Event(srv.url, env["IMAGO_BUCKET"], "CompleteMultipartUpload", up.ID, int64(len(doc)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.Body.Close()
-	if ev.StatusCode != 204 {
-		t.Fatalf("S3 event: %d", ev.StatusCode)
+	if status != 204 {
+		t.Fatalf("S3 event: %d", status)
 	}
 	var md map[string]any
 	a.expect("GET", docPath, nil, 200, &md)

@@ -20,12 +20,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
@@ -194,15 +192,12 @@ func (f *awsFront) modifyAPI(resp *http.Response) error {
 		resp.Body = io.NopCloser(bytes.NewReader(raw))
 		var d struct{ Size int64 }
 		json.Unmarshal(raw, &d)
-		event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:CompleteMultipartUpload",
-			"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, f.bucket, id, d.Size)
-		ev, err := http.Post(f.serve+localfront.S3EventsPath, "application/json", strings.NewReader(event))
+		status, err := postS3Event(f.serve, f.bucket, "CompleteMultipartUpload", id, d.Size)
 		if err != nil {
 			return err
 		}
-		ev.Body.Close()
-		if ev.StatusCode != 204 {
-			f.t.Errorf("S3 event of %s: %d", id, ev.StatusCode)
+		if status != 204 {
+			f.t.Errorf("S3 event of %s: %d", id, status)
 		}
 	}
 	return nil
@@ -400,22 +395,8 @@ func TestCLIPutKilledMidPartResumes(t *testing.T) {
 // with the flipped byte (which the earlier get exited 0 with).
 func TestCLIGetResumeRereadsThePart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_MAX_INLINE_BYTES": "1MiB"})
-	target, _ := url.Parse(srv.url)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	var ranges, failFrom atomic.Int64
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Range") != "" {
-			if n := ranges.Add(1); failFrom.Load() > 0 && n >= failFrom.Load() {
-				w.WriteHeader(500)
-				fmt.Fprint(w, `{"error":{"code":"internal","message":"the network went away"}}`)
-				return
-			}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer front.Close()
-	env := map[string]string{"IMAGO_URL": front.URL, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
+	f := newRangeFront(t)
+	env, failFrom := f.env, &f.failFrom
 	doc := make([]byte, 6<<20+321)
 	rand.Read(doc)
 	src := filepath.Join(dir, "scan.bin")

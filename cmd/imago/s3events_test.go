@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,15 +77,12 @@ func TestServeS3EventsEndpointActsForNoTenant(t *testing.T) {
 	if status := send(t, up.Method, up.UploadURL, doc, up.Headers); status != 200 {
 		t.Fatalf("presigned PUT: %d", status)
 	}
-	event := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
-		"s3":{"bucket":{"name":%q},"object":{"key":"staging/%s","size":%d}}}]}`, env["IMAGO_BUCKET"], up.ID, len(doc))
-	ev, err := http.Post(srv.url+localfront.S3EventsPath, "application/json", strings.NewReader(event))
+	status, err := postS3Event(srv.url, env["IMAGO_BUCKET"], "Put", up.ID, int64(len(doc)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev.Body.Close()
-	if ev.StatusCode != 204 {
-		t.Fatalf("S3 event: %d", ev.StatusCode)
+	if status != 204 {
+		t.Fatalf("S3 event: %d", status)
 	}
 	var md struct{ Status string }
 	bob.expect("GET", "/documents/"+up.ID, nil, 200, &md)
