@@ -23,7 +23,7 @@ import (
 	"github.com/imagodocs/imago/internal/config"
 )
 
-// Exit statuses of the imago command (DESIGN.md, "The imago command").
+// Exit statuses of the imago command (docs/design.md, "The `imago` command").
 const (
 	exitOK        = 0
 	exitFailure   = 1

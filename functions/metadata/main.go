@@ -1,7 +1,8 @@
-// Command metadata is the MetadataFunction Lambda: the routes of DESIGN.md served by
-// the metadata function. Everything is built once per execution environment,
-// outside the handler, and reused by every invocation; it runs on the AWS
-// backends only (internal/backends), and links no embedded one.
+// Command metadata is the MetadataFunction Lambda: the routes of docs/design.md
+// ("The three functions") served by the metadata function. Everything is built
+// once per execution environment, outside the handler, and reused by every
+// invocation; it runs on the AWS backends only (internal/backends), and
+// links no embedded one.
 package main
 
 import (

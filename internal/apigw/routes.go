@@ -64,9 +64,9 @@ func head(serve routeHandler) routeHandler {
 // Key is the API Gateway route key, e.g. "GET /documents/{id}".
 func (r Route) Key() string { return r.Method + " " + r.Path }
 
-// Routes is the HTTP API of DESIGN.md, each row with its handler: the single
-// source for the handlers' dispatch, template.yaml's events and the local
-// front's routing.
+// Routes is the HTTP API of docs/design.md ("Routes"), each row with its
+// handler: the single source for the handlers' dispatch, template.yaml's
+// events and the local front's routing.
 var Routes = []Route{
 	{"POST", "/documents", Upload, caller((*Handler).upload)},
 	{"POST", "/documents/uploads", Upload, caller((*Handler).createUpload)},

@@ -73,8 +73,9 @@ func FuzzUploadFunctionEvent(f *testing.F) {
 		if err := json.Unmarshal(out, &resp); err != nil {
 			t.Fatalf("answer %q: %v", out, err)
 		}
-		// The statuses of DESIGN.md; 503 is a presigned upload here (no
-		// server to receive it). Never a 500: no input is a server error.
+		// The statuses of docs/design.md ("Errors"); 503 is a presigned
+		// upload here (no server to receive it). Never a 500: no input is a
+		// server error.
 		switch resp.StatusCode {
 		case 200, 201, 204, 304, 400, 401, 404, 405, 409, 413, 415, 416, 503:
 		default:

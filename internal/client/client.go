@@ -1,8 +1,8 @@
-// Package client is a Go client of Imago's HTTP API (see DESIGN.md): it
-// uploads documents of any size — inline, through one presigned PUT, or
-// in parallel multipart parts that an interrupted upload resumes — and
-// downloads them whole or in parallel Range parts into a file that only
-// takes its name once its SHA-256 checked out.
+// Package client is a Go client of Imago's HTTP API (see docs/design.md,
+// "The HTTP API"): it uploads documents of any size — inline, through one
+// presigned PUT, or in parallel multipart parts that an interrupted upload
+// resumes — and downloads them whole or in parallel Range parts into a
+// file that only takes its name once its SHA-256 checked out.
 //
 // Every request that answers 429 or 503, or fails at the network, is
 // retried with exponential backoff and jitter, honouring Retry-After. API

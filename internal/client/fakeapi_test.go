@@ -20,7 +20,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// fakeAPI is an in-process Imago API that follows DESIGN.md's contract
+// fakeAPI is an in-process Imago API that follows docs/design.md's contract
 // for the routes the client uses — inline uploads, presigned uploads,
 // multipart uploads (presigned parts, ListParts, complete, 202 pending,
 // ingest), metadata, listing, deletion, whole and Range downloads (413

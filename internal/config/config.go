@@ -1,5 +1,5 @@
 // Package config reads Imago's configuration from the environment, with
-// the defaults and validation of DESIGN.md ("Configuration").
+// the defaults and validation of docs/design.md ("Configuration").
 package config
 
 import (

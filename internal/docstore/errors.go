@@ -153,10 +153,10 @@ func PublicMessage(err error) string {
 func IsNotFound(err error) bool { return err != nil && KindOf(err) == KindNotFound }
 
 // ErrorBody is the JSON body of every error answer of the HTTP API
-// (DESIGN.md): {"error":{"code":…,"message":…}}, the code a Kind's String
-// (or, for answers no domain error makes, such as a 405, one of the HTTP
-// layer's own) and the message safe for the caller. The API adapter and
-// the local front write it; the client reads it.
+// (docs/design.md, "Errors"): {"error":{"code":…,"message":…}}, the code a
+// Kind's String (or, for answers no domain error makes, such as a 405, one
+// of the HTTP layer's own) and the message safe for the caller. The API
+// adapter and the local front write it; the client reads it.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }

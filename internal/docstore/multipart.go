@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Documents in parts (DESIGN.md "Documents in parts"): a document over the
-// multipart threshold is staged as a multipart upload whose parts the
-// client PUTs itself, through presigned requests, in parallel and
-// resumably. Completing the upload creates the staged object, whose
+// Documents in parts (docs/design.md, "Presigned uploads and documents in
+// parts"): a document over the multipart threshold is staged as a
+// multipart upload whose parts the client PUTs itself, through presigned
+// requests, in parallel and resumably. Completing the upload creates the staged object, whose
 // ObjectCreated event ingests it exactly as a single PUT's does.
 
 // Limits of uploads in parts: S3's.

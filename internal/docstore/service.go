@@ -51,9 +51,9 @@ type Config struct {
 	FillHook func(ctx context.Context, id ID)
 }
 
-// The defaults of DESIGN.md's configuration that are the Service's limits:
-// package config falls back to these when a variable is unset, and so does
-// a Service built with a zero Config.
+// The defaults of docs/design.md's configuration ("Configuration") that
+// are the Service's limits: package config falls back to these when a
+// variable is unset, and so does a Service built with a zero Config.
 const (
 	DefaultMaxInlineBytes = 4 << 20         // IMAGO_MAX_INLINE_BYTES
 	DefaultCacheMaxBytes  = 8 << 20         // IMAGO_CACHE_MAX_BYTES

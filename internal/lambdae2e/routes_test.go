@@ -28,7 +28,8 @@ import (
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
-// document is the metadata JSON of DESIGN.md, and nothing more.
+// document is the metadata JSON of docs/design.md ("Metadata JSON"), and
+// nothing more.
 type document struct {
 	ID          string            `json:"id"`
 	Filename    string            `json:"filename"`

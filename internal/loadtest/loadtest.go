@@ -1,7 +1,7 @@
 // Package loadtest drives an Imago HTTP API with many concurrent clients of
 // two tenants, checks every answer against what the service acknowledged,
-// and sums the run up in one line (`make load`, DESIGN.md "Benchmarks and
-// load"):
+// and sums the run up in one line (`make load`, docs/design.md, "Benchmarks
+// and load"):
 //
 //	load: <ops> ops, <errors> errors, <lost> lost, <mismatched> mismatched, p50 <d> p99 <d>
 //
@@ -106,7 +106,7 @@ type Result struct {
 // OK reports whether the run found nothing wrong.
 func (r Result) OK() bool { return r.Errors == 0 && r.Lost == 0 && r.Mismatched == 0 }
 
-// Line is the one summary line of DESIGN.md.
+// Line is the one summary line of docs/design.md ("Benchmarks and load").
 func (r Result) Line() string {
 	return fmt.Sprintf("load: %d ops, %d errors, %d lost, %d mismatched, p50 %v p99 %v",
 		r.Ops, r.Errors, r.Lost, r.Mismatched, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond))

@@ -5,7 +5,7 @@
 // Emulator against the smallest Go function (testdata/hello), and the
 // memory the functions and `imago serve` use on a 1 GiB document.
 // scripts/bench turns the metrics these benchmarks report into the ratio
-// and figure lines of DESIGN.md "Benchmarks and load".
+// and figure lines of docs/design.md, "Benchmarks and load".
 package perf
 
 import (

@@ -212,7 +212,7 @@ func TestCORS(t *testing.T) {
 }
 
 // TestEveryParameterHasADefault: `sam deploy` works with nothing filled
-// in (DESIGN.md, "Deployment"), and the defaults pass their own
+// in (README.md, "Deploying to AWS"), and the defaults pass their own
 // constraints.
 func TestEveryParameterHasADefault(t *testing.T) {
 	tpl := load(t)

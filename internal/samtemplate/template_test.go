@@ -72,7 +72,8 @@ const (
 	endpointSG  = "EndpointSecurityGroup"
 )
 
-// functionIDs maps each apigw.Function to its SAM logical id (DESIGN.md).
+// functionIDs maps each apigw.Function to its SAM logical id (docs/design.md,
+// "The three functions").
 var functionIDs = map[apigw.Function]string{
 	apigw.Upload:   "UploadFunction",
 	apigw.Download: "DownloadFunction",
@@ -604,8 +605,9 @@ var functionVars = map[string][]apigw.Function{
 	"IMAGO_MULTIPART_THRESHOLD": {apigw.Upload},
 }
 
-// designVars are names DESIGN.md and the deployment define that the code
-// may not read yet (they arrive with other branches): known, not typos.
+// designVars are names docs/design.md ("Configuration") and the deployment
+// define that the code may not read yet (they arrive with other branches):
+// known, not typos.
 var designVars = []string{"IMAGO_CURSOR_SECRET", "IMAGO_MULTIPART_THRESHOLD"}
 
 // needs reports whether function fn must set variable v.
@@ -743,7 +745,7 @@ func TestEnvironmentPointsAtThisStack(t *testing.T) {
 			}
 		}
 		if d := tpl.Parameters["TenantClaim"].Default; d != config.DefaultTenantClaim {
-			t.Errorf("parameter TenantClaim defaults to %v, want %q (DESIGN.md)", d, config.DefaultTenantClaim)
+			t.Errorf("parameter TenantClaim defaults to %v, want %q (docs/design.md, \"Configuration\")", d, config.DefaultTenantClaim)
 		}
 		if stagingPrefix(t, tpl) == "" {
 			t.Errorf("%s: no staging prefix", id)

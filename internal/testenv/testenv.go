@@ -130,6 +130,7 @@ func checkLoopback(val string) error {
 	return fmt.Errorf("%q is not a loopback address: tests only talk to servers on this machine", u.Host)
 }
 
-// CacheEntryKey is the Redis key DESIGN.md gives the cache entry of a
-// document: `imago:doc:{<id>}`, the braces a Redis Cluster hash tag.
+// CacheEntryKey is the Redis key docs/design.md ("The cache tier") gives
+// the cache entry of a document: `imago:doc:{<id>}`, the braces a Redis
+// Cluster hash tag.
 func CacheEntryKey(id string) string { return "imago:doc:{" + id + "}" }

@@ -1,6 +1,6 @@
 // Command benchreport reads the output of `go test -bench` (several -count
 // runs) and of scripts/bench's own measurements, and prints one line per
-// comparison in the format of DESIGN.md "Benchmarks and load":
+// comparison in the format of docs/design.md, "Benchmarks and load":
 //
 //	ratio <name> <value>x (goal <=|>= <value>x)
 //	figure <name> <value> <unit> (goal <=|>= <value> <unit>)
