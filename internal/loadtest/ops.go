@@ -540,6 +540,11 @@ func (c *client) checkMetadata(rq request, a answer, d *doc) {
 	}
 }
 
+// listingLag is how long a listing may lag behind the record it lists: it
+// is read from the tenant index, which DynamoDB updates after the table
+// (within a second, normally; DynamoDB Local and bbolt at once).
+const listingLag = 2 * time.Second
+
 // list walks up to three pages of the tenant's listing: every document
 // must be the tenant's own, none may have been deleted before the walk
 // began, each known one must carry its acknowledged metadata, and the
@@ -556,6 +561,7 @@ func (c *client) list(ctx context.Context) {
 			target += "&cursor=" + url.QueryEscape(cursor)
 		}
 		rq := request{op: "list", method: "GET", target: target, tenant: c.tenant}
+		pageSent := time.Now()
 		a := c.do(ctx, rq)
 		if !c.expect(rq, a, http.StatusOK) {
 			return
@@ -590,6 +596,12 @@ func (c *client) list(ctx context.Context) {
 			}
 			if !deleted.IsZero() && deleted.Before(walkStart) {
 				c.report(kindMismatch, "list: %s listed after its DELETE answered 204", m.ID)
+				continue
+			}
+			if m.Status == "pending" && c.reg.addedSince(d, pageSent.Add(-listingLag)) {
+				// Listings hold pending documents too: this one's upload
+				// was acknowledged while the page was read (or so shortly
+				// before that the listing's index had not caught up).
 				continue
 			}
 			if diff := d.diff(m); diff != "" {

@@ -20,6 +20,7 @@ type doc struct {
 	metadata    map[string]string
 
 	// Guarded by the registry's mutex.
+	addedAt    time.Time // registered, once its upload was acknowledged
 	deleteSent time.Time // a DELETE was sent (zero: none)
 	deletedAt  time.Time // the DELETE answered 204 (zero: not yet)
 }
@@ -42,6 +43,7 @@ func newRegistry() *registry {
 func (r *registry) add(d *doc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	d.addedAt = time.Now()
 	r.byID[d.tenant][d.id] = d
 	r.index[d.tenant][d.id] = len(r.live[d.tenant])
 	r.live[d.tenant] = append(r.live[d.tenant], d)
@@ -140,6 +142,13 @@ func (r *registry) known(tenant int, id string) (d *doc, deleteSent, deletedAt t
 		return nil, time.Time{}, time.Time{}
 	}
 	return d, d.deleteSent, d.deletedAt
+}
+
+// addedSince reports whether d was registered at t or later.
+func (r *registry) addedSince(d *doc, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !d.addedAt.Before(t)
 }
 
 // snapshot returns copies of the live and deleted lists, for the final
