@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -170,7 +171,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		route, id, ok, pathExists = Match(method, path)
 		if !ok && pathExists {
 			// Not a domain error: no kind, and the only 405 there is.
-			resp := errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
+			resp := errorJSON(405, api.CodeMethodNotAllowed, "method "+method+" is not allowed on "+path)
 			resp.set("allow", strings.Join(AllowedMethods(path), ", "))
 			return resp
 		}
@@ -242,7 +243,7 @@ func errorResponse(err error) *Response {
 
 // errorJSON is the one shape of every error answer.
 func errorJSON(status int, code, message string) *Response {
-	return jsonResponse(status, docstore.NewErrorBody(code, message))
+	return jsonResponse(status, api.NewErrorBody(code, message))
 }
 
 // MetricsNamespace is the CloudWatch namespace of Imago's metrics.
