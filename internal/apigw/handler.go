@@ -23,12 +23,14 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/imagodocs/imago/internal/api"
+	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // DefaultTenantClaim is the JWT claim naming the tenant when
-// IMAGO_TENANT_CLAIM is unset.
-const DefaultTenantClaim = "sub"
+// IMAGO_TENANT_CLAIM is unset. Package config owns the value, so that
+// reading the configuration does not link the handler.
+const DefaultTenantClaim = config.DefaultTenantClaim
 
 // Options configure a Handler.
 type Options struct {
