@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -60,7 +61,7 @@ func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
 		return nil, err
 	}
 	req.id = string(doc.ID)
-	resp := jsonResponse(201, doc)
+	resp := jsonResponse(201, doc.API())
 	resp.set("location", "/documents/"+string(doc.ID))
 	return resp, nil
 }
@@ -153,7 +154,7 @@ func hasCloseDelimiter(body []byte, boundary string) bool {
 }
 
 func (h *Handler) health(context.Context, *request) (*Response, error) {
-	return jsonResponse(200, map[string]string{"status": "ok"}), nil
+	return jsonResponse(200, api.Health{Status: api.HealthOK}), nil
 }
 
 func (h *Handler) metadata(ctx context.Context, req *request) (*Response, error) {
@@ -165,7 +166,7 @@ func (h *Handler) metadata(ctx context.Context, req *request) (*Response, error)
 	if err != nil {
 		return nil, err
 	}
-	return jsonResponse(200, doc), nil
+	return jsonResponse(200, doc.API()), nil
 }
 
 func (h *Handler) list(ctx context.Context, req *request) (*Response, error) {
@@ -181,7 +182,7 @@ func (h *Handler) list(ctx context.Context, req *request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jsonResponse(200, page), nil
+	return jsonResponse(200, page.API()), nil
 }
 
 func (h *Handler) delete(ctx context.Context, req *request) (*Response, error) {
@@ -193,15 +194,6 @@ func (h *Handler) delete(ctx context.Context, req *request) (*Response, error) {
 		return nil, err
 	}
 	return &Response{Status: 204}, nil
-}
-
-// createUploadBody is the JSON body of POST /documents/uploads.
-type createUploadBody struct {
-	Filename    string            `json:"filename"`
-	ContentType string            `json:"content_type"`
-	Size        *int64            `json:"size"`
-	Metadata    map[string]string `json:"metadata"`
-	PartSize    *int64            `json:"part_size"`
 }
 
 func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, error) {
@@ -217,7 +209,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 			return nil, docstore.E(op, docstore.KindUnsupportedMedia, "send the upload's description as application/json")
 		}
 	}
-	var in createUploadBody
+	var in api.CreateUpload
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
@@ -242,7 +234,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 		return nil, err
 	}
 	req.id = string(up.ID)
-	resp := jsonResponse(201, up)
+	resp := jsonResponse(201, up.API())
 	resp.set("location", "/documents/"+string(up.ID))
 	return resp, nil
 }

@@ -22,12 +22,15 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/imagodocs/imago/internal/api"
+	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // DefaultTenantClaim is the JWT claim naming the tenant when
-// IMAGO_TENANT_CLAIM is unset.
-const DefaultTenantClaim = "sub"
+// IMAGO_TENANT_CLAIM is unset. Package config owns the value, so that
+// reading the configuration does not link the handler.
+const DefaultTenantClaim = config.DefaultTenantClaim
 
 // Options configure a Handler.
 type Options struct {
@@ -170,7 +173,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 		route, id, ok, pathExists = Match(method, path)
 		if !ok && pathExists {
 			// Not a domain error: no kind, and the only 405 there is.
-			resp := errorJSON(405, "method_not_allowed", "method "+method+" is not allowed on "+path)
+			resp := errorJSON(405, api.CodeMethodNotAllowed, "method "+method+" is not allowed on "+path)
 			resp.set("allow", strings.Join(AllowedMethods(path), ", "))
 			return resp
 		}
@@ -242,7 +245,7 @@ func errorResponse(err error) *Response {
 
 // errorJSON is the one shape of every error answer.
 func errorJSON(status int, code, message string) *Response {
-	return jsonResponse(status, docstore.NewErrorBody(code, message))
+	return jsonResponse(status, api.NewErrorBody(code, message))
 }
 
 // MetricsNamespace is the CloudWatch namespace of Imago's metrics.

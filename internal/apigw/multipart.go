@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -33,17 +34,12 @@ func decodeJSON(op docstore.Op, req *request, v any, shape string) error {
 	return nil
 }
 
-// presignPartsBody is the JSON body of POST /documents/{id}/parts.
-type presignPartsBody struct {
-	Numbers []int `json:"numbers"`
-}
-
 func (h *Handler) presignParts(ctx context.Context, req *request) (*Response, error) {
 	id, err := req.documentID()
 	if err != nil {
 		return nil, err
 	}
-	var in presignPartsBody
+	var in api.PresignParts
 	if err := decodeJSON("apigw.presignParts", req, &in, `{"numbers": [1, 2, …]}`); err != nil {
 		return nil, err
 	}
@@ -51,7 +47,7 @@ func (h *Handler) presignParts(ctx context.Context, req *request) (*Response, er
 	if err != nil {
 		return nil, err
 	}
-	return jsonResponse(200, map[string][]docstore.PresignedPart{"parts": parts}), nil
+	return jsonResponse(200, api.PresignedParts{Parts: parts}), nil
 }
 
 func (h *Handler) listParts(ctx context.Context, req *request) (*Response, error) {
@@ -63,15 +59,7 @@ func (h *Handler) listParts(ctx context.Context, req *request) (*Response, error
 	if err != nil {
 		return nil, err
 	}
-	return jsonResponse(200, map[string][]docstore.Part{"parts": parts}), nil
-}
-
-// completeBody is the JSON body of POST /documents/{id}/complete.
-type completeBody struct {
-	Parts []struct {
-		Number int    `json:"number"`
-		ETag   string `json:"etag"`
-	} `json:"parts"`
+	return jsonResponse(200, api.Parts{Parts: parts}), nil
 }
 
 func (h *Handler) completeUpload(ctx context.Context, req *request) (*Response, error) {
@@ -79,7 +67,7 @@ func (h *Handler) completeUpload(ctx context.Context, req *request) (*Response, 
 	if err != nil {
 		return nil, err
 	}
-	var in completeBody
+	var in api.Complete
 	if err := decodeJSON("apigw.completeUpload", req, &in, `{"parts": [{"number", "etag"}, …]}`); err != nil {
 		return nil, err
 	}
@@ -91,7 +79,7 @@ func (h *Handler) completeUpload(ctx context.Context, req *request) (*Response, 
 	if err != nil {
 		return nil, err
 	}
-	resp := jsonResponse(202, doc)
+	resp := jsonResponse(202, doc.API())
 	resp.set("location", "/documents/"+string(id))
 	return resp, nil
 }

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // Options configure a Client. The zero value of every field but BaseURL
@@ -96,10 +96,10 @@ func New(opt Options) *Client {
 	// The server's default response limit (IMAGO_MAX_INLINE_BYTES) bounds
 	// both an inline upload and one ranged read.
 	if opt.InlineLimit <= 0 {
-		opt.InlineLimit = docstore.DefaultMaxInlineBytes
+		opt.InlineLimit = api.DefaultMaxInlineBytes
 	}
 	if opt.PartSize <= 0 {
-		opt.PartSize = docstore.DefaultMaxInlineBytes
+		opt.PartSize = api.DefaultMaxInlineBytes
 	}
 	if opt.Parallel <= 0 {
 		opt.Parallel = 4
@@ -120,28 +120,18 @@ func New(opt Options) *Client {
 }
 
 // Status is a document's lifecycle state.
-type Status string
+type Status = api.Status
 
 // The statuses the API answers. StatusFailed is set when the ingest of an
 // uploaded document failed; the document's Failure says why.
 const (
-	StatusPending   Status = "pending"
-	StatusAvailable Status = "available"
-	StatusFailed    Status = "failed"
+	StatusPending   = api.StatusPending
+	StatusAvailable = api.StatusAvailable
+	StatusFailed    = api.StatusFailed
 )
 
 // Document is a document's metadata as the API answers it.
-type Document struct {
-	ID          string            `json:"id"`
-	Filename    string            `json:"filename"`
-	ContentType string            `json:"content_type"`
-	Size        int64             `json:"size"`
-	SHA256      string            `json:"sha256"`
-	Status      Status            `json:"status"`
-	CreatedAt   time.Time         `json:"created_at"`
-	Metadata    map[string]string `json:"metadata"`
-	Failure     string            `json:"failure,omitempty"`
-}
+type Document = api.Document
 
 // APIError is an error answered by the API (or by the storage behind a
 // presigned URL).
@@ -305,7 +295,7 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 }
 
 func readAPIError(resp *http.Response) error {
-	var e docstore.ErrorBody
+	var e api.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &e) != nil || e.Error.Code == "" {
 		e.Error.Message = strings.TrimSpace(string(raw))

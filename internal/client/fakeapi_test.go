@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // fakeAPI is an in-process Imago API that follows docs/design.md's contract
@@ -347,7 +349,7 @@ func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request, d *fakeDoc, r
 		writeJSONAnswer(w, 200, map[string]any{"parts": parts})
 	case rest[0] == "complete" && r.Method == "POST":
 		var req struct {
-			Parts []completedPart `json:"parts"`
+			Parts []api.CompletedPart `json:"parts"`
 		}
 		json.Unmarshal(body, &req)
 		if !d.multipart || d.content != nil {

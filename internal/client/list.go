@@ -6,16 +6,16 @@ import (
 	"iter"
 	"net/url"
 	"strconv"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
-// Page is one page of the caller's documents, newest first.
-type Page struct {
-	Documents  []Document `json:"documents"`
-	NextCursor string     `json:"next_cursor,omitempty"` // empty on the last page
-}
+// Page is one page of the caller's documents, newest first; its
+// NextCursor is empty on the last page.
+type Page = api.Page
 
 // maxPageSize is the API's largest page (GET /documents?limit=).
-const maxPageSize = 1000
+const maxPageSize = api.MaxListLimit
 
 // ListPage returns one page of up to limit documents (the API's default
 // when limit is 0) after cursor (the first page when empty).

@@ -21,7 +21,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // PutOptions describe one document to upload.
@@ -31,25 +31,6 @@ type PutOptions struct {
 	Metadata    map[string]string // custom metadata
 	Progress    Progress          // told of the bytes sent; nil for none
 }
-
-// createdUpload is the answer of POST /documents/uploads.
-type createdUpload struct {
-	ID        string            `json:"id"`
-	Method    string            `json:"method"` // "PUT" or "multipart"
-	UploadURL string            `json:"upload_url"`
-	Headers   map[string]string `json:"headers"`
-	PartSize  int64             `json:"part_size"`
-	PartCount int               `json:"part_count"`
-	ExpiresAt time.Time         `json:"expires_at"`
-}
-
-type completedPart struct {
-	Number int    `json:"number"`
-	ETag   string `json:"etag"`
-}
-
-// maxPresign is how many part URLs one POST /documents/{id}/parts may ask for.
-const maxPresign = 1000
 
 // Put uploads the file at path and returns the document's metadata once
 // the API has stored it (status available). A file up to InlineLimit goes
@@ -155,14 +136,14 @@ func (u *upload) start(ctx context.Context) (Document, error) {
 		}
 		// The server's inline limit is lower than ours: upload instead.
 	}
-	var up createdUpload
-	req := jsonRequest("POST", "/documents/uploads", map[string]any{"filename": u.opt.Filename,
-		"content_type": u.opt.ContentType, "size": u.size, "metadata": u.opt.Metadata})
+	var up api.CreatedUpload
+	req := jsonRequest("POST", "/documents/uploads", api.CreateUpload{Filename: u.opt.Filename,
+		ContentType: u.opt.ContentType, Size: &u.size, Metadata: u.opt.Metadata})
 	req.header.Set("Idempotency-Key", uuid.NewString())
 	if _, err := u.c.call(ctx, req, &up); err != nil {
 		return Document{}, fmt.Errorf("create upload: %w", err)
 	}
-	if up.Method != "multipart" {
+	if up.Method != api.MethodMultipart {
 		return u.presigned(ctx, up)
 	}
 	if up.PartSize <= 0 || up.PartCount <= 0 || int64(up.PartCount-1)*up.PartSize >= max(u.size, 1) || int64(up.PartCount)*up.PartSize < u.size {
@@ -199,9 +180,7 @@ func (u *upload) resume(ctx context.Context) (resumable, error) {
 		return resumable{}, nil
 	}
 	u.state = st
-	var parts struct {
-		Parts []docstore.Part `json:"parts"`
-	}
+	var parts api.Parts
 	_, err := u.c.call(ctx, request{method: "GET", url: docPath(st.ID) + "/parts"}, &parts)
 	switch {
 	case isStatus(err, http.StatusConflict):
@@ -321,13 +300,13 @@ func (u *upload) inline(ctx context.Context) (Document, error) {
 	return u.c.waitAvailable(ctx, d)
 }
 
-func (u *upload) presigned(ctx context.Context, up createdUpload) (Document, error) {
+func (u *upload) presigned(ctx context.Context, up api.CreatedUpload) (Document, error) {
 	if up.UploadURL == "" {
 		return Document{}, fmt.Errorf("create upload: the answer has no upload_url (method %q)", up.Method)
 	}
 	u.progress.Start(u.size, 0)
 	err := u.c.retry(ctx, func(ctx context.Context) error {
-		resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(up.Method, "PUT"), url: up.UploadURL, header: headerOf(up.Headers),
+		resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(up.Method, api.MethodPut), url: up.UploadURL, header: headerOf(up.Headers),
 			body: u.section(0, u.size), size: u.size, transfer: true, progress: u.progress})
 		if err != nil {
 			return err
@@ -361,11 +340,11 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 	u.progress.Start(u.size, already)
 
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan docstore.PresignedPart)
+	jobs := make(chan api.PresignedPart)
 	g.Go(func() error { // presign in batches, as the workers need them
 		defer close(jobs)
 		for len(missing) > 0 {
-			batch := missing[:min(len(missing), maxPresign, 8*u.c.opt.Parallel)]
+			batch := missing[:min(len(missing), api.MaxPartsPerRequest, 8*u.c.opt.Parallel)]
 			missing = missing[len(batch):]
 			urls, err := u.presign(gctx, batch)
 			if err != nil {
@@ -397,12 +376,12 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 		return Document{}, fmt.Errorf("upload %s in parts: %w (run the same put again to resume)", id, err)
 	}
 
-	parts := make([]completedPart, 0, count)
+	parts := make([]api.CompletedPart, 0, count)
 	for n := 1; n <= count; n++ {
-		parts = append(parts, completedPart{Number: n, ETag: etags[n]})
+		parts = append(parts, api.CompletedPart{Number: n, ETag: etags[n]})
 	}
 	var d Document
-	complete := jsonRequest("POST", docPath(id)+"/complete", map[string]any{"parts": parts})
+	complete := jsonRequest("POST", docPath(id)+"/complete", api.Complete{Parts: parts})
 	complete.slow = true // assembling the parts may take minutes
 	_, err := u.c.call(ctx, complete, &d)
 	if isStatus(err, http.StatusConflict) {
@@ -418,11 +397,9 @@ func (u *upload) multipart(ctx context.Context, have map[int]string) (Document, 
 	return u.c.waitAvailable(ctx, d)
 }
 
-func (u *upload) presign(ctx context.Context, numbers []int) ([]docstore.PresignedPart, error) {
-	var out struct {
-		Parts []docstore.PresignedPart `json:"parts"`
-	}
-	if _, err := u.c.call(ctx, jsonRequest("POST", docPath(u.state.ID)+"/parts", map[string]any{"numbers": numbers}), &out); err != nil {
+func (u *upload) presign(ctx context.Context, numbers []int) ([]api.PresignedPart, error) {
+	var out api.PresignedParts
+	if _, err := u.c.call(ctx, jsonRequest("POST", docPath(u.state.ID)+"/parts", api.PresignParts{Numbers: numbers}), &out); err != nil {
 		return nil, fmt.Errorf("presign parts: %w", err)
 	}
 	if len(out.Parts) != len(numbers) {
@@ -433,12 +410,12 @@ func (u *upload) presign(ctx context.Context, numbers []int) ([]docstore.Presign
 
 // sendPart PUTs one part and returns its ETag. A URL that expired on the
 // way (403) is presigned again, a few times.
-func (u *upload) sendPart(ctx context.Context, p docstore.PresignedPart) (string, error) {
+func (u *upload) sendPart(ctx context.Context, p api.PresignedPart) (string, error) {
 	off, n := int64(p.Number-1)*u.state.PartSize, u.partLen(p.Number)
 	for renewals := 0; ; renewals++ {
 		var etag string
 		err := u.c.retry(ctx, func(ctx context.Context) error {
-			resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(p.Method, "PUT"), url: p.URL, header: headerOf(p.Headers),
+			resp, done, err := u.c.attempt(ctx, request{method: cmp.Or(p.Method, api.MethodPut), url: p.URL, header: headerOf(p.Headers),
 				body: u.section(off, n), size: n, transfer: true, progress: u.progress})
 			if err != nil {
 				return err

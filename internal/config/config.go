@@ -13,9 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/rediscache"
 )
 
 // Config is the whole configuration of a function or of `imago serve`.
@@ -57,10 +55,15 @@ const (
 	DefaultCacheMaxBytes  = docstore.DefaultCacheMaxBytes
 	DefaultMaxInlineBytes = docstore.DefaultMaxInlineBytes
 	DefaultStagingPrefix  = docstore.DefaultStagingPrefix
-	DefaultTenantClaim    = apigw.DefaultTenantClaim
-	DefaultDataDir        = "./.imago"
-	DefaultAddr           = "127.0.0.1:8080"
-	DefaultRedisTimeout   = rediscache.DefaultTimeout
+	// DefaultTenantClaim is the JWT claim naming the tenant when
+	// IMAGO_TENANT_CLAIM is unset (apigw.DefaultTenantClaim).
+	DefaultTenantClaim = "sub"
+	DefaultDataDir     = "./.imago"
+	DefaultAddr        = "127.0.0.1:8080"
+	// DefaultRedisTimeout bounds a whole cache call, dial included
+	// (IMAGO_REDIS_TIMEOUT's default, rediscache.DefaultTimeout): a cache
+	// slower than that costs a request more than the origin it saves.
+	DefaultRedisTimeout = 300 * time.Millisecond
 	// DefaultAWSTimeout: with 3 attempts and backoff capped at 1s, a
 	// stalled backend costs a request at most about 3×5s + 2s, well inside
 	// the functions' 29-second timeout, so the caller gets a 503 rather

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // ID identifies a document: a UUID in its canonical lower-case form.
@@ -45,32 +47,33 @@ type Tenant string
 type Status string
 
 const (
-	StatusPending   Status = "pending"   // metadata recorded, content not yet (fully) stored
-	StatusAvailable Status = "available" // content stored and readable
+	StatusPending   = Status(api.StatusPending)   // metadata recorded, content not yet (fully) stored
+	StatusAvailable = Status(api.StatusAvailable) // content stored and readable
 	// StatusFailed is a presigned upload whose ingest failed for good (the
 	// staged object had the wrong size, could not be read…): Failure says
 	// why. Its content answers 409 and DELETE removes it.
-	StatusFailed Status = "failed"
+	StatusFailed = Status(api.StatusFailed)
 )
 
 // Descriptor names, types and identifies a document's bytes: what its
 // record, its cache entry (CachedDocument) and a download's answer (Content)
 // all carry, and what a download's headers are made of.
 type Descriptor struct {
-	Filename    string `json:"filename"`
-	ContentType string `json:"content_type"`
-	Size        int64  `json:"size"`   // of the whole document
-	SHA256      string `json:"sha256"` // of the whole document, hex
+	Filename    string
+	ContentType string
+	Size        int64  // of the whole document
+	SHA256      string // of the whole document, hex
 }
 
 // Document is the metadata every route returns. It never holds key material.
+// Its JSON is api.Document's (see wire.go).
 type Document struct {
-	ID ID `json:"id"`
+	ID ID
 	Descriptor
-	Status    Status            `json:"status"`
-	CreatedAt time.Time         `json:"created_at"`
-	Metadata  map[string]string `json:"metadata"`
-	Failure   string            `json:"failure,omitempty"` // failed documents only: why, safe for the caller
+	Status    Status
+	CreatedAt time.Time
+	Metadata  map[string]string
+	Failure   string // failed documents only: why, safe for the caller
 }
 
 // Record is what the metadata store keeps for a document: the public

@@ -3,6 +3,8 @@ package docstore
 import (
 	"errors"
 	"fmt"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // Kind classifies an error by what the caller can do about it. The HTTP
@@ -21,16 +23,17 @@ const (
 	KindUnavailable                  // a backend is unavailable; retrying may succeed
 )
 
+// kindNames are the API's error codes.
 var kindNames = map[Kind]string{
-	KindInternal:         "internal",
-	KindInvalid:          "invalid",
-	KindUnauthenticated:  "unauthenticated",
-	KindNotFound:         "not_found",
-	KindConflict:         "conflict",
-	KindTooLarge:         "too_large",
-	KindUnsupportedMedia: "unsupported_media_type",
-	KindBadRange:         "range_not_satisfiable",
-	KindUnavailable:      "unavailable",
+	KindInternal:         api.CodeInternal,
+	KindInvalid:          api.CodeInvalid,
+	KindUnauthenticated:  api.CodeUnauthenticated,
+	KindNotFound:         api.CodeNotFound,
+	KindConflict:         api.CodeConflict,
+	KindTooLarge:         api.CodeTooLarge,
+	KindUnsupportedMedia: api.CodeUnsupportedMedia,
+	KindBadRange:         api.CodeBadRange,
+	KindUnavailable:      api.CodeUnavailable,
 }
 
 // String is the machine-readable error code a caller sees.
@@ -38,7 +41,7 @@ func (k Kind) String() string {
 	if s, ok := kindNames[k]; ok {
 		return s
 	}
-	return "internal"
+	return api.CodeInternal
 }
 
 // Op names the operation that failed, as "package.Function"
@@ -151,23 +154,3 @@ func PublicMessage(err error) string {
 
 // IsNotFound reports whether err is of KindNotFound.
 func IsNotFound(err error) bool { return err != nil && KindOf(err) == KindNotFound }
-
-// ErrorBody is the JSON body of every error answer of the HTTP API
-// (docs/design.md, "Errors"): {"error":{"code":…,"message":…}}, the code a
-// Kind's String (or, for answers no domain error makes, such as a 405, one
-// of the HTTP layer's own) and the message safe for the caller. The API
-// adapter and the local front write it; the client reads it.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is the inside of an ErrorBody.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// NewErrorBody is the body of an error answer with code and message.
-func NewErrorBody(code, message string) ErrorBody {
-	return ErrorBody{Error: ErrorDetail{Code: code, Message: message}}
-}

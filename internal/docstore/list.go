@@ -4,18 +4,20 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
-// Page is one page of a listing.
+// Page is one page of a listing. Its JSON is api.Page's (see wire.go).
 type Page struct {
-	Documents  []Document `json:"documents"`
-	NextCursor string     `json:"next_cursor,omitempty"`
+	Documents  []Document
+	NextCursor string
 }
 
-// Listing limits.
+// Listing limits (the API's).
 const (
-	DefaultListLimit = 50
-	MaxListLimit     = 1000
+	DefaultListLimit = api.DefaultListLimit
+	MaxListLimit     = api.MaxListLimit
 )
 
 // List returns the tenant's documents, newest first: available ones, and

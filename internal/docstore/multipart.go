@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // Documents in parts (docs/design.md, "Presigned uploads and documents in
@@ -16,11 +18,11 @@ import (
 // Limits of uploads in parts: S3's.
 const (
 	// MinPartSize is the smallest part but the last.
-	MinPartSize = 5 << 20
+	MinPartSize = api.MinPartSize
 	// MaxPartSize is the largest part.
-	MaxPartSize = 5 << 30
+	MaxPartSize = api.MaxPartSize
 	// MaxParts is the most parts one upload may have.
-	MaxParts = 10_000
+	MaxParts = api.MaxParts
 	// MaxMultipartBytes is the largest document uploaded in parts: the
 	// largest S3 object.
 	MaxMultipartBytes = 5 << 40
@@ -29,22 +31,16 @@ const (
 	DefaultPartSize = 16 << 20
 	// MaxPartsPerRequest is how many parts one POST /documents/{id}/parts
 	// may presign.
-	MaxPartsPerRequest = 1000
+	MaxPartsPerRequest = api.MaxPartsPerRequest
 	// DefaultMultipartThreshold is the size over which uploads go in parts.
 	DefaultMultipartThreshold = 64 << 20
 )
 
 // MethodMultipart is CreatedUpload.Method of an upload in parts.
-const MethodMultipart = "multipart"
+const MethodMultipart = api.MethodMultipart
 
-// PresignedPart is a presigned request for one part.
-type PresignedPart struct {
-	Number    int               `json:"number"`
-	URL       string            `json:"url"`
-	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers"`
-	ExpiresAt time.Time         `json:"expires_at"`
-}
+// PresignedPart is a presigned request for one part: the API's.
+type PresignedPart = api.PresignedPart
 
 // PlanParts returns the part size and count of a document of size bytes:
 // requested when it is not zero (it must be MinPartSize to MaxPartSize and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // The interfaces below are what the Service consumes. Each backend package
@@ -192,12 +194,8 @@ type Staging interface {
 
 // Part is one part of a multipart upload: as received (GET
 // /documents/{id}/parts) or as the client names it to complete the upload
-// (Size unused then).
-type Part struct {
-	Number int    `json:"number"`
-	Size   int64  `json:"size"`
-	ETag   string `json:"etag"`
-}
+// (Size unused then). It is the API's.
+type Part = api.Part
 
 // MultipartStaging is a staging area that takes uploads in parts, as S3
 // multipart uploads (see multipart.go). Keys are staging keys, as for

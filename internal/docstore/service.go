@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/envelope"
 )
 
@@ -55,10 +56,10 @@ type Config struct {
 // are the Service's limits: package config falls back to these when a
 // variable is unset, and so does a Service built with a zero Config.
 const (
-	DefaultMaxInlineBytes = 4 << 20         // IMAGO_MAX_INLINE_BYTES
-	DefaultCacheMaxBytes  = 8 << 20         // IMAGO_CACHE_MAX_BYTES
-	DefaultCacheTTL       = 5 * time.Minute // IMAGO_CACHE_TTL: a Cache's entries live this long
-	DefaultStagingPrefix  = "staging/"      // IMAGO_STAGING_PREFIX
+	DefaultMaxInlineBytes = api.DefaultMaxInlineBytes // IMAGO_MAX_INLINE_BYTES
+	DefaultCacheMaxBytes  = 8 << 20                   // IMAGO_CACHE_MAX_BYTES
+	DefaultCacheTTL       = 5 * time.Minute           // IMAGO_CACHE_TTL: a Cache's entries live this long
+	DefaultStagingPrefix  = "staging/"                // IMAGO_STAGING_PREFIX
 	DefaultPendingTTL     = 24 * time.Hour
 	DefaultFillWait       = 2 * time.Second
 	DefaultFillPoll       = 20 * time.Millisecond

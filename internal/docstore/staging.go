@@ -32,17 +32,18 @@ type CreateUploadRequest struct {
 	PartSize int64
 }
 
-// CreatedUpload is the answer to CreateUpload.
+// CreatedUpload is the answer to CreateUpload. Its JSON is
+// api.CreatedUpload's (see wire.go).
 type CreatedUpload struct {
-	ID        ID                `json:"id"`
-	UploadURL string            `json:"upload_url,omitempty"`
-	Method    string            `json:"method"`
-	Headers   map[string]string `json:"headers,omitempty"`
+	ID        ID
+	UploadURL string
+	Method    string // api.MethodPut or api.MethodMultipart
+	Headers   map[string]string
 	// PartSize and PartCount describe an upload in parts (Method
 	// "multipart"), which has no UploadURL: see multipart.go.
-	PartSize  int64     `json:"part_size,omitempty"`
-	PartCount int       `json:"part_count,omitempty"`
-	ExpiresAt time.Time `json:"expires_at"`
+	PartSize  int64
+	PartCount int
+	ExpiresAt time.Time
 }
 
 // stagingKey is where the document id's bytes are staged.

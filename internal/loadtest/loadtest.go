@@ -26,6 +26,11 @@
 // Every HTTP request is one op; p50 and p99 are over every op's latency.
 // Documents' bytes are generated from a seed, so the driver can check any
 // byte of any document it uploaded without holding them in memory.
+//
+// The JSON it sends and reads is package api's, the wire contract the
+// server and the client share: the driver checks what the service does,
+// not the spelling of its JSON, which the OpenAPI tests check against
+// docs/openapi.yaml.
 package loadtest
 
 import (
@@ -42,7 +47,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // Options configure a run.
@@ -80,7 +85,7 @@ func (o *Options) defaults() {
 		o.Duration = 60 * time.Second
 	}
 	if o.MaxInlineBytes <= 0 {
-		o.MaxInlineBytes = docstore.DefaultMaxInlineBytes
+		o.MaxInlineBytes = api.DefaultMaxInlineBytes
 	}
 	if o.IngestWait <= 0 {
 		o.IngestWait = 60 * time.Second

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // client is one concurrent caller, always of the same tenant.
@@ -153,29 +155,12 @@ func (c *client) expect(rq request, a answer, statuses ...int) bool {
 }
 
 func isJSONError(body []byte) bool {
-	var e struct {
-		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	return json.Unmarshal(body, &e) == nil && e.Error != nil && e.Error.Code != "" && e.Error.Message != ""
-}
-
-// metadata is a document's metadata JSON as the API returns it.
-type metadata struct {
-	ID          string            `json:"id"`
-	Filename    string            `json:"filename"`
-	ContentType string            `json:"content_type"`
-	Size        int64             `json:"size"`
-	SHA256      string            `json:"sha256"`
-	Status      string            `json:"status"`
-	CreatedAt   time.Time         `json:"created_at"`
-	Metadata    map[string]string `json:"metadata"`
+	var e api.ErrorBody
+	return json.Unmarshal(body, &e) == nil && e.Error.Code != "" && e.Error.Message != ""
 }
 
 // diff says how got differs from what d was uploaded as ("" if not).
-func (d *doc) diff(got metadata) string {
+func (d *doc) diff(got api.Document) string {
 	var out []string
 	check := func(field string, g, w any) {
 		if g != w {
@@ -187,7 +172,7 @@ func (d *doc) diff(got metadata) string {
 	check("sha256", got.SHA256, d.sha256)
 	check("filename", got.Filename, d.filename)
 	check("content_type", got.ContentType, d.contentType)
-	check("status", got.Status, "available")
+	check("status", got.Status, api.StatusAvailable)
 	if !maps.Equal(got.Metadata, d.metadata) && !(len(got.Metadata) == 0 && len(d.metadata) == 0) {
 		out = append(out, fmt.Sprintf("metadata %v, want %v", got.Metadata, d.metadata))
 	}
@@ -258,7 +243,7 @@ func (c *client) acknowledged(rq request, a answer, d *doc) bool {
 	if !c.expect(rq, a, http.StatusCreated) {
 		return false
 	}
-	var got metadata
+	var got api.Document
 	if err := json.Unmarshal(a.body, &got); err != nil || got.ID == "" {
 		c.report(kindError, "%s: 201 with unparsable metadata: %.200q", rq.op, a.body)
 		return false
@@ -329,7 +314,7 @@ func (c *client) uploadIdempotent(ctx context.Context) {
 	if !c.expect(rq, replay, http.StatusCreated) {
 		return
 	}
-	var got metadata
+	var got api.Document
 	if err := json.Unmarshal(replay.body, &got); err != nil {
 		c.report(kindError, "idempotent replay: unparsable metadata: %.200q", replay.body)
 		return
@@ -349,19 +334,14 @@ func (c *client) uploadIdempotent(ctx context.Context) {
 // upload, PUT the bytes to the presigned URL, wait for the ingest.
 func (c *client) uploadPresigned(ctx context.Context) {
 	d, body := c.newDoc(c.opt.MaxInlineBytes + 1 + c.rng.Int64N(2<<20))
-	spec, _ := json.Marshal(map[string]any{"filename": d.filename, "content_type": d.contentType, "size": d.size, "metadata": d.metadata})
+	spec, _ := json.Marshal(api.CreateUpload{Filename: d.filename, ContentType: d.contentType, Size: &d.size, Metadata: d.metadata})
 	rq := request{op: "create-upload", method: "POST", target: "/documents/uploads", tenant: c.tenant,
 		body: spec, header: map[string]string{"Content-Type": "application/json"}}
 	a := c.do(ctx, rq)
 	if !c.expect(rq, a, http.StatusCreated) {
 		return
 	}
-	var up struct {
-		ID        string            `json:"id"`
-		UploadURL string            `json:"upload_url"`
-		Method    string            `json:"method"`
-		Headers   map[string]string `json:"headers"`
-	}
+	var up api.CreatedUpload
 	if err := json.Unmarshal(a.body, &up); err != nil || up.ID == "" || up.UploadURL == "" {
 		c.report(kindError, "create-upload: unparsable answer: %.200q", a.body)
 		return
@@ -378,12 +358,12 @@ func (c *client) uploadPresigned(ctx context.Context) {
 		if !c.expect(get, a, http.StatusOK) {
 			return
 		}
-		var got metadata
+		var got api.Document
 		if err := json.Unmarshal(a.body, &got); err != nil {
 			c.report(kindError, "ingest-poll %s: unparsable metadata: %.200q", up.ID, a.body)
 			return
 		}
-		if got.Status == "pending" {
+		if got.Status == api.StatusPending {
 			if time.Now().After(deadline) {
 				c.report(kindError, "presigned upload %s still pending %v after its PUT", up.ID, c.opt.IngestWait)
 				return
@@ -530,7 +510,7 @@ func (c *client) readMetadata(ctx context.Context) {
 }
 
 func (c *client) checkMetadata(rq request, a answer, d *doc) {
-	var got metadata
+	var got api.Document
 	if err := json.Unmarshal(a.body, &got); err != nil {
 		c.report(kindError, "%s %s: unparsable metadata: %.200q", rq.op, d.id, a.body)
 		return
@@ -566,10 +546,7 @@ func (c *client) list(ctx context.Context) {
 		if !c.expect(rq, a, http.StatusOK) {
 			return
 		}
-		var page struct {
-			Documents  []metadata `json:"documents"`
-			NextCursor string     `json:"next_cursor"`
-		}
+		var page api.Page
 		if err := json.Unmarshal(a.body, &page); err != nil || page.Documents == nil {
 			c.report(kindError, "list: unparsable page: %.200q", a.body)
 			return

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/uuid"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -112,12 +113,12 @@ func (f *Front) EnableS3Events() { f.s3Events = true }
 func (f *Front) serveS3Event(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "could not read the event")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "could not read the event")
 		return
 	}
 	event, err := s3Notification(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, err.Error())
 		return
 	}
 	if !f.invokeS3Event(r.Context(), w, event) {
@@ -156,7 +157,7 @@ func s3Notification(body []byte) ([]byte, error) {
 func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event []byte) bool {
 	if _, err := f.functions[apigw.Upload].Invoke(ctx, event); err != nil {
 		f.log.ErrorContext(ctx, "S3 event failed", "error", err.Error())
-		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "the upload function failed on the event")
 		return false
 	}
 	return true
@@ -203,7 +204,7 @@ func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route 
 	}
 	if err := f.staging.Completed(ctx, docID); err != nil {
 		f.log.ErrorContext(ctx, "S3 event failed", "error", err.Error())
-		writeError(w, http.StatusInternalServerError, "internal", "the upload function failed on the event")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "the upload function failed on the event")
 		return false
 	}
 	return true
@@ -220,9 +221,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	route, id, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())
 	if !ok {
-		status, code, msg := http.StatusNotFound, "not_found", "no route "+r.Method+" "+r.URL.Path
+		status, code, msg := http.StatusNotFound, api.CodeNotFound, "no route "+r.Method+" "+r.URL.Path
 		if pathExists {
-			status, code, msg = http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path
+			status, code, msg = http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path
 			w.Header().Set("Allow", strings.Join(apigw.AllowedMethods(r.URL.EscapedPath()), ", "))
 		}
 		writeError(w, status, code, msg)
@@ -230,7 +231,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fn, ok := f.functions[route.Function]
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no function serves "+route.Key())
+		writeError(w, http.StatusNotFound, api.CodeNotFound, "no function serves "+route.Key())
 		return
 	}
 	// An undecodable query is the caller's error: url.Query would drop
@@ -238,7 +239,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// dropped would silently start over at the first page.
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "the query string is not valid URL encoding")
 		return
 	}
 	// A body is held several times over on its way to the function (read,
@@ -257,25 +258,25 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeTooLarge(w, route, limit)
 			return
 		}
-		writeError(w, http.StatusBadRequest, "invalid", "could not read the request body")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "could not read the request body")
 		return
 	}
 	ev := f.event(r, route, id, query, body)
 	payload, err := json.Marshal(ev)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error")
 		return
 	}
 	out, err := fn.Invoke(r.Context(), payload)
 	if err != nil {
 		f.log.ErrorContext(r.Context(), "function failed", "function", string(route.Function), "error", err.Error())
-		writeError(w, http.StatusBadGateway, "internal", "the function failed")
+		writeError(w, http.StatusBadGateway, api.CodeInternal, "the function failed")
 		return
 	}
 	var resp functionResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
 		f.log.ErrorContext(r.Context(), "function answered an undecodable response", "function", string(route.Function), "error", err.Error())
-		writeError(w, http.StatusBadGateway, "internal", "the function's response is malformed")
+		writeError(w, http.StatusBadGateway, api.CodeInternal, "the function's response is malformed")
 		return
 	}
 	if f.staging != nil && !f.afterComplete(r.Context(), w, route, id, &resp) {
@@ -416,13 +417,13 @@ func (r rawString) text() ([]byte, error) {
 func writeResponse(w http.ResponseWriter, head bool, resp *functionResponse) {
 	body, err := resp.Body.text()
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "internal", "the function's response body is malformed")
+		writeError(w, http.StatusBadGateway, api.CodeInternal, "the function's response body is malformed")
 		return
 	}
 	size := len(body)
 	if resp.IsBase64Encoded {
 		if size, err = base64DecodedLen(body); err != nil {
-			writeError(w, http.StatusBadGateway, "internal", "the function's response body is not valid base64")
+			writeError(w, http.StatusBadGateway, api.CodeInternal, "the function's response body is not valid base64")
 			return
 		}
 	}
@@ -483,11 +484,11 @@ func writeTooLarge(w http.ResponseWriter, route apigw.Route, limit int64) {
 		msg += " (use POST /documents/uploads for larger documents)"
 	}
 	w.Header().Set("Connection", "close")
-	writeError(w, http.StatusRequestEntityTooLarge, "too_large", msg)
+	writeError(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, msg)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(docstore.NewErrorBody(code, msg))
+	b, _ := json.Marshal(api.NewErrorBody(code, msg))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -100,7 +101,7 @@ func (s *Area) PresignPut(ctx context.Context, key, contentType string, size int
 	}
 	return docstore.PresignedUpload{
 		URL:       base + Path + url.PathEscape(key) + "?" + q.Encode(),
-		Method:    "PUT",
+		Method:    api.MethodPut,
 		Headers:   map[string]string{"Content-Type": contentType},
 		ExpiresAt: time.Unix(expires, 0).UTC(),
 	}, nil

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -109,7 +110,7 @@ func (s *Area) PresignPart(ctx context.Context, key, uploadID string, number int
 	}
 	return docstore.PresignedUpload{
 		URL:       base + Path + url.PathEscape(key) + "?" + q.Encode(),
-		Method:    "PUT",
+		Method:    api.MethodPut,
 		Headers:   map[string]string{},
 		ExpiresAt: time.Unix(expires, 0).UTC(),
 	}, nil

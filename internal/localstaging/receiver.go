@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -110,17 +111,17 @@ func (rc *Receiver) Path() string { return Path }
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut {
 		w.Header().Set("Allow", http.MethodPut)
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method "+r.Method+" is not allowed on "+r.URL.Path)
+		writeError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
 		return
 	}
 	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), Path))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "malformed key")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "malformed key")
 		return
 	}
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid", "the query string is not valid URL encoding")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "the query string is not valid URL encoding")
 		return
 	}
 	body := &clientBody{r: r.Body}
@@ -236,7 +237,7 @@ func objectCreated(name, key string, size int64) []byte {
 func (rc *Receiver) writeError(w http.ResponseWriter, r *http.Request, body *clientBody, err error) {
 	if body.err != nil {
 		rc.log.InfoContext(r.Context(), "staging PUT body unreadable", "error", body.err.Error())
-		writeError(w, http.StatusBadRequest, "invalid", "the request body could not be read in full")
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "the request body could not be read in full")
 		return
 	}
 	kind := docstore.KindOf(err)
@@ -269,7 +270,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 
 // writeError writes the API's JSON error shape, as the local front does.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(docstore.NewErrorBody(code, msg))
+	b, _ := json.Marshal(api.NewErrorBody(code, msg))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

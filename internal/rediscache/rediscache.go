@@ -89,6 +89,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -107,8 +108,9 @@ const (
 	// DefaultTimeout bounds a whole call, dial included
 	// (IMAGO_REDIS_TIMEOUT's default: the same budget bounds each socket
 	// operation): a cache slower than that costs a request more than the
-	// origin it saves.
-	DefaultTimeout = 300 * time.Millisecond
+	// origin it saves. Package config owns the value, so that reading the
+	// configuration does not link the Redis client.
+	DefaultTimeout = config.DefaultRedisTimeout
 	// DefaultBreakerThreshold: one request makes one or two cache calls
 	// (Claim, then Fill or Release on a miss), so three consecutive
 	// transport failures means Redis failed two or three requests in a row,

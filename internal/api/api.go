@@ -1,0 +1,196 @@
+// Package api is the wire contract of Imago's HTTP API: the JSON bodies
+// its routes take and answer, the error codes, the upload methods and the
+// limits both sides must agree on. The JSON field names here ARE the API
+// (docs/openapi.yaml describes the same shapes): renaming one is a
+// breaking change for every client.
+//
+// It imports only the standard library, so that a client links it without
+// the server: the server (docstore, apigw, the local gateway) and the Go
+// client (internal/client) both use these definitions, and a field added
+// here is added on both sides at once.
+//
+// The server's domain types stay in docstore (docstore.Document with its
+// typed ID and Status, embedded in the store's Record); they marshal
+// through the types of this package, so each JSON shape is defined once.
+package api
+
+import "time"
+
+// Status is a document's lifecycle state.
+type Status string
+
+// The statuses a document has. StatusFailed is an upload whose ingest
+// failed for good; the document's Failure says why.
+const (
+	StatusPending   Status = "pending"   // recorded, its bytes not yet (fully) stored
+	StatusAvailable Status = "available" // stored and readable
+	StatusFailed    Status = "failed"    // the ingest of its upload failed
+)
+
+// Document is a document's metadata: the answer of GET /documents/{id}, of
+// an inline upload and of completing an upload in parts, and each entry of
+// a listing.
+type Document struct {
+	ID          string            `json:"id"`
+	Filename    string            `json:"filename"`
+	ContentType string            `json:"content_type"`
+	Size        int64             `json:"size"`   // of the whole document
+	SHA256      string            `json:"sha256"` // of the whole document, hex
+	Status      Status            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	Metadata    map[string]string `json:"metadata"`
+	Failure     string            `json:"failure,omitempty"` // failed documents only: why
+}
+
+// Page is the answer of GET /documents: one page of the caller's
+// documents, newest first.
+type Page struct {
+	Documents  []Document `json:"documents"`
+	NextCursor string     `json:"next_cursor,omitempty"` // empty on the last page
+}
+
+// CreateUpload is the body of POST /documents/uploads. Size is required
+// (a pointer, so that a missing size is told from a size of 0); PartSize
+// is optional (zero or absent: the server picks one).
+type CreateUpload struct {
+	Filename    string            `json:"filename"`
+	ContentType string            `json:"content_type"`
+	Size        *int64            `json:"size"`
+	Metadata    map[string]string `json:"metadata"`
+	PartSize    *int64            `json:"part_size,omitempty"`
+}
+
+// Upload methods: CreatedUpload.Method.
+const (
+	// MethodPut is one presigned PUT of the whole document to UploadURL.
+	MethodPut = "PUT"
+	// MethodMultipart is an upload in parts: the client presigns parts
+	// (POST /documents/{id}/parts), PUTs them and completes the upload
+	// (POST /documents/{id}/complete).
+	MethodMultipart = "multipart"
+)
+
+// CreatedUpload is the answer of POST /documents/uploads.
+type CreatedUpload struct {
+	ID        string            `json:"id"`
+	UploadURL string            `json:"upload_url,omitempty"`
+	Method    string            `json:"method"` // MethodPut or MethodMultipart
+	Headers   map[string]string `json:"headers,omitempty"`
+	// PartSize and PartCount describe an upload in parts (Method
+	// MethodMultipart), which has no UploadURL.
+	PartSize  int64     `json:"part_size,omitempty"`
+	PartCount int       `json:"part_count,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PresignParts is the body of POST /documents/{id}/parts: the numbers
+// (1-based) of the parts to presign, at most MaxPartsPerRequest of them.
+type PresignParts struct {
+	Numbers []int `json:"numbers"`
+}
+
+// PresignedPart is a presigned request for one part.
+type PresignedPart struct {
+	Number    int               `json:"number"`
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers"`
+	ExpiresAt time.Time         `json:"expires_at"`
+}
+
+// PresignedParts is the answer of POST /documents/{id}/parts.
+type PresignedParts struct {
+	Parts []PresignedPart `json:"parts"`
+}
+
+// Part is one part of an upload in parts as the server holds it.
+type Part struct {
+	Number int    `json:"number"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+}
+
+// Parts is the answer of GET /documents/{id}/parts.
+type Parts struct {
+	Parts []Part `json:"parts"`
+}
+
+// CompletedPart names one part to complete an upload with: its number and
+// the ETag its PUT answered.
+type CompletedPart struct {
+	Number int    `json:"number"`
+	ETag   string `json:"etag"`
+}
+
+// Complete is the body of POST /documents/{id}/complete: every part, in
+// order.
+type Complete struct {
+	Parts []CompletedPart `json:"parts"`
+}
+
+// Health is the answer of GET /health.
+type Health struct {
+	Status string `json:"status"` // "ok"
+}
+
+// HealthOK is Health.Status of a healthy API.
+const HealthOK = "ok"
+
+// ErrorBody is the JSON body of every error answer:
+// {"error":{"code":…,"message":…}}, Code one of the Code constants and
+// Message safe to show the caller.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the inside of an ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NewErrorBody is the body of an error answer with code and message.
+func NewErrorBody(code, message string) ErrorBody {
+	return ErrorBody{Error: ErrorDetail{Code: code, Message: message}}
+}
+
+// The error codes of ErrorDetail.Code. All but CodeMethodNotAllowed name
+// an error kind of the server (docstore.Kind's String), each answered
+// with one status (apigw.Status); CodeMethodNotAllowed is the HTTP
+// layer's own (405).
+const (
+	CodeInternal         = "internal"               // 500, 502
+	CodeInvalid          = "invalid"                // 400
+	CodeUnauthenticated  = "unauthenticated"        // 401
+	CodeNotFound         = "not_found"              // 404
+	CodeConflict         = "conflict"               // 409
+	CodeTooLarge         = "too_large"              // 413
+	CodeUnsupportedMedia = "unsupported_media_type" // 415
+	CodeBadRange         = "range_not_satisfiable"  // 416
+	CodeUnavailable      = "unavailable"            // 503: retry later
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+)
+
+// Limits of the API that client and server share.
+const (
+	// DefaultMaxInlineBytes is the default limit of an inline upload's
+	// body (POST /documents) and of one answer's document bytes (a whole
+	// download or one Range part); a server may be configured with
+	// another (IMAGO_MAX_INLINE_BYTES).
+	DefaultMaxInlineBytes = 4 << 20
+
+	// DefaultListLimit is the page size of GET /documents without
+	// limit=, MaxListLimit the largest limit= taken.
+	DefaultListLimit = 50
+	MaxListLimit     = 1000
+
+	// MinPartSize is the smallest part of an upload in parts but the
+	// last; MaxPartSize the largest part; MaxParts the most parts one
+	// upload may have (S3's limits).
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+	MaxParts    = 10_000
+	// MaxPartsPerRequest is how many parts one POST /documents/{id}/parts
+	// may presign.
+	MaxPartsPerRequest = 1000
+)
