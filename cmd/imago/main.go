@@ -133,26 +133,45 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		cmd.help(stdout, fs)
 		return exitOK
 	}
-	if err == nil && fs.Lookup("parallel") != nil && c.parallel < 1 {
-		err = errors.New("--parallel wants a number from 1 up")
-	}
-	if err == nil && fs.Lookup("url") != nil {
-		if err = checkURL(c.url); err != nil {
-			source := "--url"
-			if !isSet(fs, "url") && *url == "" {
-				source = "IMAGO_URL"
-				if getenv("IMAGO_URL") == "" {
-					source = "http://$IMAGO_ADDR"
-				}
-			}
-			err = fmt.Errorf("%s: %w", source, err)
-		}
+	if err == nil {
+		err = checkFlags(fs, c, *url, getenv)
 	}
 	if err != nil {
 		err = usageError{fmt.Sprintf("%s: %v", name, err)}
 	} else {
 		err = cmd.run(ctx, c, fs, positional)
 	}
+	reportError(stderr, cmd, name, err)
+	return exitStatus(err)
+}
+
+// checkFlags checks the parsed flags that several commands share:
+// --parallel, and the API's URL, named in the error as the user gave it
+// (--url, IMAGO_URL, or IMAGO_ADDR by default). globalURL is the --url
+// given before the command.
+func checkFlags(fs *flag.FlagSet, c *cli, globalURL string, getenv func(string) string) error {
+	if fs.Lookup("parallel") != nil && c.parallel < 1 {
+		return errors.New("--parallel wants a number from 1 up")
+	}
+	if fs.Lookup("url") != nil {
+		if err := checkURL(c.url); err != nil {
+			source := "--url"
+			if !isSet(fs, "url") && globalURL == "" {
+				source = "IMAGO_URL"
+				if getenv("IMAGO_URL") == "" {
+					source = "http://$IMAGO_ADDR"
+				}
+			}
+			return fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	return nil
+}
+
+// reportError writes the error of command name to stderr: a usage error
+// with the command's usage, an error the command reported itself not at
+// all, any other as it is.
+func reportError(stderr io.Writer, cmd *command, name string, err error) {
 	var usageErr usageError
 	var done reported
 	switch {
@@ -163,7 +182,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	default:
 		fmt.Fprintln(stderr, "imago:", err)
 	}
-	return exitStatus(err)
 }
 
 // isSet says whether the flag name was given on the command line.
@@ -240,16 +258,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close() // srv.Serve closes it too; this is for a failed start
-	// IMAGO_TABLE picks the family: the AWS backends (S3 receives the
-	// presigned PUTs), or the embedded ones, whose staging area this
-	// server plays S3 for.
-	var set *backends.Set
-	var staging *localstaging.Area
-	if cfg.UsesAWS() {
-		set, err = backends.Open(ctx, cfg, log)
-	} else {
-		set, staging, err = embedded.Open(ctx, cfg, log, "http://"+ln.Addr().String())
-	}
+	set, staging, err := openBackends(ctx, cfg, log, ln)
 	if err != nil {
 		return err
 	}
@@ -296,7 +305,24 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		IdleTimeout:       2 * time.Minute,
 	}
 	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), set.Kind, set.CacheKind)
+	return runServer(ctx, srv, ln)
+}
 
+// openBackends opens the backends: IMAGO_TABLE picks the family, the AWS
+// backends (S3 receives the presigned PUTs), or the embedded ones, whose
+// staging area this server, listening on ln, plays S3 for (staging is nil
+// for the AWS family).
+func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) (set *backends.Set, staging *localstaging.Area, err error) {
+	if cfg.UsesAWS() {
+		set, err = backends.Open(ctx, cfg, log)
+	} else {
+		set, staging, err = embedded.Open(ctx, cfg, log, "http://"+ln.Addr().String())
+	}
+	return set, staging, err
+}
+
+// runServer serves on ln until srv fails or ctx ends, then shuts srv down.
+func runServer(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -26,7 +26,7 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localkeys"
-	"github.com/imagodocs/imago/internal/memcache"
+	"github.com/imagodocs/imago/internal/lrucache"
 )
 
 const inlineLimit = 64 << 10
@@ -57,7 +57,7 @@ func newAPI(t *testing.T) *api {
 		t.Fatal(err)
 	}
 	a := &api{t: t, blobDir: filepath.Join(dir, "blobs"),
-		backends: docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: memcache.New(5*60e9, 64<<20)}}
+		backends: docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 64<<20)}}
 	a.build(docstore.Config{MaxInlineBytes: inlineLimit, CacheMaxBytes: inlineLimit, SegmentSize: 1024})
 	return a
 }
@@ -356,7 +356,7 @@ func TestReadsOfMissingOrForeignDocuments(t *testing.T) {
 		t.Fatalf("owner's read after foreign attempts: %d %s", r.status, r.body)
 	}
 	// Another tenant is refused on a cache miss too.
-	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
+	a.backends.Cache.(*lrucache.Cache).Evict(context.Background(), d.ID)
 	if r := a.do(call{method: "GET", path: "/documents/" + string(d.ID) + "/content", tenant: "mallory"}); r.status != 404 {
 		t.Fatalf("foreign read on a miss: %d", r.status)
 	}
@@ -391,7 +391,7 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 			{"Bytes=0-1", 0, 1, "bytes 0-1/10000"}, // the unit is case-insensitive
 		} {
 			if !cached {
-				a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
+				a.backends.Cache.(*lrucache.Cache).Evict(context.Background(), d.ID)
 			}
 			r := a.do(call{method: "GET", path: path, tenant: "t", headers: map[string]string{"Range": tc.rng}})
 			if r.status != 206 || r.headers["content-range"] != tc.contentRange || !bytes.Equal(r.body, doc[tc.start:tc.end+1]) {
@@ -418,7 +418,7 @@ func TestDownloadConditionalsRangesAndCache(t *testing.T) {
 	}
 
 	// A miss loads and fills the cache; the next read is a hit.
-	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
+	a.backends.Cache.(*lrucache.Cache).Evict(context.Background(), d.ID)
 	if r := a.do(call{method: "GET", path: path, tenant: "t"}); r.headers["x-imago-cache"] != "miss" || !bytes.Equal(r.body, doc) {
 		t.Fatalf("after eviction: %q, equal %v", r.headers["x-imago-cache"], bytes.Equal(r.body, doc))
 	}
@@ -431,7 +431,7 @@ func TestWholeDocumentOverTheResponseLimitAsksForRange(t *testing.T) {
 	a := newAPI(t)
 	doc := randomDoc(t, 50_000)
 	d := a.upload("t", doc, "big.bin")
-	a.backends.Cache.(*memcache.Cache).Evict(context.Background(), d.ID)
+	a.backends.Cache.(*lrucache.Cache).Evict(context.Background(), d.ID)
 	a.build(docstore.Config{MaxInlineBytes: 20_000, CacheMaxBytes: 20_000, SegmentSize: 1024})
 	path := "/documents/" + string(d.ID) + "/content"
 	r := a.do(call{method: "GET", path: path, tenant: "t"})

@@ -20,7 +20,7 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localkeys"
-	"github.com/imagodocs/imago/internal/memcache"
+	"github.com/imagodocs/imago/internal/lrucache"
 )
 
 // FuzzContentDisposition: for any filename the header is a valid header
@@ -135,7 +135,7 @@ func FuzzUpload(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: memcache.New(5*60e9, 1<<20)},
+	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 1<<20)},
 		docstore.Config{MaxInlineBytes: 4 << 10, CacheMaxBytes: 4 << 10, SegmentSize: 64}, nil)
 	upload, download := apigw.New(svc, apigw.Upload, apigw.Options{}), apigw.New(svc, apigw.Download, apigw.Options{})
 

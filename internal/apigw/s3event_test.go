@@ -15,7 +15,7 @@ import (
 	"github.com/imagodocs/imago/internal/fsstore"
 	"github.com/imagodocs/imago/internal/localkeys"
 	"github.com/imagodocs/imago/internal/localstaging"
-	"github.com/imagodocs/imago/internal/memcache"
+	"github.com/imagodocs/imago/internal/lrucache"
 )
 
 // FuzzUploadFunctionEvent sends the upload function any payload: S3 event
@@ -46,7 +46,7 @@ func FuzzUploadFunctionEvent(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: memcache.New(5*60e9, 64<<20), Staging: staging},
+	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 64<<20), Staging: staging},
 		docstore.Config{StagingPrefix: "staging/"}, nil)
 	fn := apigw.NewUploadFunction(apigw.New(svc, apigw.Upload, apigw.Options{}), "")
 

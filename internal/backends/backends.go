@@ -14,7 +14,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/memcache"
+	"github.com/imagodocs/imago/internal/lrucache"
 )
 
 // Set is a built set of backends and what releases them.
@@ -70,7 +70,7 @@ func memoryCacheBytes(cfg config.Config) int64 {
 // IMAGO_REDIS_URL is set, else an in-process cache.
 func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logger) error {
 	if cfg.RedisURL == "" {
-		set.Cache, set.CacheKind = memcache.New(cfg.CacheTTL, memoryCacheBytes(cfg)), "memory"
+		set.Cache, set.CacheKind = lrucache.New(cfg.CacheTTL, memoryCacheBytes(cfg)), "memory"
 		return nil
 	}
 	c, mode, closeFn, err := openRedis(ctx, cfg, log)

@@ -209,12 +209,10 @@ type request struct {
 	progress Progress
 }
 
-// attempt sends r once. A status of 400 or more becomes an *APIError; on
-// success the caller owns the response body and must call done when it
-// has read it (it releases the request's timer).
-func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, done func(), err error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	var stall *watchdog
+// timeLimit arms the time limit of one attempt of r, which cancel ends: a
+// stall watchdog for a transfer (returned, for the body to feed), a timer
+// for any other call. done disarms it and cancels.
+func (c *Client) timeLimit(r request, cancel context.CancelCauseFunc) (stall *watchdog, done func()) {
 	var timer *time.Timer
 	if r.transfer {
 		stall = newWatchdog(c.opt.StallTimeout, func(idle time.Duration) {
@@ -238,6 +236,15 @@ func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, d
 		}
 		cancel(nil)
 	}
+	return stall, done
+}
+
+// attempt sends r once. A status of 400 or more becomes an *APIError; on
+// success the caller owns the response body and must call done when it
+// has read it (it releases the request's timer).
+func (c *Client) attempt(ctx context.Context, r request) (resp *http.Response, done func(), err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stall, done := c.timeLimit(r, cancel)
 	// A path is the API's, an absolute URL a presigned one, which carries
 	// its own authorization and must not get the bearer token.
 	target, api := r.url, !strings.Contains(r.url, "://")

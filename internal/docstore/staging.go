@@ -129,18 +129,36 @@ func (s *Service) Ingest(ctx context.Context, key string) error {
 		s.log.WarnContext(ctx, "deleting a staged object that names no document", "key", key)
 		return s.deleteStaged(ctx, op, key)
 	}
+	rec, pending, err := s.pendingRecord(ctx, op, key, id)
+	if !pending {
+		return err
+	}
+	return s.ingestPending(ctx, op, key, id, rec)
+}
+
+// pendingRecord returns the record of document id, whose staged object is
+// at key, and true when the document is still pending. Otherwise it
+// returns false and the event's outcome: the staged object deleted (the
+// document is gone, or no longer pending: a repeated or late event), or
+// the error of the read.
+func (s *Service) pendingRecord(ctx context.Context, op Op, key string, id ID) (Record, bool, error) {
 	rec, err := s.meta.Get(ctx, id)
 	switch {
 	case IsNotFound(err):
 		s.log.WarnContext(ctx, "deleting a staged object whose document is gone", "document", id)
-		return s.deleteStaged(ctx, op, key)
+		return Record{}, false, s.deleteStaged(ctx, op, key)
 	case err != nil:
-		return E(op, fmt.Errorf("get record %s: %w", id, err))
+		return Record{}, false, E(op, fmt.Errorf("get record %s: %w", id, err))
 	case rec.Status != StatusPending:
 		s.log.InfoContext(ctx, "document no longer pending; repeated or late event", "document", id, "status", rec.Status)
-		return s.deleteStaged(ctx, op, key)
+		return Record{}, false, s.deleteStaged(ctx, op, key)
 	}
+	return rec, true, nil
+}
 
+// ingestPending opens the staged object at key of pending document id,
+// checks its size and unwraps the document's data key, then seals it.
+func (s *Service) ingestPending(ctx context.Context, op Op, key string, id ID, rec Record) error {
 	src, size, err := s.staging.Open(ctx, key)
 	switch {
 	case IsNotFound(err):
@@ -168,7 +186,13 @@ func (s *Service) Ingest(ctx context.Context, key string) error {
 		return s.failIngest(ctx, op, rec, key, "the document's data key could not be used", err)
 	}
 	defer clear(key32)
+	return s.sealStaged(ctx, op, key, id, rec, src, key32)
+}
 
+// sealStaged encrypts the staged bytes read from src into a blob of this
+// attempt's own and marks document id available with it, unless another
+// attempt won; then it deletes the staged object.
+func (s *Service) sealStaged(ctx context.Context, op Op, key string, id ID, rec Record, src io.Reader, key32 []byte) error {
 	blob := NewID() // this attempt's own blob
 	sum := sha256.New()
 	staged := &exactReader{r: io.TeeReader(src, sum), left: rec.Size}

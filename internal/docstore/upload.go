@@ -29,27 +29,9 @@ type UploadRequest struct {
 // failure at any step leaves nothing that Download or List would serve.
 func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, error) {
 	const op = "docstore.Upload"
-	if req.Tenant == "" {
-		return Document{}, E(op, KindUnauthenticated, "no caller identity")
-	}
-	if len(req.Body) == 0 {
-		return Document{}, E(op, KindInvalid, "the document is empty")
-	}
-	if int64(len(req.Body)) > s.cfg.MaxInlineBytes {
-		return Document{}, E(op, KindTooLarge, fmt.Sprintf("the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes))
-	}
-	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
+	desc, id, digest, err := s.checkUpload(op, req)
 	if err != nil {
 		return Document{}, err
-	}
-	sum := sha256.Sum256(req.Body)
-	digest := hex.EncodeToString(sum[:])
-	id := NewID()
-	if req.IdempotencyKey != "" {
-		if len(req.IdempotencyKey) > MaxIdempotencyBytes {
-			return Document{}, E(op, KindInvalid, fmt.Sprintf("Idempotency-Key is longer than %d bytes", MaxIdempotencyBytes))
-		}
-		id = IDForIdempotencyKey(req.Tenant, req.IdempotencyKey)
 	}
 
 	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, int64(len(req.Body)))
@@ -110,6 +92,35 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	claim = NoClaim // filled, or released by fill
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
 	return done.Document, nil
+}
+
+// checkUpload checks an inline upload and names its document: the id its
+// Idempotency-Key derives, or a fresh one. It returns the document's
+// checked description, its id and the hex SHA-256 of its body.
+func (s *Service) checkUpload(op Op, req UploadRequest) (description, ID, string, error) {
+	if req.Tenant == "" {
+		return description{}, "", "", E(op, KindUnauthenticated, "no caller identity")
+	}
+	if len(req.Body) == 0 {
+		return description{}, "", "", E(op, KindInvalid, "the document is empty")
+	}
+	if int64(len(req.Body)) > s.cfg.MaxInlineBytes {
+		return description{}, "", "", E(op, KindTooLarge, fmt.Sprintf("the document is %d bytes; the limit for an inline upload is %d bytes (use POST /documents/uploads)", len(req.Body), s.cfg.MaxInlineBytes))
+	}
+	desc, err := describe(req.Filename, req.ContentType, req.Metadata)
+	if err != nil {
+		return description{}, "", "", err
+	}
+	sum := sha256.Sum256(req.Body)
+	digest := hex.EncodeToString(sum[:])
+	id := NewID()
+	if req.IdempotencyKey != "" {
+		if len(req.IdempotencyKey) > MaxIdempotencyBytes {
+			return description{}, "", "", E(op, KindInvalid, fmt.Sprintf("Idempotency-Key is longer than %d bytes", MaxIdempotencyBytes))
+		}
+		id = IDForIdempotencyKey(req.Tenant, req.IdempotencyKey)
+	}
+	return desc, id, digest, nil
 }
 
 // description is what a caller says of a new document, checked.

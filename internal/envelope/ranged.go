@@ -55,32 +55,9 @@ func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byt
 		want++ // a byte that must not be there
 	}
 
-	header := make([]byte, HeaderSize)
-	var body io.ReadCloser
-	var blobSize int64
-	if span.FirstSegment == 0 {
-		if body, blobSize, err = get(ctx, 0, HeaderSize+want); err != nil {
-			return nil, fmt.Errorf("envelope: get header and segments: %w", err)
-		}
-		if err := checkSize(blobSize, sealedSize); err != nil {
-			body.Close()
-			return nil, err
-		}
-		if err := readFull(body, header, "header"); err != nil {
-			body.Close()
-			return nil, err
-		}
-	} else {
-		if err := getFull(ctx, get, header, sealedSize); err != nil {
-			return nil, err
-		}
-		if body, blobSize, err = get(ctx, span.BlobOffset, want); err != nil {
-			return nil, fmt.Errorf("envelope: get segments from %d: %w", span.FirstSegment, err)
-		}
-		if err := checkSize(blobSize, sealedSize); err != nil {
-			body.Close()
-			return nil, err
-		}
+	header, body, err := fetchSpan(ctx, get, span, want, sealedSize)
+	if err != nil {
+		return nil, err
 	}
 	defer body.Close()
 
@@ -108,23 +85,65 @@ func ReadRange(ctx context.Context, get RangeGetter, b Sealed, key func() ([]byt
 		return nil, truncated(err)
 	}
 	if toEnd {
-		// The rest of the last segment's plaintext, when the range ends
-		// before the document does; past it the segment reader reads one
-		// more byte of the blob and fails if there is one.
-		if rest := b.PlainSize - (offset + length); rest > 0 {
-			if _, err := io.CopyN(io.Discard, plain, rest); err != nil {
-				return nil, truncated(err)
-			}
-		}
-		var more [1]byte
-		if n, err := plain.Read(more[:]); n != 0 || err != io.EOF {
-			if err == nil || err == io.EOF {
-				err = fmt.Errorf("%w: bytes after the last segment", ErrAuth)
-			}
+		if err := checkEnd(plain, b.PlainSize-(offset+length)); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// fetchSpan fetches the blob's header and want bytes of its segments from
+// span.BlobOffset on: one request when the span starts in the first
+// segment (header and segments are contiguous), two otherwise. Each
+// answer's blob size is checked against sealedSize. The caller closes
+// body.
+func fetchSpan(ctx context.Context, get RangeGetter, span Span, want, sealedSize int64) (header []byte, body io.ReadCloser, err error) {
+	header = make([]byte, HeaderSize)
+	var blobSize int64
+	if span.FirstSegment == 0 {
+		if body, blobSize, err = get(ctx, 0, HeaderSize+want); err != nil {
+			return nil, nil, fmt.Errorf("envelope: get header and segments: %w", err)
+		}
+		if err := checkSize(blobSize, sealedSize); err != nil {
+			body.Close()
+			return nil, nil, err
+		}
+		if err := readFull(body, header, "header"); err != nil {
+			body.Close()
+			return nil, nil, err
+		}
+		return header, body, nil
+	}
+	if err := getFull(ctx, get, header, sealedSize); err != nil {
+		return nil, nil, err
+	}
+	if body, blobSize, err = get(ctx, span.BlobOffset, want); err != nil {
+		return nil, nil, fmt.Errorf("envelope: get segments from %d: %w", span.FirstSegment, err)
+	}
+	if err := checkSize(blobSize, sealedSize); err != nil {
+		body.Close()
+		return nil, nil, err
+	}
+	return header, body, nil
+}
+
+// checkEnd reads the rest of the last segment's plaintext, the rest bytes
+// after a range that ends before the document does; past it the segment
+// reader reads one more byte of the blob and fails if there is one.
+func checkEnd(plain io.Reader, rest int64) error {
+	if rest > 0 {
+		if _, err := io.CopyN(io.Discard, plain, rest); err != nil {
+			return truncated(err)
+		}
+	}
+	var more [1]byte
+	if n, err := plain.Read(more[:]); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%w: bytes after the last segment", ErrAuth)
+		}
+		return err
+	}
+	return nil
 }
 
 // getFull fetches exactly len(dst) bytes from the start of a blob of

@@ -39,7 +39,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -156,126 +155,6 @@ func (s *Store) putSingle(ctx context.Context, op docstore.Op, id docstore.ID, r
 	})
 	if err != nil {
 		return docstore.E(op, kindOf(err), fmt.Errorf("put %s: %w", id, err))
-	}
-	return nil
-}
-
-func (s *Store) putMultipart(ctx context.Context, op docstore.Op, id docstore.ID, r io.Reader, size int64) (err error) {
-	partSize := s.partSize
-	if size > partSize*maxParts {
-		// Round up to whole MiB so that the parts stay within the limit.
-		partSize = ((size+maxParts-1)/maxParts + 1<<20 - 1) &^ (1<<20 - 1)
-	}
-	nparts := int((size + partSize - 1) / partSize)
-
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:            aws.String(s.bucket),
-		Key:               s.key(id),
-		ContentType:       aws.String(contentType),
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-	})
-	if err != nil {
-		return docstore.E(op, kindOf(err), fmt.Errorf("create multipart upload of %s: %w", id, err))
-	}
-	uploadID := created.UploadId
-	defer func() {
-		if err == nil {
-			return
-		}
-		// The caller's context may be what failed; the abort must still go
-		// out, or the parts would linger (and be billed) until a lifecycle
-		// rule removes them.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		defer cancel()
-		if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(s.bucket), Key: s.key(id), UploadId: uploadID,
-		}); aerr != nil {
-			err = errors.Join(err, fmt.Errorf("abort multipart upload of %s: %w", id, aerr))
-		}
-	}()
-
-	// Parts go out under uploadCtx, which the first failure cancels.
-	uploadCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-		parts    = make([]types.CompletedPart, nparts)
-		buffers  = make(chan []byte, s.concurrency)
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-			cancel()
-		}
-	}
-	for range s.concurrency {
-		buffers <- nil // allocated on first use: a 6 MiB blob needs two parts, not concurrency
-	}
-
-	var read int64
-	for n := int32(1); read < size; n++ {
-		var buf []byte
-		select {
-		case buf = <-buffers:
-		case <-uploadCtx.Done():
-		}
-		if err := uploadCtx.Err(); err != nil {
-			fail(err)
-			break
-		}
-		partLen := min(partSize, size-read)
-		if int64(cap(buf)) < partLen {
-			buf = make([]byte, partSize)
-		}
-		buf = buf[:partLen]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			fail(readError(op, id, err, read, size))
-			break
-		}
-		read += partLen
-		wg.Go(func() {
-			defer func() { buffers <- buf }()
-			sum := checksum(buf)
-			out, err := s.client.UploadPart(uploadCtx, &s3.UploadPartInput{
-				Bucket:            aws.String(s.bucket),
-				Key:               s.key(id),
-				UploadId:          uploadID,
-				PartNumber:        aws.Int32(n),
-				Body:              bytes.NewReader(buf),
-				ContentLength:     aws.Int64(int64(len(buf))),
-				ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
-				ChecksumSHA256:    sum,
-			})
-			if err != nil {
-				fail(docstore.E(op, kindOf(err), fmt.Errorf("upload part %d of %s: %w", n, id, err)))
-				return
-			}
-			parts[n-1] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(n), ChecksumSHA256: sum}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		if e := (*docstore.Error)(nil); !errors.As(firstErr, &e) {
-			// The context ended (the caller's, not ours: we only cancel
-			// after recording a failure).
-			return docstore.E(op, kindOf(firstErr), fmt.Errorf("put %s: %w", id, firstErr))
-		}
-		return firstErr
-	}
-
-	_, err = s.client.CompleteMultipartUpload(uploadCtx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(s.bucket),
-		Key:             s.key(id),
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		MpuObjectSize:   aws.Int64(size),
-	})
-	if err != nil {
-		return docstore.E(op, kindOf(err), fmt.Errorf("complete multipart upload of %s: %w", id, err))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package memcache_test
+package lrucache_test
 
 import (
 	"context"
@@ -7,40 +7,40 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/memcache"
+	"github.com/imagodocs/imago/internal/lrucache"
 	"github.com/imagodocs/imago/internal/storetest"
 )
 
-func TestMemCache_Contract(t *testing.T) {
+func TestLRUCache_Contract(t *testing.T) {
 	storetest.TestCache(t, func(t *testing.T, ttl time.Duration) docstore.Cache {
-		return memcache.New(ttl, 64<<20)
+		return lrucache.New(ttl, 64<<20)
 	})
 }
 
 // The claims contract wants every cache of one test to share one backend:
 // in a process that is one Cache, which the requests of `imago serve`
 // share.
-func TestMemCache_ClaimsContract(t *testing.T) {
+func TestLRUCache_ClaimsContract(t *testing.T) {
 	var mu sync.Mutex
-	shared := map[*testing.T]*memcache.Cache{}
-	cacheOf := func(t *testing.T, lockTTL time.Duration) *memcache.Cache {
+	shared := map[*testing.T]*lrucache.Cache{}
+	cacheOf := func(t *testing.T, lockTTL time.Duration) *lrucache.Cache {
 		mu.Lock()
 		defer mu.Unlock()
 		if c, ok := shared[t]; ok {
 			return c
 		}
-		c := memcache.NewWithFillLockTTL(time.Minute, 64<<20, lockTTL)
+		c := lrucache.NewWithFillLockTTL(time.Minute, 64<<20, lockTTL)
 		shared[t] = c
 		t.Cleanup(func() { mu.Lock(); delete(shared, t); mu.Unlock() })
 		return c
 	}
 	storetest.TestCacheClaims(t,
 		func(t *testing.T, lockTTL time.Duration) docstore.Cache { return cacheOf(t, lockTTL) },
-		func(t *testing.T, _ docstore.ID) { memcache.LoseState(cacheOf(t, 0)) })
+		func(t *testing.T, _ docstore.ID) { lrucache.LoseState(cacheOf(t, 0)) })
 }
 
 // fill makes doc the entry of id through a claim, as the Service does.
-func fill(t *testing.T, c *memcache.Cache, id docstore.ID, doc *docstore.CachedDocument) {
+func fill(t *testing.T, c *lrucache.Cache, id docstore.ID, doc *docstore.CachedDocument) {
 	t.Helper()
 	ctx := context.Background()
 	_, claim, err := c.Claim(ctx, id)
@@ -52,9 +52,9 @@ func fill(t *testing.T, c *memcache.Cache, id docstore.ID, doc *docstore.CachedD
 	}
 }
 
-func TestMemCache_EvictsLeastRecentlyUsedOverBudget(t *testing.T) {
+func TestLRUCache_EvictsLeastRecentlyUsedOverBudget(t *testing.T) {
 	ctx := context.Background()
-	c := memcache.New(time.Hour, 250)
+	c := lrucache.New(time.Hour, 250)
 	ids := []docstore.ID{docstore.NewID(), docstore.NewID(), docstore.NewID()}
 	for _, id := range ids[:2] {
 		fill(t, c, id, &docstore.CachedDocument{Body: make([]byte, 100)})

@@ -1,4 +1,4 @@
-// Package memcache is the in-process Cache of `imago serve`, and of a Lambda
+// Package lrucache is the in-process Cache of `imago serve`, and of a Lambda
 // function without Redis: entries expire TTL after their last use (a hit
 // slides the TTL, as GETEX does on Redis), and the total size is bounded by
 // evicting the least recently used.
@@ -10,7 +10,7 @@
 // entries. Delete removes the entry and the lock and leaves a tombstone that
 // refuses fills of the id for docstore.TombstoneTTL. Its state is lost only
 // with the process, and with it every reader it served.
-package memcache
+package lrucache
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package memcache
+package lrucache
 
 // LoseState empties c as a restart of its process would: entries, fill
 // locks and tombstones alike.
