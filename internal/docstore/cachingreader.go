@@ -10,9 +10,13 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// wholeReader reads whole documents from the origin, taking the blob from
-// pf when it prefetched it; origin.read is one.
+// wholeReader reads documents, or ranges of them, from the origin, taking
+// the blob from pf when it prefetched it; origin.read is one.
 type wholeReader func(ctx context.Context, rec Record, r ByteRange, pf *prefetch) ([]byte, error)
+
+// prefetcher starts reading the blob kept under a document's id before its
+// record has arrived; origin.prefetch is one.
+type prefetcher func(ctx context.Context, id ID) *prefetch
 
 // cachingReader is the cache tier in front of the origin. It owns what a
 // miss shares with other misses — the cache's fill claim, taken in the
@@ -35,6 +39,7 @@ type cachingReader struct {
 	cache    Cache // nil: no cache tier
 	record   func(ctx context.Context, id ID) (Record, error)
 	origin   wholeReader
+	prefetch prefetcher // nil: no prefetch
 	maxBytes int64
 	// fillWait bounds how long a miss waits for another holder of the
 	// fill claim; fillPoll is how often it looks at the cache meanwhile.
@@ -59,10 +64,108 @@ type load struct {
 	ok   bool
 }
 
-func newCachingReader(cache Cache, record func(context.Context, ID) (Record, error), origin wholeReader, cfg Config, log *slog.Logger) *cachingReader {
-	return &cachingReader{cache: cache, record: record, origin: origin, maxBytes: cfg.CacheMaxBytes,
+func newCachingReader(cache Cache, record func(context.Context, ID) (Record, error), origin wholeReader, prefetch prefetcher, cfg Config, log *slog.Logger) *cachingReader {
+	return &cachingReader{cache: cache, record: record, origin: origin, prefetch: prefetch, maxBytes: cfg.CacheMaxBytes,
 		fillWait: cfg.FillWait, fillPoll: cfg.FillPoll, log: log, fillHook: cfg.FillHook,
 		loads: map[ID]*load{}}
+}
+
+// readRequest is one read as the caching reader sees it; the caller keeps
+// the HTTP rules in record and negotiate.
+type readRequest struct {
+	op     Op
+	tenant Tenant
+	id     ID
+	// whole is a read of the whole document (no Range): only such a miss
+	// claims the fill, waits for another holder's and prefetches; a range
+	// is answered from an entry but never fills one.
+	whole bool
+	// conditional is a read that may only revalidate (If-None-Match): it
+	// prefetches nothing.
+	conditional bool
+	// record reads id's record, checked for the caller: a missing, foreign
+	// or unavailable document is its error.
+	record func(ctx context.Context) (Record, error)
+	// negotiate applies the caller's rules to the document d describes and
+	// returns the bytes to read, or body false when the answer has none
+	// (not modified).
+	negotiate func(d Descriptor) (r ByteRange, body bool, err error)
+}
+
+// read answers req, as groupcache's Get does: it looks in the cache, and on
+// a miss reads the record and the document — from the holder's fill, or the
+// origin, filling the cache — hiding the claim, the wait and the fill from
+// its caller. hit tells that the cache answered. Another tenant's entry is
+// answered as a missing document, touching no other backend.
+func (cr *cachingReader) read(ctx context.Context, req readRequest) (body []byte, hit bool, err error) {
+	doc, m, foreign := cr.lookup(ctx, req.tenant, req.id, req.whole)
+	if foreign {
+		return nil, false, notFound(req.op, req.id)
+	}
+	if doc == nil {
+		body, err := cr.readMiss(ctx, req, m)
+		return body, false, err
+	}
+	r, withBody, err := req.negotiate(doc.Descriptor)
+	if err != nil || !withBody {
+		return nil, true, err
+	}
+	return doc.Body[r.Start : r.Start+r.Length], true, nil
+}
+
+// readMiss answers req after a lookup that found no entry (m): it reads the
+// record, then the document. A miss of a whole document holds the fill
+// claim by now, or knows who does (see Cache): the record read comes after
+// the claim, so a delete that removes the record first leaves this miss
+// nothing to fill. The fill's deadline starts here, with the claim, and
+// travels in the context the whole read runs on; a path that does not hand
+// the claim to readWhole releases it.
+func (cr *cachingReader) readMiss(ctx context.Context, req readRequest, m miss) ([]byte, error) {
+	fillCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), time.Now().Add(FillDeadline))
+	defer cancel()
+	defer func() { cr.release(ctx, req.id, m.claim) }()
+	// A whole document that is not merely revalidated is fetched while its
+	// record is read, on the guess that its blob is kept under its id (see
+	// prefetch): a miss then waits for the slower of the two, not for both.
+	// Not by a miss that waits for another holder's fill: concurrent misses
+	// still read the blob once.
+	if req.whole && !req.conditional && !m.wait && cr.prefetch != nil {
+		m.blob = cr.prefetch(ctx, req.id)
+		defer m.blob.discard()
+	}
+	rec, err := req.record(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, withBody, err := req.negotiate(rec.Descriptor)
+	if err != nil || !withBody {
+		return nil, err
+	}
+	// Only a whole document asked for without Range goes through the cache:
+	// a range is read from the origin, segments and all, and fills nothing.
+	var body []byte
+	if (m.claim != NoClaim || m.wait) && cr.caches(rec.Size) {
+		held := m
+		m.claim, m.wait = NoClaim, false // readWhole fills with the claim or releases it
+		body, err = cr.readWhole(fillCtx, rec, held)
+	} else {
+		body, err = cr.origin(ctx, rec, r, m.blob)
+	}
+	if err == nil {
+		return body, nil
+	}
+	if KindOf(err) == KindInternal && cr.deletedSince(ctx, rec.ID) {
+		// A DELETE removed the blob between our read of the record and of
+		// the blob: the document is gone, which is a 404, not a fault.
+		return nil, notFound(req.op, req.id)
+	}
+	return nil, E(req.op, err)
+}
+
+// deletedSince reports whether id's record is gone now.
+func (cr *cachingReader) deletedSince(ctx context.Context, id ID) bool {
+	_, err := cr.record(ctx, id)
+	return IsNotFound(err)
 }
 
 // miss is what a lookup that found no entry may do with the cache: fill it
@@ -174,12 +277,10 @@ func (cr *cachingReader) forget(ctx context.Context, id ID) error {
 // m.claim it loads the origin and fills the cache; with m.wait it waits
 // for the holder's fill, one wait shared by the misses of this process
 // (singleflight). Either way the caller's claim is used or released here.
-// Nothing of it outlives fillBy (see FillDeadline), and it runs on its own
-// context: one caller giving up must not fail the others waiting on its
-// fill or sharing its wait.
-func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss, fillBy time.Time) ([]byte, error) {
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), fillBy)
-	defer cancel()
+// ctx carries the fill's deadline (see FillDeadline) and none of the
+// request's cancellation (see readMiss): one caller giving up must not fail
+// the others waiting on its fill or sharing its wait.
+func (cr *cachingReader) readWhole(ctx context.Context, rec Record, m miss) ([]byte, error) {
 	if m.claim != NoClaim {
 		return cr.loadAndFill(ctx, rec, m.claim, m.blob)
 	}

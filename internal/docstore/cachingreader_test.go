@@ -111,7 +111,7 @@ func (o *countingOrigin) read(_ context.Context, _ Record, r ByteRange, _ *prefe
 // testReader is a caching reader whose record reads answer rec (or err).
 func testReader(cache Cache, o *countingOrigin, fillWait time.Duration, rec Record, recErr error) *cachingReader {
 	record := func(context.Context, ID) (Record, error) { return rec, recErr }
-	return newCachingReader(cache, record, o.read, Config{CacheMaxBytes: 1 << 20, FillWait: fillWait, FillPoll: time.Millisecond}, slog.New(slog.DiscardHandler))
+	return newCachingReader(cache, record, o.read, nil, Config{CacheMaxBytes: 1 << 20, FillWait: fillWait, FillPoll: time.Millisecond}, slog.New(slog.DiscardHandler))
 }
 
 func testRecord(body []byte) Record {
@@ -141,7 +141,7 @@ func TestCachingReader_HolderFillsWaiterReadsTheEntry(t *testing.T) {
 		})
 	}
 	ctx, rs := WithRequestStats(context.Background())
-	got, err := cr.readWhole(ctx, rec, miss{wait: true}, time.Now().Add(FillDeadline))
+	got, err := cr.readWhole(ctx, rec, miss{wait: true})
 	if err != nil || string(got) != "from the holder" {
 		t.Fatalf("readWhole = %q, %v; want the holder's entry", got, err)
 	}
@@ -163,7 +163,7 @@ func TestCachingReader_WaiterTakesOverAnAbandonedLock(t *testing.T) {
 	claim := claimOf(t, cache, rec.ID)
 	var once sync.Once
 	cache.onContended = func() { once.Do(func() { cache.Release(context.Background(), rec.ID, claim) }) } // the holder gives up
-	got, err := cr.readWhole(context.Background(), rec, miss{wait: true}, time.Now().Add(FillDeadline))
+	got, err := cr.readWhole(context.Background(), rec, miss{wait: true})
 	if err != nil || string(got) != "the document" {
 		t.Fatalf("readWhole = %q, %v", got, err)
 	}
@@ -199,7 +199,7 @@ func TestCachingReader_WaiterFillsNothingWhenTheRecordChanged(t *testing.T) {
 			claim := claimOf(t, cache, rec.ID)
 			var once sync.Once
 			cache.onContended = func() { once.Do(func() { cache.Release(context.Background(), rec.ID, claim) }) }
-			if _, err := cr.readWhole(context.Background(), rec, miss{wait: true}, time.Now().Add(FillDeadline)); err != nil {
+			if _, err := cr.readWhole(context.Background(), rec, miss{wait: true}); err != nil {
 				t.Fatal(err)
 			}
 			if doc, _ := cache.Get(context.Background(), rec.ID); doc != nil {
@@ -220,7 +220,7 @@ func TestCachingReader_WaitIsBoundedByFillWaitAndFillsNothing(t *testing.T) {
 	rec := testRecord(o.body)
 	cr := testReader(cache, o, 20*time.Millisecond, rec, nil)
 	claimOf(t, cache, rec.ID) // held for good by a stuck instance
-	got, err := cr.readWhole(context.Background(), rec, miss{wait: true}, time.Now().Add(FillDeadline))
+	got, err := cr.readWhole(context.Background(), rec, miss{wait: true})
 	if err != nil || string(got) != "the document" || o.reads.Load() != 1 {
 		t.Fatalf("readWhole = %q, %v after %d reads; want the origin's bytes after one read", got, err, o.reads.Load())
 	}
@@ -254,7 +254,7 @@ func TestCachingReader_EntryFilledMeanwhileIsUsed(t *testing.T) {
 	cr := testReader(cache, o, time.Hour, rec, nil)
 	claim := claimOf(t, cache, rec.ID)
 	cache.Fill(context.Background(), rec.ID, claim, &CachedDocument{Tenant: "t", Body: []byte("filled meanwhile")})
-	got, _ := cr.readWhole(context.Background(), rec, miss{wait: true}, time.Now().Add(FillDeadline))
+	got, _ := cr.readWhole(context.Background(), rec, miss{wait: true})
 	if string(got) != "filled meanwhile" || o.reads.Load() != 0 {
 		t.Fatalf("readWhole = %q after %d origin reads; want the entry the holder filled", got, o.reads.Load())
 	}
@@ -262,7 +262,7 @@ func TestCachingReader_EntryFilledMeanwhileIsUsed(t *testing.T) {
 	other := testRecord(o.body)
 	claim = claimOf(t, cache, other.ID)
 	cache.Fill(context.Background(), other.ID, claim, &CachedDocument{Tenant: "someone else", Body: []byte("not yours")})
-	got, _ = cr.readWhole(context.Background(), other, miss{wait: true}, time.Now().Add(FillDeadline))
+	got, _ = cr.readWhole(context.Background(), other, miss{wait: true})
 	if string(got) != "the document" {
 		t.Fatalf("readWhole = %q; want the origin's bytes, not another tenant's entry", got)
 	}
@@ -274,7 +274,9 @@ func TestCachingReader_FillPastItsDeadlineIsDropped(t *testing.T) {
 	rec := testRecord(o.body)
 	cr := testReader(cache, o, time.Hour, rec, nil)
 	claim := claimOf(t, cache, rec.ID)
-	if _, err := cr.readWhole(context.Background(), rec, miss{claim: claim}, time.Now().Add(-time.Second)); err != nil {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := cr.readWhole(ctx, rec, miss{claim: claim}); err != nil {
 		t.Fatal(err)
 	}
 	if doc, _ := cache.Get(context.Background(), rec.ID); doc != nil {
@@ -309,11 +311,11 @@ func TestCachingReader_AWaiterOfThisProcessTakesTheHoldersLoad(t *testing.T) {
 		entered: make(chan struct{}, 1), release: make(chan struct{})}
 	rec := testRecord(o.body)
 	record := func(context.Context, ID) (Record, error) { return rec, nil }
-	cr := newCachingReader(cache, record, o.read, Config{CacheMaxBytes: 1 << 20, FillWait: time.Hour, FillPoll: time.Millisecond}, slog.New(slog.DiscardHandler))
+	cr := newCachingReader(cache, record, o.read, nil, Config{CacheMaxBytes: 1 << 20, FillWait: time.Hour, FillPoll: time.Millisecond}, slog.New(slog.DiscardHandler))
 	claim := claimOf(t, cache, rec.ID) // the first miss's lookup
 	holder := make(chan string, 1)
 	go func() {
-		got, _ := cr.readWhole(context.Background(), rec, miss{claim: claim}, time.Now().Add(FillDeadline))
+		got, _ := cr.readWhole(context.Background(), rec, miss{claim: claim})
 		holder <- string(got)
 	}()
 	<-o.entered // the holder is loading
@@ -322,7 +324,7 @@ func TestCachingReader_AWaiterOfThisProcessTakesTheHoldersLoad(t *testing.T) {
 	cache.onContended = func() { once.Do(func() { close(waiting) }) }
 	waiter := make(chan string, 1)
 	go func() {
-		got, _ := cr.readWhole(context.Background(), rec, miss{wait: true}, time.Now().Add(FillDeadline))
+		got, _ := cr.readWhole(context.Background(), rec, miss{wait: true})
 		waiter <- string(got)
 	}()
 	<-waiting // the waiter polls the cache: it has seen the holder's load

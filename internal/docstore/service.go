@@ -137,7 +137,7 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 		origin: origin{blobs: b.Blobs, keys: b.Keys},
 		now:    func() time.Time { return time.Now().UTC() }}
 	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },
-		s.origin.read, cfg, log)
+		s.origin.read, s.origin.prefetch, cfg, log)
 	if m, ok := b.Staging.(MultipartStaging); ok {
 		s.multipart = m
 	}
