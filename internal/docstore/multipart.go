@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/imagodocs/imago/internal/api"
 )
@@ -118,7 +117,9 @@ func (s *Service) createMultipart(ctx context.Context, op Op, req CreateUploadRe
 		}
 	}
 	if err != nil {
-		s.abortQuietly(id, key, uploadID)
+		detached(ctx, s.log, "abort upload in parts", func(ctx context.Context) error {
+			return s.multipart.AbortMultipart(ctx, key, uploadID)
+		}, "document", id)
 		return CreatedUpload{}, E(op, err)
 	}
 	return CreatedUpload{ID: id, Method: MethodMultipart, PartSize: partSize, PartCount: count, ExpiresAt: rec.ExpiresAt}, nil
@@ -274,14 +275,4 @@ func (s *Service) discardStaged(ctx context.Context, rec Record) error {
 		}
 	}
 	return s.staging.Delete(ctx, key)
-}
-
-// abortQuietly aborts an upload whose record could not be created, on a
-// context of its own so that a cancelled request still cleans up.
-func (s *Service) abortQuietly(id ID, key, uploadID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.multipart.AbortMultipart(ctx, key, uploadID); err != nil {
-		s.log.ErrorContext(ctx, "cleanup: abort upload in parts", "document", id, "error", err.Error())
-	}
 }

@@ -2,18 +2,86 @@ package docstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/imagodocs/imago/internal/envelope"
 )
 
-// origin reads documents from where they are kept: the record's sealed blob
-// in the BlobStore, opened with the data key the KeyService unwraps. It
-// knows nothing of caches or HTTP; the caching reader wraps it.
+// origin is where documents are kept: the record's sealed blob in the
+// BlobStore, opened with the data key the KeyService unwraps. It reads
+// (read, prefetch) and writes (write, then commit); it knows nothing of
+// caches or HTTP; the caching reader wraps its read side.
 type origin struct {
 	blobs BlobStore
 	keys  KeyService
+	meta  MetadataStore
+	log   *slog.Logger
+}
+
+// write streams the sealed form of src into the blob store as blob,
+// without holding more than one segment of ciphertext. The blob is bound
+// to the document (rec.ID), whatever id it is stored under. A failed write
+// leaves no blob (BlobStore.Put).
+func (o origin) write(ctx context.Context, rec Record, blob ID, key []byte, src io.Reader) error {
+	pr, pw := io.Pipe()
+	go func() {
+		w, err := envelope.NewWriter(pw, key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)}, rec.SegmentSize)
+		if err == nil {
+			_, err = io.Copy(w, src)
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	err := o.blobs.Put(ctx, blob, pr, envelope.SealedSize(rec.Size, rec.SegmentSize))
+	pr.CloseWithError(errors.New("blob store stopped reading")) // unblocks the writer on failure
+	if err != nil {
+		return fmt.Errorf("put blob %s of %s: %w", blob, rec.ID, err)
+	}
+	return nil
+}
+
+// commit marks pending document id available with the blob a write
+// stored, of size bytes hashing to digest: the conditional MarkAvailable
+// that picks one winner among attempts that race. When it is not this
+// attempt's (KindConflict: another attempt won, or the document failed;
+// KindNotFound: the record is gone), the blob is nobody's and is dropped
+// here; the error is MarkAvailable's, for the caller to answer.
+func (o origin) commit(ctx context.Context, id ID, size int64, digest string, blob ID) (Record, error) {
+	rec, err := o.meta.MarkAvailable(ctx, id, size, digest, blob)
+	if k := KindOf(err); err != nil && (k == KindConflict || k == KindNotFound) {
+		o.drop(ctx, id, blob)
+	}
+	return rec, err
+}
+
+// drop removes document id's blob that no record names, whatever becomes
+// of the request (see detached).
+func (o origin) drop(ctx context.Context, id, blob ID) {
+	detached(ctx, o.log, "delete a blob no record names", func(ctx context.Context) error {
+		return o.blobs.Delete(ctx, blob)
+	}, "document", id, "blob", blob)
+}
+
+// cleanupTimeout bounds each cleanup step run by detached.
+const cleanupTimeout = 10 * time.Second
+
+// detached runs fn, a cleanup step that must happen even when its request
+// gave up: on a context with ctx's values but not its cancellation,
+// bounded by cleanupTimeout. A failure is logged with what and attrs, not
+// returned: what it leaves behind nothing serves, and the stores expire
+// or a reconciliation removes it.
+func detached(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error, attrs ...any) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		log.ErrorContext(ctx, "cleanup: "+what, append(attrs, "error", err.Error())...)
+	}
 }
 
 // read returns the bytes r of the document rec describes, fetching and

@@ -134,7 +134,7 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, staging: b.Staging, cfg: cfg, log: log,
-		origin: origin{blobs: b.Blobs, keys: b.Keys},
+		origin: origin{blobs: b.Blobs, keys: b.Keys, meta: b.Meta, log: log},
 		now:    func() time.Time { return time.Now().UTC() }}
 	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },
 		s.origin.read, s.origin.prefetch, cfg, log)

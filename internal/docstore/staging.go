@@ -91,7 +91,7 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 	}
 	up, err := s.staging.PresignPut(ctx, s.stagingKey(id), desc.contentType, req.Size, PresignTTL)
 	if err != nil {
-		s.abandon(id, "presign", err)
+		s.abandon(ctx, id, "presign", err)
 		return CreatedUpload{}, E(op, fmt.Errorf("presign upload of %s: %w", id, err))
 	}
 	return CreatedUpload{ID: id, UploadURL: up.URL, Method: up.Method, Headers: up.Headers, ExpiresAt: up.ExpiresAt}, nil
@@ -196,7 +196,7 @@ func (s *Service) sealStaged(ctx context.Context, op Op, key string, id ID, rec 
 	blob := NewID() // this attempt's own blob
 	sum := sha256.New()
 	staged := &exactReader{r: io.TeeReader(src, sum), left: rec.Size}
-	if err := s.putBlob(ctx, rec, blob, key32, staged); err != nil {
+	if err := s.origin.write(ctx, rec, blob, key32, staged); err != nil {
 		// A failed Put leaves no blob.
 		if staged.mismatch {
 			return s.failIngest(ctx, op, rec, key, "the uploaded object did not hold the announced number of bytes", err)
@@ -205,16 +205,15 @@ func (s *Service) sealStaged(ctx context.Context, op Op, key string, id ID, rec 
 	}
 	digest := hex.EncodeToString(sum.Sum(nil))
 	if err := s.beforeMarkAvailable(ctx, id); err != nil {
-		s.removeBlob(ctx, blob, id)
+		s.origin.drop(ctx, id, blob)
 		return E(op, err)
 	}
-	if _, err := s.meta.MarkAvailable(ctx, id, rec.Size, digest, blob); err != nil {
+	if _, err := s.origin.commit(ctx, id, rec.Size, digest, blob); err != nil {
 		switch KindOf(err) {
 		case KindConflict, KindNotFound:
 			// Another attempt won, the document failed, or it was deleted:
-			// this attempt's blob is nobody's.
-			s.log.InfoContext(ctx, "another ingest attempt won, or the document is gone; dropping this attempt", "document", id)
-			s.removeBlob(ctx, blob, id)
+			// commit dropped this attempt's blob, which is nobody's.
+			s.log.InfoContext(ctx, "another ingest attempt won, or the document is gone; dropped this attempt", "document", id)
 			return s.deleteStaged(ctx, op, key)
 		}
 		// The write may or may not have happened: the blob stays (it is
@@ -234,16 +233,6 @@ func (s *Service) failIngest(ctx context.Context, op Op, rec Record, key, reason
 		return E(op, fmt.Errorf("mark %s failed: %w", rec.ID, err))
 	}
 	return s.deleteStaged(ctx, op, key)
-}
-
-// removeBlob deletes an ingest attempt's blob that no record names, on a
-// context of its own so that a cancelled ingest still cleans up.
-func (s *Service) removeBlob(ctx context.Context, blob, id ID) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.blobs.Delete(ctx, blob); err != nil {
-		s.log.ErrorContext(ctx, "delete the blob of a lost ingest attempt", "document", id, "blob", blob, "error", err.Error())
-	}
 }
 
 // beforeMarkAvailable runs the test hook between storing an attempt's blob

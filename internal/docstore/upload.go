@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/imagodocs/imago/internal/envelope"
@@ -49,7 +47,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	fillBy := time.Now().Add(FillDeadline)
 	claim := s.reader.claimWrite(ctx, id, int64(len(req.Body)))
 	defer func() { s.reader.release(ctx, id, claim) }()
-	var done Record
+	var done Document
 	if err := s.meta.Create(ctx, rec); err != nil {
 		if KindOf(err) != KindConflict || req.IdempotencyKey == "" {
 			return Document{}, E(op, fmt.Errorf("create record %s: %w", id, err))
@@ -59,7 +57,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 			return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
 		}
 		if prev.Status != StatusPending || prev.Tenant != req.Tenant {
-			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
+			return repeatOf(op, prev, req.Tenant, digest)
 		}
 		// An earlier attempt with this key left its record pending: its
 		// answer was lost, or it is still running. This request carries
@@ -70,20 +68,20 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	} else {
 		// A fresh id: the blob goes under the document id. A retry that
 		// finishes this upload meanwhile writes a blob of its own.
-		if err := s.putBlob(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
-			s.abandon(rec.ID, "put blob", err)
+		if err := s.origin.write(ctx, rec, id, dk.Plaintext, bytes.NewReader(req.Body)); err != nil {
+			s.abandon(ctx, rec.ID, "put blob", err)
 			return Document{}, E(op, err)
 		}
-		done, err = s.meta.MarkAvailable(ctx, id, int64(len(req.Body)), digest, id)
+		marked, err := s.origin.commit(ctx, id, int64(len(req.Body)), digest, id)
 		if KindOf(err) == KindConflict {
 			// A retry with the same key finished it first: its blob won.
-			s.dropBlob(id)
 			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
 		}
 		if err != nil {
-			s.abandon(rec.ID, "mark available", err)
+			s.abandon(ctx, id, "mark available", err)
 			return Document{}, E(op, fmt.Errorf("mark %s available: %w", id, err))
 		}
+		done = marked.Document
 	}
 	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
 	s.reader.fill(fillCtx, id, claim, &CachedDocument{Tenant: req.Tenant, Body: req.Body,
@@ -91,7 +89,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 	cancel()
 	claim = NoClaim // filled, or released by fill
 	s.log.InfoContext(ctx, "document stored", "op", op, "document", id, "size", len(req.Body))
-	return done.Document, nil
+	return done, nil
 }
 
 // checkUpload checks an inline upload and names its document: the id its
@@ -162,16 +160,24 @@ func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d descri
 	}, dk, nil
 }
 
-// repeatedUpload answers an upload whose Idempotency-Key was used before:
-// the first result when it is the same document, a conflict otherwise.
+// repeatedUpload answers an upload whose Idempotency-Key was used before
+// and whose attempt lost to another: the first result when it is the same
+// document, a conflict otherwise (repeatOf).
 func (s *Service) repeatedUpload(ctx context.Context, op Op, tenant Tenant, id ID, digest string) (Document, error) {
 	prev, err := s.meta.Get(ctx, id)
 	if err != nil {
 		return Document{}, E(op, fmt.Errorf("get repeated upload %s: %w", id, err))
 	}
+	return repeatOf(op, prev, tenant, digest)
+}
+
+// repeatOf answers an upload of a document hashing to digest whose
+// Idempotency-Key left the record prev: prev's document when it is the
+// same one and available, a conflict otherwise.
+func repeatOf(op Op, prev Record, tenant Tenant, digest string) (Document, error) {
 	switch {
 	case prev.Tenant != tenant: // cannot happen: the tenant is part of the id
-		return Document{}, E(op, KindInternal, fmt.Errorf("idempotent id %s owned by another tenant", id))
+		return Document{}, E(op, KindInternal, fmt.Errorf("idempotent id %s owned by another tenant", prev.ID))
 	case prev.Status != StatusAvailable:
 		return Document{}, E(op, KindConflict, "an upload with this Idempotency-Key is still in progress")
 	case prev.SHA256 != digest:
@@ -182,80 +188,39 @@ func (s *Service) repeatedUpload(ctx context.Context, op Op, tenant Tenant, id I
 
 // finishPending completes the pending inline upload prev with body: the
 // data key of its record, a blob of this attempt's own, and the conditional
-// MarkAvailable, so that when two attempts race exactly one body wins and
-// the other's blob is removed.
-func (s *Service) finishPending(ctx context.Context, op Op, prev Record, body []byte, digest string) (Record, error) {
+// commit, so that when two attempts race exactly one body wins and the
+// other's blob is removed.
+func (s *Service) finishPending(ctx context.Context, op Op, prev Record, body []byte, digest string) (Document, error) {
 	if prev.Size != int64(len(body)) {
-		return Record{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
+		return Document{}, E(op, KindConflict, "this Idempotency-Key was used for a different document")
 	}
 	key, err := s.keys.Decrypt(ctx, prev.KeyID, prev.WrappedKey, ContextFor(prev.Tenant, prev.ID))
 	if err != nil {
-		return Record{}, E(op, fmt.Errorf("unwrap data key of %s: %w", prev.ID, err))
+		return Document{}, E(op, fmt.Errorf("unwrap data key of %s: %w", prev.ID, err))
 	}
 	defer clear(key)
 	blob := NewID()
-	if err := s.putBlob(ctx, prev, blob, key, bytes.NewReader(body)); err != nil {
-		s.dropBlob(blob)
-		return Record{}, E(op, err)
+	if err := s.origin.write(ctx, prev, blob, key, bytes.NewReader(body)); err != nil {
+		s.origin.drop(ctx, prev.ID, blob)
+		return Document{}, E(op, err)
 	}
-	done, err := s.meta.MarkAvailable(ctx, prev.ID, int64(len(body)), digest, blob)
+	done, err := s.origin.commit(ctx, prev.ID, int64(len(body)), digest, blob)
 	switch {
 	case KindOf(err) == KindConflict: // the other attempt won
-		s.dropBlob(blob)
-		doc, err := s.repeatedUpload(ctx, op, prev.Tenant, prev.ID, digest)
-		return Record{Document: doc, Tenant: prev.Tenant}, err
+		return s.repeatedUpload(ctx, op, prev.Tenant, prev.ID, digest)
 	case IsNotFound(err): // the other attempt failed and removed the record
-		s.dropBlob(blob)
-		return Record{}, E(op, KindUnavailable, "the upload was interrupted; retry it")
+		return Document{}, E(op, KindUnavailable, "the upload was interrupted; retry it")
 	case err != nil:
-		return Record{}, E(op, fmt.Errorf("mark %s available: %w", prev.ID, err))
+		return Document{}, E(op, fmt.Errorf("mark %s available: %w", prev.ID, err))
 	}
-	return done, nil
+	return done.Document, nil
 }
 
-// dropBlob removes a blob no record names, on a context of its own.
-func (s *Service) dropBlob(blob ID) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.blobs.Delete(ctx, blob); err != nil {
-		s.log.ErrorContext(ctx, "delete a blob no record names", "blob", blob, "error", err.Error())
-	}
-}
-
-// putBlob streams the sealed form of src into the blob store as blob,
-// without holding more than one segment of ciphertext. The blob is bound
-// to the document (rec.ID), whatever id it is stored under.
-func (s *Service) putBlob(ctx context.Context, rec Record, blob ID, key []byte, src io.Reader) error {
-	pr, pw := io.Pipe()
-	go func() {
-		w, err := envelope.NewWriter(pw, key, envelope.Binding{DocumentID: string(rec.ID), Tenant: string(rec.Tenant)}, rec.SegmentSize)
-		if err == nil {
-			_, err = io.Copy(w, src)
-		}
-		if err == nil {
-			err = w.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	err := s.blobs.Put(ctx, blob, pr, envelope.SealedSize(rec.Size, rec.SegmentSize))
-	pr.CloseWithError(errors.New("blob store stopped reading")) // unblocks the writer on failure
-	if err != nil {
-		return fmt.Errorf("put blob %s of %s: %w", blob, rec.ID, err)
-	}
-	return nil
-}
-
-// abandon undoes a failed upload as far as it can, on a context of its own
-// so that a cancelled request still cleans up. What it cannot remove stays
+// abandon undoes a failed upload of document id as far as it can, whatever
+// becomes of the request (see detached). What it cannot remove stays
 // pending, which nothing serves, until the store expires it.
-func (s *Service) abandon(id ID, step string, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+func (s *Service) abandon(ctx context.Context, id ID, step string, cause error) {
 	s.log.WarnContext(ctx, "upload failed; removing what was written", "document", id, "step", step, "error", cause.Error())
-	if err := s.blobs.Delete(ctx, id); err != nil {
-		s.log.ErrorContext(ctx, "cleanup: delete blob", "document", id, "error", err.Error())
-	}
-	if err := s.meta.Delete(ctx, id); err != nil {
-		s.log.ErrorContext(ctx, "cleanup: delete record", "document", id, "error", err.Error())
-	}
+	detached(ctx, s.log, "delete blob", func(ctx context.Context) error { return s.blobs.Delete(ctx, id) }, "document", id)
+	detached(ctx, s.log, "delete record", func(ctx context.Context) error { return s.meta.Delete(ctx, id) }, "document", id)
 }
