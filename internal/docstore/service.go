@@ -104,8 +104,11 @@ type Backends struct {
 //
 // Its read path is three layers: Download (download.go) applies the
 // record, the tenant check, ETag, Range and the response limit; the caching
-// reader (cachingreader.go) answers whole documents from the cache and fills
-// it; the origin (origin.go) reads a range of the sealed blob.
+// reader (cachingreader.go) decides, in one read, between the cache, a
+// holder's fill and the origin, and fills the cache; the origin (origin.go)
+// reads a range of the sealed blob. Uploads and ingests write through the
+// origin too: write seals and stores a blob, commit marks its document
+// available with it.
 type Service struct {
 	blobs   BlobStore
 	meta    MetadataStore
