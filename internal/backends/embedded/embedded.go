@@ -2,8 +2,10 @@
 // IMAGO_TABLE is unset, all under IMAGO_DATA_DIR: blobs in files (fsstore),
 // metadata in bbolt (boltstore), a local master key instead of KMS
 // (localkeys), and the local staging area of presigned uploads
-// (localstaging), with the cache of package backends. Only cmd/imago
-// imports it: the Lambda functions link none of it.
+// (localstaging), with the cache package backends chooses. Only `imago
+// serve` (internal/app/local) imports it: the Lambda functions link none
+// of it. It is the sibling of awsbackends, and shares nothing with it but
+// what package backends holds.
 package embedded
 
 import (
