@@ -117,8 +117,12 @@ func IngestPause(getenv func(string) string, log *slog.Logger) func(context.Cont
 
 // Handler returns the Lambda handler of function fn.
 func (a *App) Handler(fn apigw.Function) *apigw.Handler {
-	return apigw.New(a.Service, fn, apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log,
-		EmbeddedMetrics: a.embeddedMetrics})
+	return apigw.New(a.Service, fn, a.handlerOptions())
+}
+
+// handlerOptions are the options of every function's handler.
+func (a *App) handlerOptions() apigw.Options {
+	return apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log, EmbeddedMetrics: a.embeddedMetrics}
 }
 
 // NewUploadFunction returns the upload function's handler, which takes
@@ -130,7 +134,7 @@ func (a *App) NewUploadFunction() *apigw.UploadFunction {
 	if a.Config.UsesAWS() {
 		bucket = a.Config.Bucket
 	}
-	return apigw.NewUploadFunction(a.Handler(apigw.Upload), bucket)
+	return apigw.NewUploadFunction(a.Service, a.handlerOptions(), bucket)
 }
 
 // Close releases the backends.

@@ -280,7 +280,7 @@ func TestLocalIngestIsRetried(t *testing.T) {
 			b := set.Backends
 			b.Blobs = flaky
 			svc := docstore.NewService(b, docstore.Config{}, nil)
-			upload := apigw.NewUploadFunction(apigw.New(svc, apigw.Upload, apigw.Options{}), "")
+			upload := apigw.NewUploadFunction(svc, apigw.Options{}, "")
 			rc := localstaging.NewReceiver(area, upload, nil, localstaging.Delivery{Backoff: time.Millisecond, Timeout: 200 * time.Millisecond})
 			srv.Config.Handler = rc
 			srv.Start()
