@@ -3,7 +3,11 @@
 // route's Lambda function would receive, as `sam local start-api` does,
 // invokes that function with the event's JSON, and writes the function's
 // JSON response back. The local run so exercises the very code, encoders
-// included, that runs in Lambda.
+// included, that runs in Lambda. It plays S3 too, for the embedded staging
+// area (Receiver, receiver.go): it takes the presigned PUTs and invokes the
+// upload function with the ObjectCreated events S3 would send. One
+// Invoker stands for a function either way, and one writer answers the
+// API's JSON errors.
 package localfront
 
 import (
@@ -32,7 +36,8 @@ import (
 // reach a function. Each route takes less (apigw.Route.MaxBodyBytes).
 const MaxRequestBytes = 10 << 20
 
-// Invoker is a Lambda function: event JSON in, response JSON out.
+// Invoker is a Lambda function, as API Gateway and S3 invoke it: event
+// JSON in, response JSON out.
 type Invoker interface {
 	Invoke(ctx context.Context, payload []byte) ([]byte, error)
 }
@@ -129,7 +134,7 @@ func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event 
 }
 
 // LocalStaging plays S3's part for the embedded staging area
-// (localstaging.Receiver): it takes the presigned PUTs under its Path, and
+// (Receiver): it takes the presigned PUTs under its Path, and
 // announces to the upload function each object staged, as S3 would.
 type LocalStaging interface {
 	http.Handler

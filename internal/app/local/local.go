@@ -28,7 +28,7 @@ import (
 
 // The local staging area's receiver is what the local front passes the
 // presigned PUTs of the embedded backends to.
-var _ localfront.LocalStaging = (*localstaging.Receiver)(nil)
+var _ localfront.LocalStaging = (*localfront.Receiver)(nil)
 
 // RedisPoolSize is `imago serve`'s pool of Redis connections (per node).
 // One process serves every request at once, where a Lambda instance
@@ -101,7 +101,7 @@ func Open(ctx context.Context, cfg config.Config, getenv func(string) string, lo
 		log.Warn("test hook: assemblies of uploads in parts pause", "dir", assemblePauseDir)
 		staging.PauseAssemblies(assemblePauseDir)
 	}
-	receiver := localstaging.NewReceiver(staging, upload, log)
+	receiver := localfront.NewReceiver(staging, upload, log)
 	s.closers = append(s.closers, func() error { receiver.Close(); return nil })
 	s.Front.EnableLocalStaging(receiver)
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))

@@ -25,7 +25,7 @@ import (
 // selects. The staging area's presigned URLs point at stagingURL, where
 // `imago serve` listens ("" when nothing receives them: presigned uploads
 // are then unavailable); it is returned too, for the server to receive
-// its PUTs (localstaging.NewReceiver). The staging folder is put back in
+// its PUTs (localfront.NewReceiver). The staging folder is put back in
 // order after a killed run (localstaging.Area.Recover: half-received PUTs
 // removed, interrupted assemblies finished): the metadata store's lock,
 // held from here on, says no other process receives PUTs into this folder.
