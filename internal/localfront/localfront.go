@@ -155,17 +155,13 @@ type LocalStaging interface {
 // available once it returns.
 func (f *Front) EnableLocalStaging(st LocalStaging) { f.staging = st }
 
-// completeRoute is the route whose success creates the staged object of an
-// upload in parts, which S3 would announce with an event.
-const completeRoute = "POST /documents/{id}/complete"
-
 // afterComplete plays S3's ObjectCreated:CompleteMultipartUpload event once
 // the upload function has completed an upload in parts on the embedded
 // staging area, before the answer goes out, as a single PUT's event does.
 // The ingest does not belong to this request: a client that goes away
 // cancels nothing.
 func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *functionResponse) bool {
-	if route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
+	if route.Key() != apigw.CompleteUpload.Key() || resp.StatusCode != http.StatusAccepted {
 		return true
 	}
 	docID, err := docstore.ParseID(id) // the staged object's key has the canonical id
