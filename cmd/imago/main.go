@@ -16,25 +16,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/term"
 
-	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/app"
-	"github.com/imagodocs/imago/internal/backends"
-	"github.com/imagodocs/imago/internal/backends/embedded"
+	"github.com/imagodocs/imago/internal/app/local"
 	"github.com/imagodocs/imago/internal/config"
-	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/localfront"
-	"github.com/imagodocs/imago/internal/localstaging"
 )
-
-// The local staging area's receiver is what the local front passes the
-// presigned PUTs of the embedded backends to.
-var _ localfront.LocalStaging = (*localstaging.Receiver)(nil)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -226,99 +217,33 @@ func serveLogger(stderr io.Writer, getenv func(string) string) *slog.Logger {
 // production.
 const assemblePauseVar = "IMAGO_TEST_ASSEMBLE_PAUSE_DIR"
 
-// serveRedisPool is `imago serve`'s pool of Redis connections (per node).
-const serveRedisPool = 64
-
 // transferIdleTimeout is how long a request or response body may stay
 // still before `imago serve` drops the connection (a variable for tests).
 var transferIdleTimeout = 60 * time.Second
 
-// serve runs `imago serve`: configuration, then the listener, then the
-// backends (whose staging URLs point at the listener), the service, the
-// functions and the front, each built once from what came before.
+// serve runs `imago serve`: the configuration, the assembly package local
+// makes of it, then the HTTP server until ctx ends.
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	log := serveLogger(stderr, getenv)
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return err
 	}
-	// One process serves every request at once, where a Lambda instance
-	// serves one: a Redis pool as small as a function's would make
-	// concurrent requests wait for a connection past the cache's timeout.
-	cfg.RedisPoolSize = serveRedisPool
-	var tokens map[string]string
-	if cfg.Tokens != "" {
-		if tokens, err = localfront.LoadTokens(cfg.Tokens); err != nil {
-			return err
-		}
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	defer ln.Close() // srv.Serve closes it too; this is for a failed start
-	set, staging, err := openBackends(ctx, cfg, log, ln)
+	s, err := local.Open(ctx, cfg, getenv, log, getenv(assemblePauseVar))
 	if err != nil {
 		return err
 	}
-	a, err := app.New(cfg, set, log, app.IngestPause(getenv, log))
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-
-	upload := a.NewUploadFunction()
-	functions := map[apigw.Function]localfront.Invoker{
-		apigw.Upload:   upload,
-		apigw.Download: a.Handler(apigw.Download),
-		apigw.Metadata: a.Handler(apigw.Metadata),
-	}
-	front := localfront.New(functions, cfg.TenantClaim, tokens, log)
-	front.LimitInlineUploads(cfg.MaxInlineBytes)
-	// The background work of the local staging area: the deliveries of its
-	// events, and the reconciliation that finishes or removes what they
-	// (or a killed predecessor) left staged. Both end before the backends
-	// close.
-	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var reconciling sync.WaitGroup
-	if staging != nil {
-		if dir := getenv(assemblePauseVar); dir != "" {
-			log.Warn("test hook: assemblies of uploads in parts pause", "dir", dir)
-			staging.PauseAssemblies(dir)
-		}
-		receiver := localstaging.NewReceiver(staging, upload, log)
-		defer receiver.Close()
-		front.EnableLocalStaging(receiver)
-		reconciling.Go(func() { a.Service.ReconcileLoop(background, docstore.ReconcileInterval) })
-	} else {
-		front.EnableS3Events()
-	}
-	defer reconciling.Wait()
-	defer stopBackground()
+	defer s.Close()
 	// No ReadTimeout or WriteTimeout: they bound a whole request, and a
 	// presigned PUT of a 5 GiB part may take hours while it moves. A
 	// transfer is cut when it stops moving instead.
 	srv := &http.Server{
-		Handler:           localfront.WithIdleTimeout(front, transferIdleTimeout),
+		Handler:           localfront.WithIdleTimeout(s.Front, transferIdleTimeout),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", ln.Addr(), set.Kind, set.CacheKind)
-	return runServer(ctx, srv, ln)
-}
-
-// openBackends opens the backends: IMAGO_TABLE picks the family, the AWS
-// backends (S3 receives the presigned PUTs), or the embedded ones, whose
-// staging area this server, listening on ln, plays S3 for (staging is nil
-// for the AWS family).
-func openBackends(ctx context.Context, cfg config.Config, log *slog.Logger, ln net.Listener) (set *backends.Set, staging *localstaging.Area, err error) {
-	if cfg.UsesAWS() {
-		set, err = backends.Open(ctx, cfg, log)
-	} else {
-		set, staging, err = embedded.Open(ctx, cfg, log, "http://"+ln.Addr().String())
-	}
-	return set, staging, err
+	fmt.Fprintf(stdout, "imago serving on http://%s (backends: %s, cache: %s)\n", s.Listener.Addr(), s.Backends.Kind, s.Backends.CacheKind)
+	return runServer(ctx, srv, s.Listener)
 }
 
 // runServer serves on ln until srv fails or ctx ends, then shuts srv down.

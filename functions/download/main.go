@@ -1,30 +1,14 @@
 // Command download is the DownloadFunction Lambda: the routes of docs/design.md
-// ("The three functions") served by the download function. Everything is built
-// once per execution environment, outside the handler, and reused by every
-// invocation; it runs on the AWS backends only (internal/backends), and
-// links no embedded one.
+// ("The three functions") served by the download function. Package lambdamain
+// runs it: everything is built once per execution environment, outside
+// the handler, and reused by every invocation; it runs on the AWS
+// backends only (internal/backends/awsbackends), and links no embedded
+// one.
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/app"
+	"github.com/imagodocs/imago/internal/app/lambdamain"
 )
 
-func main() {
-	log := app.NewLogger(os.Stderr, os.Getenv)
-	a, err := app.FromEnv(context.Background(), os.Getenv, log)
-	if err != nil {
-		// A Lambda init error: the environment is not started, and the
-		// log says why.
-		log.Error("startup failed", "error", err.Error())
-		os.Exit(1)
-	}
-	// Respond, not Invoke: the runtime gives each response's buffer back
-	// once sent, so a document's answer reuses it (apigw.LambdaResponse).
-	lambda.Start(a.Handler(apigw.Download).Respond)
-}
+func main() { lambdamain.Run(apigw.Download) }

@@ -59,12 +59,17 @@ type Handler struct {
 
 // New returns the Handler of function fn.
 func New(svc *docstore.Service, fn Function, opts Options) *Handler {
-	opts.TenantClaim = cmp.Or(opts.TenantClaim, DefaultTenantClaim)
+	return &Handler{svc: svc, fn: fn, tenantClaim: cmp.Or(opts.TenantClaim, DefaultTenantClaim),
+		emf: opts.EmbeddedMetrics, log: functionLogger(opts, fn)}
+}
+
+// functionLogger is the logger of function fn's log lines: opts.Logger
+// (none: nothing logged) naming the function.
+func functionLogger(opts Options, fn Function) *slog.Logger {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{svc: svc, fn: fn, tenantClaim: opts.TenantClaim, emf: opts.EmbeddedMetrics,
-		log: opts.Logger.With("function", string(fn))}
+	return opts.Logger.With("function", string(fn))
 }
 
 // Invoke is the Lambda entry point (it implements lambda.Handler): the

@@ -72,7 +72,7 @@ var Routes = []Route{
 	{"POST", "/documents/uploads", Upload, caller((*Handler).createUpload)},
 	{"POST", "/documents/{id}/parts", Upload, caller((*Handler).presignParts)},
 	{"GET", "/documents/{id}/parts", Upload, caller((*Handler).listParts)},
-	{"POST", "/documents/{id}/complete", Upload, caller((*Handler).completeUpload)},
+	CompleteUpload,
 	{"GET", "/documents/{id}/content", Download, caller((*Handler).download)},
 	{"GET", "/documents/{id}", Metadata, caller((*Handler).metadata)},
 	{"GET", "/documents", Metadata, caller((*Handler).list)},
@@ -81,6 +81,11 @@ var Routes = []Route{
 	// Load balancers and uptime checkers probe with HEAD.
 	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},
 }
+
+// CompleteUpload is the completion of an upload in parts: the route whose
+// success creates the staged object, which S3 announces with an event (and
+// `imago serve`'s local gateway, on the embedded backends, likewise).
+var CompleteUpload = Route{"POST", "/documents/{id}/complete", Upload, caller((*Handler).completeUpload)}
 
 // MaxJSONBodyBytes bounds the request body of every route but the inline
 // upload: they take JSON of a few hundred bytes, and the largest, the

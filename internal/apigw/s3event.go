@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/imagodocs/imago/internal/docstore"
 )
 
 // UploadFunction is the Lambda handler of UploadFunction, which API Gateway
@@ -19,15 +22,18 @@ import (
 // upload function's Handler and S3 notifications to Service.Ingest.
 type UploadFunction struct {
 	http   *Handler
+	svc    *docstore.Service
+	log    *slog.Logger
 	bucket string
 }
 
-// NewUploadFunction returns the upload function's handler over api, the
-// Handler of Upload. bucket is the only bucket whose events it ingests
-// (the S3 backends' IMAGO_BUCKET); "" takes every event, as on the
-// embedded backends, whose events `imago serve` sends itself.
-func NewUploadFunction(api *Handler, bucket string) *UploadFunction {
-	return &UploadFunction{http: api, bucket: bucket}
+// NewUploadFunction returns the upload function's handler over svc, with
+// opts for its routes' Handler (New(svc, Upload, opts)) and its log.
+// bucket is the only bucket whose events it ingests (the S3 backends'
+// IMAGO_BUCKET); "" takes every event, as on the embedded backends, whose
+// events `imago serve` sends itself.
+func NewUploadFunction(svc *docstore.Service, opts Options, bucket string) *UploadFunction {
+	return &UploadFunction{http: New(svc, Upload, opts), svc: svc, log: functionLogger(opts, Upload), bucket: bucket}
 }
 
 // Invoke implements lambda.Handler.
@@ -65,11 +71,11 @@ func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) 
 		// often send the notification-configuration form "s3:ObjectCreated:Put".
 		name := strings.TrimPrefix(rec.EventName, "s3:")
 		if rec.EventSource != "aws:s3" || !strings.HasPrefix(name, "ObjectCreated:") {
-			u.http.log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
+			u.log.InfoContext(ctx, "ignoring S3 event", "event", rec.EventName)
 			continue
 		}
 		if rec.S3.Bucket.Name != "" && u.bucket != "" && rec.S3.Bucket.Name != u.bucket {
-			u.http.log.WarnContext(ctx, "ignoring S3 event of another bucket", "bucket", rec.S3.Bucket.Name)
+			u.log.WarnContext(ctx, "ignoring S3 event of another bucket", "bucket", rec.S3.Bucket.Name)
 			continue
 		}
 		// S3 URL-encodes keys in events, with '+' for a space.
@@ -78,8 +84,8 @@ func (u *UploadFunction) IngestS3Event(ctx context.Context, ev *events.S3Event) 
 			errs = append(errs, fmt.Errorf("S3 event key %q: %w", rec.S3.Object.Key, err))
 			continue
 		}
-		if err := u.http.svc.Ingest(ctx, key); err != nil {
-			u.http.log.ErrorContext(ctx, "ingest failed", "key", key, "error", err.Error())
+		if err := u.svc.Ingest(ctx, key); err != nil {
+			u.log.ErrorContext(ctx, "ingest failed", "key", key, "error", err.Error())
 			errs = append(errs, err)
 		}
 	}

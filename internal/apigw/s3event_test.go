@@ -48,7 +48,7 @@ func FuzzUploadFunctionEvent(f *testing.F) {
 	}
 	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 64<<20), Staging: staging},
 		docstore.Config{StagingPrefix: "staging/"}, nil)
-	fn := apigw.NewUploadFunction(apigw.New(svc, apigw.Upload, apigw.Options{}), "")
+	fn := apigw.NewUploadFunction(svc, apigw.Options{}, "")
 
 	f.Add([]byte(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b","size":3}}}]}`))
 	f.Add([]byte(`{"Records":[{"eventSource":"aws:s3","eventName":"s3:ObjectCreated:CompleteMultipartUpload","s3":{"object":{"key":"staging%2Fa+b%zz"}}}]}`))

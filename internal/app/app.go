@@ -1,8 +1,12 @@
-// Package app assembles Imago: the service over a set of backends, and
-// one handler per Lambda function. The three functions' main packages
-// start at FromEnv, on the AWS backends (package backends); `imago serve`
-// builds the backends its configuration selects, either family, and
-// starts at New. All run the same code on the same configuration.
+// Package app assembles Imago, in one place: the service over a set of
+// backends, and one handler per Lambda function. Each of the three
+// functions' main packages is one call to the subpackage lambdamain, which
+// starts at FromEnv, on the AWS backends (package awsbackends) only;
+// `imago serve` calls the subpackage local, which picks either family by
+// IMAGO_TABLE and puts the same handlers behind a local HTTP front. They
+// are subpackages so that each binary links only its own: no embedded
+// backend in a Lambda function, no Lambda runtime in `imago serve`. All
+// run the same code on the same configuration.
 package app
 
 import (
@@ -14,6 +18,7 @@ import (
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/awsbackends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -68,13 +73,13 @@ func New(cfg config.Config, set *backends.Set, log *slog.Logger, ingestHook func
 
 // FromEnv is a Lambda function's start: it reads the configuration from
 // the environment, builds the AWS backends it selects (IMAGO_TABLE unset
-// is backends.ErrNoTable) and assembles an App on them.
+// is awsbackends.ErrNoTable) and assembles an App on them.
 func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*App, error) {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	set, err := backends.Open(ctx, cfg, log)
+	set, err := awsbackends.Open(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +117,12 @@ func IngestPause(getenv func(string) string, log *slog.Logger) func(context.Cont
 
 // Handler returns the Lambda handler of function fn.
 func (a *App) Handler(fn apigw.Function) *apigw.Handler {
-	return apigw.New(a.Service, fn, apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log,
-		EmbeddedMetrics: a.embeddedMetrics})
+	return apigw.New(a.Service, fn, a.handlerOptions())
+}
+
+// handlerOptions are the options of every function's handler.
+func (a *App) handlerOptions() apigw.Options {
+	return apigw.Options{TenantClaim: a.Config.TenantClaim, Logger: a.Log, EmbeddedMetrics: a.embeddedMetrics}
 }
 
 // NewUploadFunction returns the upload function's handler, which takes
@@ -125,7 +134,7 @@ func (a *App) NewUploadFunction() *apigw.UploadFunction {
 	if a.Config.UsesAWS() {
 		bucket = a.Config.Bucket
 	}
-	return apigw.NewUploadFunction(a.Handler(apigw.Upload), bucket)
+	return apigw.NewUploadFunction(a.Service, a.handlerOptions(), bucket)
 }
 
 // Close releases the backends.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/imagodocs/imago/internal/app"
-	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/awsbackends"
 )
 
 // A Lambda function's start (FromEnv) has only the AWS backends: without
@@ -22,8 +22,8 @@ func TestFromEnvWithoutTableRefuses(t *testing.T) {
 		a.Close()
 		t.Fatal("FromEnv built an App without IMAGO_TABLE")
 	}
-	if !errors.Is(err, backends.ErrNoTable) {
-		t.Errorf("error %v, want backends.ErrNoTable", err)
+	if !errors.Is(err, awsbackends.ErrNoTable) {
+		t.Errorf("error %v, want awsbackends.ErrNoTable", err)
 	}
 	if entries, _ := os.ReadDir(dataDir); len(entries) > 0 {
 		t.Errorf("FromEnv left %d files in IMAGO_DATA_DIR", len(entries))

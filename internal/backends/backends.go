@@ -1,9 +1,11 @@
-// Package backends builds the backends a Lambda function runs on: S3,
-// DynamoDB and KMS (IMAGO_TABLE, IMAGO_BUCKET, IMAGO_KMS_KEY_ID), with
-// Redis as the cache when IMAGO_REDIS_URL is set and an in-process cache
-// otherwise. It links no embedded backend: those (files, bbolt, a local
-// master key, the local staging area) are package embedded's, which only
-// `imago serve` imports; it picks between the two families by IMAGO_TABLE.
+// Package backends holds what the two families of backends share: the
+// built Set, and the choice of cache (Redis when IMAGO_REDIS_URL is set,
+// an in-process cache otherwise). The families are its subpackages,
+// siblings that import neither each other nor anything but this of their
+// parent: awsbackends (S3, DynamoDB, KMS: the Lambda functions' and, when
+// IMAGO_TABLE is set, `imago serve`'s) and embedded (files, bbolt, a local
+// master key, the local staging area: `imago serve`'s only). Package app
+// picks between them by IMAGO_TABLE.
 package backends
 
 import (
@@ -12,9 +14,12 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/lrucache"
+	"github.com/imagodocs/imago/internal/rediscache"
 )
 
 // Set is a built set of backends and what releases them.
@@ -40,26 +45,6 @@ func (s *Set) Close() error {
 	return errors.Join(errs...)
 }
 
-// ErrNoTable is Open's error when IMAGO_TABLE is unset: there is nothing
-// else a Lambda function can run on.
-var ErrNoTable = errors.New("IMAGO_TABLE is not set: a Lambda function runs on the AWS backends only (set IMAGO_TABLE, IMAGO_BUCKET and IMAGO_KMS_KEY_ID); the embedded backends are `imago serve`'s")
-
-// Open builds the AWS backends cfg selects, and the cache.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Set, error) {
-	if !cfg.UsesAWS() {
-		return nil, ErrNoTable
-	}
-	set, err := openAWS(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := OpenCache(ctx, cfg, set, log); err != nil {
-		set.Close()
-		return nil, err
-	}
-	return set, nil
-}
-
 // memoryCacheBytes bounds the in-process cache: room for a few dozen
 // typical documents, and always for several of the largest cacheable.
 func memoryCacheBytes(cfg config.Config) int64 {
@@ -80,4 +65,34 @@ func OpenCache(ctx context.Context, cfg config.Config, set *Set, log *slog.Logge
 	set.Cache, set.CacheKind = c, "redis ("+string(mode)+")"
 	set.OnClose(closeFn)
 	return nil
+}
+
+// redisLog sends go-redis's own messages (failed dials, pool trouble) to
+// the structured log instead of plain text on stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// openRedis opens the Redis cache, in the mode the server speaks
+// (rediscache.Open asks it unless the URL says).
+func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, rediscache.Mode, func() error, error) {
+	if log != nil {
+		redis.SetLogger(redisLog{log}) // go-redis has one process-wide logger
+	}
+	// IMAGO_REDIS_TIMEOUT is the budget of one cache call, dial included:
+	// the per-call deadline, and no socket operation may wait longer.
+	client, mode, err := rediscache.Open(ctx, cfg.RedisURL, rediscache.ClientOptions{
+		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+		PoolSize: cfg.RedisPoolSize, Logger: log,
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c := rediscache.New(client, rediscache.Options{
+		TTL: cfg.CacheTTL, MaxBytes: cfg.CacheMaxBytes, SealKey: cfg.CacheKey,
+		Timeout: cfg.RedisTimeout, Logger: log,
+	})
+	return c, mode, client.Close, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/awsbackends"
 	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
@@ -82,7 +83,7 @@ func openWith(t *testing.T, cfg config.Config, stagingURL string) *backends.Set 
 	var set *backends.Set
 	var err error
 	if cfg.UsesAWS() {
-		set, err = backends.Open(context.Background(), cfg, nil)
+		set, err = awsbackends.Open(context.Background(), cfg, nil)
 	} else {
 		set, _, err = embedded.Open(context.Background(), cfg, nil, stagingURL)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/awsbackends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/rediscache"
@@ -114,7 +114,7 @@ func BenchmarkMiss1MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	set, err := backends.Open(ctx, cfg, nil)
+	set, err := awsbackends.Open(ctx, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // faultRig is the three functions' handlers on backends built by
-// backends.Open against the real local S3, DynamoDB and KMS servers, each
+// awsbackends.Open against the real local S3, DynamoDB and KMS servers, each
 // reached through a proxy that a test can break mid-stream.
 type faultRig struct {
 	s3, ddb, kms *testenv.Proxy

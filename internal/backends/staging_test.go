@@ -17,6 +17,7 @@ import (
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/backends/embedded"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/localstaging"
 )
 
@@ -280,8 +281,8 @@ func TestLocalIngestIsRetried(t *testing.T) {
 			b := set.Backends
 			b.Blobs = flaky
 			svc := docstore.NewService(b, docstore.Config{}, nil)
-			upload := apigw.NewUploadFunction(apigw.New(svc, apigw.Upload, apigw.Options{}), "")
-			rc := localstaging.NewReceiver(area, upload, nil, localstaging.Delivery{Backoff: time.Millisecond, Timeout: 200 * time.Millisecond})
+			upload := apigw.NewUploadFunction(svc, apigw.Options{}, "")
+			rc := localfront.NewReceiver(area, upload, nil, localfront.Delivery{Backoff: time.Millisecond, Timeout: 200 * time.Millisecond})
 			srv.Config.Handler = rc
 			srv.Start()
 			t.Cleanup(srv.Close)

@@ -19,7 +19,6 @@ import (
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/loadtest"
 	"github.com/imagodocs/imago/internal/localfront"
-	"github.com/imagodocs/imago/internal/localstaging"
 )
 
 var tokens = map[string]string{"token-a": "tenant-a", "token-b": "tenant-b"}
@@ -56,7 +55,7 @@ func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
 		apigw.Metadata: a.Handler(apigw.Metadata),
 	}, a.Config.TenantClaim, tokens, log)
 	front.LimitInlineUploads(cfg.MaxInlineBytes)
-	front.EnableLocalStaging(localstaging.NewReceiver(staging, upload, log))
+	front.EnableLocalStaging(localfront.NewReceiver(staging, upload, log))
 	h = front
 	if wrap != nil {
 		h = wrap(front)

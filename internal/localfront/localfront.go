@@ -3,7 +3,11 @@
 // route's Lambda function would receive, as `sam local start-api` does,
 // invokes that function with the event's JSON, and writes the function's
 // JSON response back. The local run so exercises the very code, encoders
-// included, that runs in Lambda.
+// included, that runs in Lambda. It plays S3 too, for the embedded staging
+// area (Receiver, receiver.go): it takes the presigned PUTs and invokes the
+// upload function with the ObjectCreated events S3 would send. One
+// Invoker stands for a function either way, and one writer answers the
+// API's JSON errors.
 package localfront
 
 import (
@@ -32,7 +36,8 @@ import (
 // reach a function. Each route takes less (apigw.Route.MaxBodyBytes).
 const MaxRequestBytes = 10 << 20
 
-// Invoker is a Lambda function: event JSON in, response JSON out.
+// Invoker is a Lambda function, as API Gateway and S3 invoke it: event
+// JSON in, response JSON out.
 type Invoker interface {
 	Invoke(ctx context.Context, payload []byte) ([]byte, error)
 }
@@ -129,7 +134,7 @@ func (f *Front) invokeS3Event(ctx context.Context, w http.ResponseWriter, event 
 }
 
 // LocalStaging plays S3's part for the embedded staging area
-// (localstaging.Receiver): it takes the presigned PUTs under its Path, and
+// (Receiver): it takes the presigned PUTs under its Path, and
 // announces to the upload function each object staged, as S3 would.
 type LocalStaging interface {
 	http.Handler
@@ -150,17 +155,13 @@ type LocalStaging interface {
 // available once it returns.
 func (f *Front) EnableLocalStaging(st LocalStaging) { f.staging = st }
 
-// completeRoute is the route whose success creates the staged object of an
-// upload in parts, which S3 would announce with an event.
-const completeRoute = "POST /documents/{id}/complete"
-
 // afterComplete plays S3's ObjectCreated:CompleteMultipartUpload event once
 // the upload function has completed an upload in parts on the embedded
 // staging area, before the answer goes out, as a single PUT's event does.
 // The ingest does not belong to this request: a client that goes away
 // cancels nothing.
 func (f *Front) afterComplete(ctx context.Context, w http.ResponseWriter, route apigw.Route, id string, resp *functionResponse) bool {
-	if route.Key() != completeRoute || resp.StatusCode != http.StatusAccepted {
+	if route.Key() != apigw.CompleteUpload.Key() || resp.StatusCode != http.StatusAccepted {
 		return true
 	}
 	docID, err := docstore.ParseID(id) // the staged object's key has the canonical id

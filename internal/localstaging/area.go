@@ -1,10 +1,12 @@
 // Package localstaging plays S3's part for the presigned uploads of
 // `imago serve` on the embedded backends: Area is the staging folder and
 // the signer of its upload URLs (single PUTs and parts, under Path), and
-// Receiver is the http.Handler that takes those PUTs and announces each
-// staged object to the upload function with the ObjectCreated event S3
-// would send. `imago serve` builds both once it listens, so the URLs point
-// at it from the start; nothing in a Lambda function links this package.
+// what stores the PUTs they sign. The HTTP side, which takes those PUTs
+// and announces each staged object to the upload function with the
+// ObjectCreated event S3 would send, is the local gateway's
+// (localfront.Receiver). `imago serve` builds both once it listens, so the
+// URLs point at it from the start; nothing in a Lambda function links this
+// package.
 package localstaging
 
 import (
@@ -34,13 +36,14 @@ var (
 )
 
 // Path is where `imago serve` takes the presigned PUTs of an Area, single
-// ones and parts: the URLs it signs point there, and its Receiver serves it.
+// ones and parts: the URLs it signs point there, and its receiver
+// (localfront.Receiver) serves it.
 const Path = "/_local/staging/"
 
 // Area is the embedded stand-in for the S3 staging prefix: presigned
 // uploads are PUT to `imago serve` itself, at URLs signed (HMAC-SHA256)
 // like S3's, binding the key, content type, exact length and expiry. Its
-// Receiver verifies them, stores the bytes, then hands the upload function
+// receiver verifies them, stores the bytes, then hands the upload function
 // an S3-shaped ObjectCreated event, as S3 would.
 type Area struct {
 	dir     string

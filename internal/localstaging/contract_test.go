@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/localstaging"
 	"github.com/imagodocs/imago/internal/storetest"
 )
@@ -23,7 +24,7 @@ func TestStaging_Contract(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.Config.Handler = localstaging.NewReceiver(area, eventsIgnored{}, nil)
+		srv.Config.Handler = localfront.NewReceiver(area, eventsIgnored{}, nil)
 		srv.Start()
 		t.Cleanup(srv.Close)
 		return area

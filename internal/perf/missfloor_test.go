@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/imagodocs/imago/internal/backends"
+	"github.com/imagodocs/imago/internal/backends/awsbackends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/s3store"
@@ -45,7 +45,7 @@ func BenchmarkMissFloor1MiB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	set, err := backends.Open(ctx, cfg, nil)
+	set, err := awsbackends.Open(ctx, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,8 +2,10 @@
 // IMAGO_TABLE is unset, all under IMAGO_DATA_DIR: blobs in files (fsstore),
 // metadata in bbolt (boltstore), a local master key instead of KMS
 // (localkeys), and the local staging area of presigned uploads
-// (localstaging), with the cache of package backends. Only cmd/imago
-// imports it: the Lambda functions link none of it.
+// (localstaging), with the cache package backends chooses. Only `imago
+// serve` (internal/app/local) imports it: the Lambda functions link none
+// of it. It is the sibling of awsbackends, and shares nothing with it but
+// what package backends holds.
 package embedded
 
 import (
@@ -23,7 +25,7 @@ import (
 // selects. The staging area's presigned URLs point at stagingURL, where
 // `imago serve` listens ("" when nothing receives them: presigned uploads
 // are then unavailable); it is returned too, for the server to receive
-// its PUTs (localstaging.NewReceiver). The staging folder is put back in
+// its PUTs (localfront.NewReceiver). The staging folder is put back in
 // order after a killed run (localstaging.Area.Recover: half-received PUTs
 // removed, interrupted assemblies finished): the metadata store's lock,
 // held from here on, says no other process receives PUTs into this folder.

@@ -1,4 +1,4 @@
-package localstaging_test
+package localfront_test
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/imagodocs/imago/internal/localfront"
 	"github.com/imagodocs/imago/internal/localstaging"
 )
 
@@ -63,7 +64,7 @@ func TestClientDisconnectMidStagingPutIsNotAServerError(t *testing.T) {
 	}
 	var logs syncBuffer
 	upload := &countingUpload{}
-	receiver = localstaging.NewReceiver(st, upload, slog.New(slog.NewJSONHandler(&logs, nil)))
+	receiver = localfront.NewReceiver(st, upload, slog.New(slog.NewJSONHandler(&logs, nil)))
 	srv.Start()
 	defer srv.Close()
 
@@ -182,7 +183,7 @@ func TestStagedPutIsAnnouncedAsS3Would(t *testing.T) {
 				upload.err = errors.New("ingest failed")
 			}
 			const attempts = 3
-			rc := localstaging.NewReceiver(st, upload, nil, localstaging.Delivery{Attempts: attempts, Backoff: time.Millisecond})
+			rc := localfront.NewReceiver(st, upload, nil, localfront.Delivery{Attempts: attempts, Backoff: time.Millisecond})
 			key := "staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b"
 			body := []byte("%PDF-1.7 staged")
 			put, err := st.PresignPut(context.Background(), key, "application/pdf", int64(len(body)), time.Hour)
@@ -250,7 +251,7 @@ func TestDeliveryOutlivesTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	upload := &blockingUpload{entered: make(chan struct{}), release: make(chan struct{}), ended: make(chan error, 1)}
-	rc := localstaging.NewReceiver(st, upload, nil)
+	rc := localfront.NewReceiver(st, upload, nil)
 	defer rc.Close()
 	key := "staging/6b0c2e77-41c3-4b0e-9d0a-0f4f0d1f2a3b"
 	body := []byte("staged")

@@ -1,4 +1,4 @@
-package localstaging
+package localfront
 
 import (
 	"cmp"
@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,12 +17,8 @@ import (
 	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/localstaging"
 )
-
-// Invoker is the upload function: event JSON in, response JSON out.
-type Invoker interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
 
 // Receiver takes the presigned PUTs of an Area under Path and, as S3
 // would, gives the upload function an ObjectCreated event for each object
@@ -42,7 +37,7 @@ type Invoker interface {
 // once it returns; it is 200 (202) either way, as S3's is once the bytes
 // are stored.
 type Receiver struct {
-	area     *Area
+	area     *localstaging.Area
 	upload   Invoker
 	log      *slog.Logger
 	delivery Delivery
@@ -77,7 +72,7 @@ var DefaultDelivery = Delivery{Attempts: 3, Backoff: 5 * time.Second, Timeout: d
 // NewReceiver returns the receiver of area's PUTs, announcing staged
 // objects to upload as DefaultDelivery says, or as the one delivery given
 // says (its zero fields taking the defaults'). Close ends its deliveries.
-func NewReceiver(area *Area, upload Invoker, log *slog.Logger, delivery ...Delivery) *Receiver {
+func NewReceiver(area *localstaging.Area, upload Invoker, log *slog.Logger, delivery ...Delivery) *Receiver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -103,7 +98,7 @@ func (rc *Receiver) Close() {
 }
 
 // Path is the URL path under which the receiver takes PUTs.
-func (rc *Receiver) Path() string { return Path }
+func (rc *Receiver) Path() string { return localstaging.Path }
 
 // ServeHTTP takes one presigned PUT under Path: a part of an upload in
 // parts (answered with its ETag) or a single upload (announced to the
@@ -114,7 +109,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path)
 		return
 	}
-	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), Path))
+	key, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), localstaging.Path))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeInvalid, "malformed key")
 		return
@@ -266,13 +261,4 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
-}
-
-// writeError writes the API's JSON error shape, as the local front does.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(api.NewErrorBody(code, msg))
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
 }

@@ -1,7 +1,13 @@
-package backends
+// Package awsbackends builds the AWS family of backends: S3, DynamoDB and
+// KMS (IMAGO_TABLE, IMAGO_BUCKET, IMAGO_KMS_KEY_ID), with the cache
+// package backends chooses. It is what a Lambda function runs on, and
+// `imago serve` too when IMAGO_TABLE is set; it links no embedded backend
+// (package embedded, its sibling, is `imago serve`'s only).
+package awsbackends
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -9,20 +15,39 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/imagodocs/imago/internal/backends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/dynamostore"
 	"github.com/imagodocs/imago/internal/kmskeys"
-	"github.com/imagodocs/imago/internal/rediscache"
 	"github.com/imagodocs/imago/internal/s3store"
 )
+
+// ErrNoTable is Open's error when IMAGO_TABLE is unset: there is nothing
+// else a Lambda function can run on.
+var ErrNoTable = errors.New("IMAGO_TABLE is not set: a Lambda function runs on the AWS backends only (set IMAGO_TABLE, IMAGO_BUCKET and IMAGO_KMS_KEY_ID); the embedded backends are `imago serve`'s")
+
+// Open builds the AWS backends cfg selects, and the cache.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*backends.Set, error) {
+	if !cfg.UsesAWS() {
+		return nil, ErrNoTable
+	}
+	set, err := openAWS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := backends.OpenCache(ctx, cfg, set, log); err != nil {
+		set.Close()
+		return nil, err
+	}
+	return set, nil
+}
 
 // openAWS builds the S3, DynamoDB and KMS backends. The SDK's own
 // configuration chain supplies region, credentials and endpoint overrides
 // (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_KMS).
 // Clients are built once per process and reused by every request.
-func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
+func openAWS(ctx context.Context, cfg config.Config) (*backends.Set, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx,
 		awsconfig.WithHTTPClient(awsHTTPClient(cfg.AWSTimeout)),
 		awsconfig.WithRetryer(awsRetryer),
@@ -35,41 +60,11 @@ func openAWS(ctx context.Context, cfg config.Config) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	set := &Set{Kind: "aws"}
+	set := &backends.Set{Kind: "aws"}
 	s3Client := s3store.NewClient(awsCfg)
 	set.Blobs = s3store.New(s3Client, cfg.Bucket)
 	set.Staging = s3store.NewStaging(s3Client, cfg.Bucket, cfg.StagingPrefix)
 	set.Meta = dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	return set, nil
-}
-
-// redisLog sends go-redis's own messages (failed dials, pool trouble) to
-// the structured log instead of plain text on stderr.
-type redisLog struct{ log *slog.Logger }
-
-func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
-	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
-}
-
-// openRedis opens the Redis cache, in the mode the server speaks
-// (rediscache.Open asks it unless the URL says).
-func openRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*rediscache.Cache, rediscache.Mode, func() error, error) {
-	if log != nil {
-		redis.SetLogger(redisLog{log}) // go-redis has one process-wide logger
-	}
-	// IMAGO_REDIS_TIMEOUT is the budget of one cache call, dial included:
-	// the per-call deadline, and no socket operation may wait longer.
-	client, mode, err := rediscache.Open(ctx, cfg.RedisURL, rediscache.ClientOptions{
-		DialTimeout: cfg.RedisTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
-		PoolSize: cfg.RedisPoolSize, Logger: log,
-	})
-	if err != nil {
-		return nil, "", nil, err
-	}
-	c := rediscache.New(client, rediscache.Options{
-		TTL: cfg.CacheTTL, MaxBytes: cfg.CacheMaxBytes, SealKey: cfg.CacheKey,
-		Timeout: cfg.RedisTimeout, Logger: log,
-	})
-	return c, mode, client.Close, nil
 }
