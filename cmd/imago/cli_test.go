@@ -375,31 +375,17 @@ func TestCLIPutResumesOnServe(t *testing.T) {
 // parts and runs it again: the second run asks only for what FILE.part
 // lacks.
 func TestCLIGetResumesOnServe(t *testing.T) {
-	dir := t.TempDir()
 	f := newRangeFront(t)
-	env, ranges, failFrom := f.env, &f.ranges, &f.failFrom
-	doc := make([]byte, 6<<20+321) // over 1 MiB: Range parts of 1 MiB once 4 MiB and 2 MiB were refused
-	rand.Read(doc)
-	src := filepath.Join(dir, "scan.bin")
-	os.WriteFile(src, doc, 0o600)
-	status, stdout, stderr := run(t, env, "put", src)
-	if status != 0 {
-		t.Fatalf("put: exit %d %s", status, stderr)
-	}
-	var md struct{ ID string }
-	json.Unmarshal([]byte(stdout), &md)
-
-	dst := filepath.Join(dir, "back.bin")
-	failFrom.Store(6) // 4 MiB and 2 MiB refused, then three 1 MiB parts, then failures
-	if status, _, stderr := run(t, env, "get", "--parallel", "1", "-o", dst, md.ID); status != 1 || !strings.Contains(stderr, "resume") {
-		t.Fatalf("interrupted get: exit %d %s", status, stderr)
+	env, ranges := f.env, &f.ranges
+	doc, id, dst, stderr := f.putThenInterruptGet(t)
+	if !strings.Contains(stderr, "resume") {
+		t.Fatalf("interrupted get: %s", stderr)
 	}
 	if _, err := os.Stat(dst); err == nil {
 		t.Fatal("an interrupted get left the file under its name")
 	}
-	failFrom.Store(0)
 	before := ranges.Load()
-	if status, _, stderr := run(t, env, "get", "-o", dst, md.ID); status != 0 {
+	if status, _, stderr := run(t, env, "get", "-o", dst, id); status != 0 {
 		t.Fatalf("resumed get: exit %d %s", status, stderr)
 	}
 	// 7 parts of 1 MiB in all, 3 received; the part size is remembered.
@@ -614,4 +600,32 @@ func newRangeFront(t *testing.T) *rangeFront {
 	f.url = front.URL
 	f.env = map[string]string{"IMAGO_URL": front.URL, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}
 	return f
+}
+
+// putThenInterruptGet puts a 6 MiB document through f and runs a get of it
+// into a fresh folder that fails after three 1 MiB Range parts (4 MiB and
+// 2 MiB parts are refused first), as a network that goes away would; it
+// checks that get exited 1 and lets Range requests through again. It
+// returns the document, its id, the get's -o and the get's stderr.
+func (f *rangeFront) putThenInterruptGet(t *testing.T) (doc []byte, id, dst, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	doc = make([]byte, 6<<20+321) // over 1 MiB: Range parts of 1 MiB once 4 MiB and 2 MiB were refused
+	rand.Read(doc)
+	src := filepath.Join(dir, "scan.bin")
+	os.WriteFile(src, doc, 0o600)
+	status, stdout, stderr := run(t, f.env, "put", src)
+	if status != 0 {
+		t.Fatalf("put: exit %d %s", status, stderr)
+	}
+	var md struct{ ID string }
+	json.Unmarshal([]byte(stdout), &md)
+	dst = filepath.Join(dir, "back.bin")
+	f.failFrom.Store(6)
+	status, _, stderr = run(t, f.env, "get", "--parallel", "1", "-o", dst, md.ID)
+	if status != 1 {
+		t.Fatalf("interrupted get: exit %d %s", status, stderr)
+	}
+	f.failFrom.Store(0)
+	return doc, md.ID, dst, stderr
 }

@@ -394,26 +394,8 @@ func TestCLIPutKilledMidPartResumes(t *testing.T) {
 // the same get again: FILE is the document all the same, never a file
 // with the flipped byte (which the earlier get exited 0 with).
 func TestCLIGetResumeRereadsThePart(t *testing.T) {
-	dir := t.TempDir()
 	f := newRangeFront(t)
-	env, failFrom := f.env, &f.failFrom
-	doc := make([]byte, 6<<20+321)
-	rand.Read(doc)
-	src := filepath.Join(dir, "scan.bin")
-	os.WriteFile(src, doc, 0o600)
-	status, stdout, stderr := run(t, env, "put", src)
-	if status != 0 {
-		t.Fatalf("put: exit %d %s", status, stderr)
-	}
-	var md struct{ ID string }
-	json.Unmarshal([]byte(stdout), &md)
-
-	dst := filepath.Join(dir, "back.bin")
-	failFrom.Store(6) // 4 MiB and 2 MiB refused, then three 1 MiB parts, then failures
-	if status, _, stderr := run(t, env, "get", "--parallel", "1", "-o", dst, md.ID); status != 1 {
-		t.Fatalf("interrupted get: exit %d %s", status, stderr)
-	}
-	failFrom.Store(0)
+	doc, id, dst, _ := f.putThenInterruptGet(t)
 	part, err := os.OpenFile(dst+".part", os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +407,7 @@ func TestCLIGetResumeRereadsThePart(t *testing.T) {
 	part.Close()
 
 	// The prefix no longer reads as it was received: it is downloaded again.
-	status, _, stderr = run(t, env, "get", "-o", dst, md.ID)
+	status, _, stderr := run(t, f.env, "get", "-o", dst, id)
 	got, _ := os.ReadFile(dst)
 	if status != 0 || !bytes.Equal(got, doc) {
 		t.Fatalf("resumed get: exit %d, the file is the document: %v; %s", status, bytes.Equal(got, doc), stderr)
