@@ -128,6 +128,62 @@ type Complete struct {
 	Parts []CompletedPart `json:"parts"`
 }
 
+// CreateLink is the body of POST /documents/{id}/links. Every field is
+// optional; pointers tell an absent field from a zero one, which is
+// refused.
+type CreateLink struct {
+	// ExpiresIn is the link's lifetime in whole seconds: at least
+	// MinLinkTTL, at most the server's longest (IMAGO_LINK_MAX_TTL);
+	// absent, DefaultLinkTTL or the longest if that is shorter.
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
+	// MaxUses is how many answers (200 or 206) the link gives; absent,
+	// unlimited until it expires.
+	MaxUses *int64 `json:"max_uses,omitempty"`
+	// Disposition is DispositionInline (the default) or
+	// DispositionAttachment: the Content-Disposition of the link's answers.
+	Disposition string `json:"disposition,omitempty"`
+}
+
+// Link is a share link: the answer of POST /documents/{id}/links and each
+// entry of GET /documents/{id}/links.
+type Link struct {
+	ID         string `json:"id"`
+	DocumentID string `json:"document_id"`
+	// URL is absolute: the API's base URL, then /links/ and the token.
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// MaxUses is absent when the link has no limit but its expiry.
+	MaxUses     *int64    `json:"max_uses,omitempty"`
+	Uses        int64     `json:"uses"`
+	Disposition string    `json:"disposition"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Links is the answer of GET /documents/{id}/links: the document's live
+// links (not expired, used up or revoked), newest first.
+type Links struct {
+	Links []Link `json:"links"`
+}
+
+// The dispositions of a share link's answers.
+const (
+	DispositionInline     = "inline"
+	DispositionAttachment = "attachment"
+)
+
+// LinksPath is the path prefix of share links: a link's URL is the API's
+// base URL, LinksPath, then its token.
+const LinksPath = "/links/"
+
+// Share link lifetimes, in seconds (CreateLink.ExpiresIn).
+const (
+	MinLinkTTL     = 60
+	DefaultLinkTTL = 3600
+	// DefaultLinkMaxTTL is the longest lifetime when the server's
+	// IMAGO_LINK_MAX_TTL is unset: a week.
+	DefaultLinkMaxTTL = 7 * 24 * 3600
+)
+
 // Health is the answer of GET /health.
 type Health struct {
 	Status string `json:"status"` // "ok"
@@ -164,6 +220,7 @@ const (
 	CodeUnauthenticated  = "unauthenticated"        // 401
 	CodeNotFound         = "not_found"              // 404
 	CodeConflict         = "conflict"               // 409
+	CodeGone             = "gone"                   // 410: a share link expired, used up or revoked
 	CodeTooLarge         = "too_large"              // 413
 	CodeUnsupportedMedia = "unsupported_media_type" // 415
 	CodeBadRange         = "range_not_satisfiable"  // 416
