@@ -107,15 +107,13 @@ func (r reply) document(t *testing.T) docstore.Document {
 func (a *api) do(c call) reply {
 	t := a.t
 	t.Helper()
-	route, id, ok, _ := apigw.Match(c.method, c.path)
+	route, params, ok, _ := apigw.Match(c.method, c.path)
 	fn := apigw.Metadata // unmatched requests still reach some function
 	ev := events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "$default", RawPath: c.path,
 		Headers: map[string]string{}, QueryStringParameters: c.query}
 	if ok {
 		fn, ev.RouteKey = route.Function, route.Key()
-		if id != "" {
-			ev.PathParameters = map[string]string{"id": id}
-		}
+		ev.PathParameters = params
 	}
 	ev.RequestContext.HTTP.Method = c.method
 	ev.RequestContext.HTTP.Path = c.path

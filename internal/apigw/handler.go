@@ -99,6 +99,10 @@ type request struct {
 	ev     *events.APIGatewayV2HTTPRequest
 	route  Route
 	id     string // the {id} path parameter, unparsed
+	params map[string]string // every path parameter, unparsed
+	// link names the share link of the request in its log line: its id,
+	// never its token.
+	link string
 	tenant docstore.Tenant
 	log    *slog.Logger
 }
@@ -156,6 +160,9 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 	if req.id != "" {
 		attrs = append(attrs, "document", req.id)
 	}
+	if req.link != "" {
+		attrs = append(attrs, "link", req.link)
+	}
 	if req.tenant != "" {
 		attrs = append(attrs, "tenant", string(req.tenant))
 	}
@@ -168,14 +175,14 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 }
 
 func (h *Handler) route(ctx context.Context, req *request, method, path string) *Response {
-	route, id, ok := Route{}, "", false
+	route, params, ok := Route{}, map[string]string(nil), false
 	// The route key API Gateway matched is authoritative; a "$default"
 	// route or a hand-written event falls back to matching the path.
 	if r, found := routeByKey(req.ev.RouteKey); found {
-		route, id, ok = r, req.ev.PathParameters["id"], true
+		route, params, ok = r, req.ev.PathParameters, true
 	} else {
 		var pathExists bool
-		route, id, ok, pathExists = Match(method, path)
+		route, params, ok, pathExists = Match(method, path)
 		if !ok && pathExists {
 			// Not a domain error: no kind, and the only 405 there is.
 			resp := errorJSON(405, api.CodeMethodNotAllowed, "method "+method+" is not allowed on "+path)
@@ -186,7 +193,7 @@ func (h *Handler) route(ctx context.Context, req *request, method, path string) 
 	if !ok || route.Function != h.fn {
 		return errorResponse(docstore.E("apigw", docstore.KindNotFound, fmt.Sprintf("no route %s %s", method, path)))
 	}
-	req.route, req.id = route, id
+	req.route, req.params, req.id = route, params, params["id"]
 	resp, err := route.serve(h, ctx, req)
 	if err != nil {
 		return h.fail(ctx, req, err)

@@ -25,7 +25,7 @@ var Functions = []Function{Upload, Download, Metadata}
 // handler that answers it.
 type Route struct {
 	Method   string
-	Path     string // API Gateway route path, with {id} for the document id
+	Path     string // API Gateway route path: {id} is the document id, {link_id} a link's, {token} a link's token
 	Function Function
 	serve    routeHandler
 }
@@ -109,45 +109,52 @@ func (r Route) MaxBodyBytes(maxInline int64, contentType string) int64 {
 	return maxInline
 }
 
-// Match finds the route of a method and a request path, and the path's
-// {id} if it has one. pathExists reports whether the path matched some
-// route under another method (a 405 rather than a 404).
-func Match(method, path string) (route Route, id string, ok, pathExists bool) {
+// Match finds the route of a method and a request path, and the values of
+// the path's parameters ({id}, {link_id}, {token}) by name. pathExists
+// reports whether the path matched some route under another method (a 405
+// rather than a 404).
+func Match(method, path string) (route Route, params map[string]string, ok, pathExists bool) {
 	path = strings.TrimSuffix(path, "/")
 	for _, r := range Routes {
-		seg, matched := matchPath(r.Path, path)
+		p, matched := matchPath(r.Path, path)
 		if !matched {
 			continue
 		}
 		if r.Method == method {
-			return r, seg, true, true
+			return r, p, true, true
 		}
 		pathExists = true
 	}
-	return Route{}, "", false, pathExists
+	return Route{}, nil, false, pathExists
 }
 
-// matchPath matches a route path with at most one {id} segment.
-func matchPath(pattern, path string) (string, bool) {
+// matchPath matches a route path whose {name} segments each match one
+// non-empty segment of path, and returns those segments by name.
+func matchPath(pattern, path string) (map[string]string, bool) {
 	pp := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
 	sp := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(pp) != len(sp) {
-		return "", false
+		return nil, false
 	}
-	id := ""
+	var params map[string]string
 	for i := range pp {
+		name, isParam := strings.CutPrefix(pp[i], "{")
 		switch {
-		case pp[i] == "{id}":
+		case isParam:
 			if sp[i] == "" {
-				return "", false
+				return nil, false
 			}
-			id = sp[i]
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[strings.TrimSuffix(name, "}")] = sp[i]
 		case pp[i] != sp[i]:
-			return "", false
+			return nil, false
 		}
 	}
-	// "/documents/uploads" is its own route, not a document id.
-	return id, true
+	// "/documents/uploads" is its own route, not a document id: the POST
+	// route comes first in Routes, and no other method has that path.
+	return params, true
 }
 
 // routeByKey finds a route by its API Gateway route key.
@@ -172,6 +179,8 @@ func Status(kind docstore.Kind) int {
 		return 404
 	case docstore.KindConflict:
 		return 409
+	case docstore.KindGone:
+		return 410
 	case docstore.KindTooLarge:
 		return 413
 	case docstore.KindUnsupportedMedia:

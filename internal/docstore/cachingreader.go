@@ -73,9 +73,11 @@ func newCachingReader(cache Cache, record func(context.Context, ID) (Record, err
 // readRequest is one read as the caching reader sees it; the caller keeps
 // the HTTP rules in record and negotiate.
 type readRequest struct {
-	op     Op
-	tenant Tenant
-	id     ID
+	op Op
+	// owns tells whether a tenant is the one the read is for: an entry of
+	// any other is answered as a missing document.
+	owns func(Tenant) bool
+	id   ID
 	// whole is a read of the whole document (no Range): only such a miss
 	// claims the fill, waits for another holder's and prefetches; a range
 	// is answered from an entry but never fills one.
@@ -98,7 +100,7 @@ type readRequest struct {
 // its caller. hit tells that the cache answered. Another tenant's entry is
 // answered as a missing document, touching no other backend.
 func (cr *cachingReader) read(ctx context.Context, req readRequest) (body []byte, hit bool, err error) {
-	doc, m, foreign := cr.lookup(ctx, req.tenant, req.id, req.whole)
+	doc, m, foreign := cr.lookup(ctx, req.owns, req.id, req.whole)
 	if foreign {
 		return nil, false, notFound(req.op, req.id)
 	}
@@ -179,7 +181,7 @@ type miss struct {
 	blob *prefetch
 }
 
-// lookup returns the cached entry of id when tenant owns it; foreign
+// lookup returns the cached entry of id when its tenant owns it; foreign
 // reports an entry of another tenant's, which the caller answers as a
 // missing document without going to the origin. A whole-document read
 // (whole) looks with Cache.Claim: a miss then holds the claim (m.claim),
@@ -187,7 +189,7 @@ type miss struct {
 // has it (m.wait). A read of a range looks with Get and claims nothing. A
 // request whose cache failed gets an empty miss and does not ask the cache
 // again, so a broken or slow cache costs it at most one timeout.
-func (cr *cachingReader) lookup(ctx context.Context, tenant Tenant, id ID, whole bool) (doc *CachedDocument, m miss, foreign bool) {
+func (cr *cachingReader) lookup(ctx context.Context, owns func(Tenant) bool, id ID, whole bool) (doc *CachedDocument, m miss, foreign bool) {
 	if cr.cache != nil {
 		var err error
 		if whole {
@@ -204,7 +206,7 @@ func (cr *cachingReader) lookup(ctx context.Context, tenant Tenant, id ID, whole
 	switch {
 	case doc == nil:
 		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Misses })
-	case doc.Tenant != tenant:
+	case !owns(doc.Tenant):
 		return nil, miss{}, true
 	default:
 		count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Hits })

@@ -238,7 +238,7 @@ func TestCachingReader_ClaimErrorIsAMissWithoutFill(t *testing.T) {
 	rec := testRecord(o.body)
 	cr := testReader(cache, o, time.Hour, rec, nil)
 	ctx, rs := WithRequestStats(context.Background())
-	doc, m, foreign := cr.lookup(ctx, "t", rec.ID, true)
+	doc, m, foreign := cr.lookup(ctx, func(t Tenant) bool { return t == "t" }, rec.ID, true)
 	if doc != nil || foreign || m != (miss{}) {
 		t.Fatalf("lookup with a failing cache = (%v, %+v, %v), want an empty miss", doc, m, foreign)
 	}

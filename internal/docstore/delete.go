@@ -69,6 +69,14 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 		// The record, and with it the key, is gone: the blob is unreadable.
 		s.log.ErrorContext(ctx, "delete blob after its record", "document", id, "error", err.Error())
 	}
+	// Its links go too. A link left behind (this step failed, or a link
+	// made while the record was being deleted) finds no document and
+	// answers 404, and its record expires with it.
+	if s.links != nil {
+		if err := s.links.DeleteLinks(context.WithoutCancel(ctx), id); err != nil {
+			s.log.ErrorContext(ctx, "delete the links of a deleted document", "document", id, "error", err.Error())
+		}
+	}
 	return nil
 }
 

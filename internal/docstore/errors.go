@@ -21,6 +21,7 @@ const (
 	KindUnsupportedMedia             // a media type the service cannot use
 	KindBadRange                     // a Range that cannot be satisfied
 	KindUnavailable                  // a backend is unavailable; retrying may succeed
+	KindGone                         // a share link expired, used up or revoked
 )
 
 // kindNames are the API's error codes.
@@ -34,6 +35,7 @@ var kindNames = map[Kind]string{
 	KindUnsupportedMedia: api.CodeUnsupportedMedia,
 	KindBadRange:         api.CodeBadRange,
 	KindUnavailable:      api.CodeUnavailable,
+	KindGone:             api.CodeGone,
 }
 
 // String is the machine-readable error code a caller sees.

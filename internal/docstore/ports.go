@@ -244,3 +244,29 @@ type StagingInventory interface {
 	// progress, in no particular order.
 	Inventory(ctx context.Context) ([]StagedItem, error)
 }
+
+// LinkStore keeps share links (links.go), beside the documents' records.
+// Every change of a link is one conditional write: racing uses of a link
+// with one use left succeed exactly once.
+type LinkStore interface {
+	// CreateLink stores a new link; KindConflict if its id exists.
+	CreateLink(ctx context.Context, l Link) error
+	// Link returns the link of id; KindNotFound if there is none.
+	Link(ctx context.Context, id LinkID) (Link, error)
+	// Links returns every link of document doc, whatever its state,
+	// newest first.
+	Links(ctx context.Context, doc ID) ([]Link, error)
+	// UseLink counts one use of link id of document doc, in one
+	// conditional write, and returns the link as it is after it. It fails
+	// with KindNotFound when there is no such link of doc, and KindGone
+	// when the link is revoked, expired at now, or has no use left.
+	UseLink(ctx context.Context, id LinkID, doc ID, now time.Time) (Link, error)
+	// UnuseLink gives back a use that UseLink counted for an answer that
+	// was not given after all; it never takes Uses below zero.
+	UnuseLink(ctx context.Context, id LinkID) error
+	// RevokeLink marks link id revoked at now, unless it already is;
+	// KindNotFound if there is no such link.
+	RevokeLink(ctx context.Context, id LinkID, now time.Time) error
+	// DeleteLinks removes every link of document doc.
+	DeleteLinks(ctx context.Context, doc ID) error
+}

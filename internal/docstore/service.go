@@ -8,12 +8,14 @@ package docstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/envelope"
+	"github.com/imagodocs/imago/internal/linktoken"
 )
 
 // Config holds the Service's limits.
@@ -41,6 +43,14 @@ type Config struct {
 	// cursors (IMAGO_CURSOR_SECRET). Every instance of a deployment must
 	// share it; without one a Service makes a random key of its own.
 	CursorKey []byte
+	// LinkKey is the deployment's secret that authenticates share links
+	// (IMAGO_LINK_SECRET, linktoken.SecretSize bytes). Every instance of a
+	// deployment must share it; without one a Service makes a random key
+	// of its own, and its links die with it.
+	LinkKey []byte
+	// LinkMaxTTL is the longest a share link may live
+	// (IMAGO_LINK_MAX_TTL).
+	LinkMaxTTL time.Duration
 	// IngestHook, when set, runs in Ingest after the attempt's blob is
 	// stored and before the record is marked available; an error fails
 	// the attempt. Tests use it to pause (or crash) an ingest at that
@@ -63,6 +73,7 @@ const (
 	DefaultPendingTTL     = 24 * time.Hour
 	DefaultFillWait       = 2 * time.Second
 	DefaultFillPoll       = 20 * time.Millisecond
+	DefaultLinkMaxTTL     = api.DefaultLinkMaxTTL * time.Second // IMAGO_LINK_MAX_TTL
 )
 
 func (c *Config) setDefaults() {
@@ -79,6 +90,13 @@ func (c *Config) setDefaults() {
 	if len(c.CursorKey) == 0 {
 		c.CursorKey = randomCursorKey()
 	}
+	if len(c.LinkKey) != linktoken.SecretSize {
+		c.LinkKey = make([]byte, linktoken.SecretSize)
+		rand.Read(c.LinkKey)
+	}
+	// A link lives at least api.MinLinkTTL: a shorter longest would refuse
+	// every lifetime.
+	c.LinkMaxTTL = max(positiveOr(c.LinkMaxTTL, DefaultLinkMaxTTL), api.MinLinkTTL*time.Second)
 }
 
 // positiveOr is v, or def when v is not positive (unset, or nonsense).
@@ -97,6 +115,8 @@ type Backends struct {
 	Cache Cache
 	// Staging is optional: without it there are no presigned uploads.
 	Staging Staging
+	// Links keeps share links; without it the link routes answer 500.
+	Links LinkStore
 }
 
 // Service implements Imago's operations. It is safe for concurrent use and
@@ -114,11 +134,14 @@ type Service struct {
 	meta    MetadataStore
 	keys    KeyService
 	staging Staging
-	origin  origin
-	reader  *cachingReader
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
+	links   LinkStore
+	// linkKeys authenticate share links' tokens (Config.LinkKey).
+	linkKeys *linktoken.Keys
+	origin   origin
+	reader   *cachingReader
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
 
 	// multipart is staging's uploads in parts; nil when it takes none.
 	multipart MultipartStaging
@@ -136,7 +159,11 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, staging: b.Staging, cfg: cfg, log: log,
+	linkKeys, err := linktoken.NewKeys(cfg.LinkKey)
+	if err != nil {
+		panic(err) // setDefaults made it the right size
+	}
+	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, staging: b.Staging, links: b.Links, linkKeys: linkKeys, cfg: cfg, log: log,
 		origin: origin{blobs: b.Blobs, keys: b.Keys, meta: b.Meta, log: log},
 		now:    func() time.Time { return time.Now().UTC() }}
 	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },

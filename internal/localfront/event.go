@@ -18,7 +18,7 @@ import (
 )
 
 // event builds the payload 2.0 event API Gateway would send.
-func (f *Front) event(r *http.Request, route apigw.Route, id string, q url.Values, body []byte) *events.APIGatewayV2HTTPRequest {
+func (f *Front) event(r *http.Request, route apigw.Route, params map[string]string, q url.Values, body []byte) *events.APIGatewayV2HTTPRequest {
 	now := time.Now()
 	headers := make(map[string]string, len(r.Header)+1)
 	for k, v := range r.Header {
@@ -59,8 +59,8 @@ func (f *Front) event(r *http.Request, route apigw.Route, id string, q url.Value
 		}
 		delete(ev.Headers, "cookie")
 	}
-	if id != "" {
-		ev.PathParameters = map[string]string{"id": id}
+	if len(params) > 0 {
+		ev.PathParameters = params
 	}
 	if len(body) > 0 {
 		ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true

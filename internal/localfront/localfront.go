@@ -185,7 +185,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.staging.ServeHTTP(w, r)
 		return
 	}
-	route, id, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())
+	route, params, ok, pathExists := apigw.Match(r.Method, r.URL.EscapedPath())
 	if !ok {
 		status, code, msg := http.StatusNotFound, api.CodeNotFound, "no route "+r.Method+" "+r.URL.Path
 		if pathExists {
@@ -227,7 +227,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, api.CodeInvalid, "could not read the request body")
 		return
 	}
-	ev := f.event(r, route, id, query, body)
+	ev := f.event(r, route, params, query, body)
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, api.CodeInternal, "internal error")
@@ -245,7 +245,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, api.CodeInternal, "the function's response is malformed")
 		return
 	}
-	if f.staging != nil && !f.afterComplete(r.Context(), w, route, id, &resp) {
+	if f.staging != nil && !f.afterComplete(r.Context(), w, route, params["id"], &resp) {
 		return
 	}
 	writeResponse(w, r.Method == http.MethodHead, &resp)
