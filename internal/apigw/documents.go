@@ -250,38 +250,49 @@ func (h *Handler) download(ctx context.Context, req *request) (*Response, error)
 	if err != nil {
 		return nil, err
 	}
+	return contentResponse(c, "attachment", "private, no-cache"), nil
+}
+
+// contentResponse is the answer of a download, c: the document's bytes
+// with its headers, or a 304. disposition is the Content-Disposition's
+// type (inline or attachment), cacheControl the Cache-Control header.
+func contentResponse(c *docstore.Content, disposition, cacheControl string) *Response {
 	cache := "miss"
 	if c.CacheHit {
 		cache = "hit"
 	}
-	resp := &Response{Status: 200, Binary: true, Headers: make([]Header, 0, 10)}
+	resp := &Response{Status: 200, Binary: true, Headers: make([]Header, 0, 12)}
 	resp.set("etag", c.ETag())
 	resp.set("x-imago-cache", cache)
-	resp.set("cache-control", "private, no-cache")
+	resp.set("cache-control", cacheControl)
 	if c.NotModified {
 		resp.Status, resp.Binary = 304, false
-		return resp, nil
+		return resp
 	}
 	resp.Body = c.Body
 	resp.set("content-type", c.ContentType)
 	resp.set("content-length", strconv.Itoa(len(c.Body)))
-	resp.set("content-disposition", ContentDisposition(c.Filename))
+	resp.set("content-disposition", Disposition(disposition, c.Filename))
 	resp.set("accept-ranges", "bytes")
 	resp.set("x-content-type-options", "nosniff")
 	if c.Range != nil {
 		resp.Status = 206
 		resp.set("content-range", "bytes "+strconv.FormatInt(c.Range.Start, 10)+"-"+strconv.FormatInt(c.Range.End(), 10)+"/"+strconv.FormatInt(c.Size, 10))
 	}
-	return resp, nil
+	return resp
 }
 
 // ContentDisposition is an RFC 6266 attachment header safe for any
-// filename: an ASCII fallback in filename= (quotes, backslashes, control
-// and non-ASCII characters replaced) and the exact name, percent-encoded
-// UTF-8, in filename*= (RFC 8187).
-func ContentDisposition(filename string) string {
+// filename (see Disposition).
+func ContentDisposition(filename string) string { return Disposition("attachment", filename) }
+
+// Disposition is an RFC 6266 header of type kind (inline or attachment)
+// safe for any filename: an ASCII fallback in filename= (quotes,
+// backslashes, control and non-ASCII characters replaced) and the exact
+// name, percent-encoded UTF-8, in filename*= (RFC 8187).
+func Disposition(kind, filename string) string {
 	if filename == "" {
-		return "attachment"
+		return kind
 	}
 	var fallback strings.Builder
 	for _, r := range filename {
@@ -291,7 +302,7 @@ func ContentDisposition(filename string) string {
 			fallback.WriteRune(r)
 		}
 	}
-	return `attachment; filename="` + fallback.String() + `"; filename*=UTF-8''` + encodeRFC8187(filename)
+	return kind + `; filename="` + fallback.String() + `"; filename*=UTF-8''` + encodeRFC8187(filename)
 }
 
 // encodeRFC8187 percent-encodes every byte but RFC 8187's attr-char.

@@ -74,9 +74,14 @@ var Routes = []Route{
 	{"GET", "/documents/{id}/parts", Upload, caller((*Handler).listParts)},
 	CompleteUpload,
 	{"GET", "/documents/{id}/content", Download, caller((*Handler).download)},
+	// A share link's holder has no identity: the token is the credential.
+	{"GET", "/links/{token}", Download, anyone(linkHeaders((*Handler).linkContent))},
 	{"GET", "/documents/{id}", Metadata, caller((*Handler).metadata)},
 	{"GET", "/documents", Metadata, caller((*Handler).list)},
 	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete)},
+	{"POST", "/documents/{id}/links", Metadata, caller((*Handler).createLink)},
+	{"GET", "/documents/{id}/links", Metadata, caller((*Handler).listLinks)},
+	{"DELETE", "/documents/{id}/links/{link_id}", Metadata, caller((*Handler).revokeLink)},
 	{"GET", "/health", Metadata, anyone((*Handler).health)},
 	// Load balancers and uptime checkers probe with HEAD.
 	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},

@@ -59,12 +59,19 @@ func New(cfg config.Config, set *backends.Set, log *slog.Logger, ingestHook func
 		set.Close()
 		return nil, err
 	}
+	linkKey, err := cfg.LinkSecret()
+	if err != nil {
+		set.Close()
+		return nil, err
+	}
 	svc := docstore.NewService(set.Backends, docstore.Config{
 		MaxInlineBytes:     cfg.MaxInlineBytes,
 		CacheMaxBytes:      cfg.CacheMaxBytes,
 		StagingPrefix:      cfg.StagingPrefix,
 		MultipartThreshold: cfg.MultipartThreshold,
 		CursorKey:          cursorKey,
+		LinkKey:            linkKey,
+		LinkMaxTTL:         cfg.LinkMaxTTL,
 		IngestHook:         ingestHook,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)

@@ -1,6 +1,7 @@
-// Package boltstore is the embedded MetadataStore of `imago serve`, on
-// bbolt: one bucket of records by id, and one index of every record by
-// tenant, newest first, so listing is a range scan.
+// Package boltstore is the embedded MetadataStore and LinkStore of `imago
+// serve`, on bbolt: one bucket of records by id, and one index of every
+// record by tenant, newest first, so listing is a range scan; likewise one
+// bucket of share links by id and one index of them by document (links.go).
 package boltstore
 
 import (
@@ -18,7 +19,10 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-var _ docstore.MetadataStore = (*Store)(nil)
+var (
+	_ docstore.MetadataStore = (*Store)(nil)
+	_ docstore.LinkStore     = (*Store)(nil)
+)
 
 var (
 	recordsBucket = []byte("records")
@@ -42,7 +46,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{recordsBucket, tenantBucket} {
+		for _, b := range [][]byte{recordsBucket, tenantBucket, linksBucket, documentLinksBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -55,6 +59,10 @@ func Open(path string) (*Store, error) {
 	}
 	s := &Store{db: db, now: time.Now}
 	if err := s.expireAndIndex(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.expireLinks(); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -26,6 +26,8 @@ type Config struct {
 	CacheMaxBytes  int64         // IMAGO_CACHE_MAX_BYTES
 	CacheKey       []byte        // IMAGO_CACHE_KEY, 32 bytes, or nil
 	CursorKey      []byte        // IMAGO_CURSOR_SECRET, 32 bytes, or nil: see CursorSecret
+	LinkKey        []byte        // IMAGO_LINK_SECRET, 32 bytes, or nil: see LinkSecret
+	LinkMaxTTL     time.Duration // IMAGO_LINK_MAX_TTL: the longest a share link may live
 	MaxInlineBytes int64         // IMAGO_MAX_INLINE_BYTES
 	StagingPrefix  string        // IMAGO_STAGING_PREFIX
 	TenantClaim    string        // IMAGO_TENANT_CLAIM
@@ -55,6 +57,7 @@ const (
 	DefaultCacheMaxBytes  = docstore.DefaultCacheMaxBytes
 	DefaultMaxInlineBytes = docstore.DefaultMaxInlineBytes
 	DefaultStagingPrefix  = docstore.DefaultStagingPrefix
+	DefaultLinkMaxTTL     = docstore.DefaultLinkMaxTTL
 	// DefaultTenantClaim is the JWT claim naming the tenant when
 	// IMAGO_TENANT_CLAIM is unset (apigw.DefaultTenantClaim).
 	DefaultTenantClaim = "sub"
@@ -104,6 +107,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.RedisTimeout, err = duration(getenv, "IMAGO_REDIS_TIMEOUT", DefaultRedisTimeout); err != nil {
 		errs = append(errs, err)
 	}
+	if c.LinkMaxTTL, err = duration(getenv, "IMAGO_LINK_MAX_TTL", DefaultLinkMaxTTL); err != nil {
+		errs = append(errs, err)
+	} else if c.LinkMaxTTL < time.Minute {
+		errs = append(errs, errors.New("IMAGO_LINK_MAX_TTL must be at least 1m: a share link lives at least 60 seconds"))
+	}
 	if c.CacheMaxBytes, err = size(getenv, "IMAGO_CACHE_MAX_BYTES", DefaultCacheMaxBytes); err != nil {
 		errs = append(errs, err)
 	}
@@ -137,6 +145,18 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		// cursors with one secret, and a Lambda function has no folder
 		// that outlives it to keep one in.
 		errs = append(errs, errors.New("IMAGO_CURSOR_SECRET is required in a Lambda function on the AWS backends: the deployment's secret (32 bytes, base64) that authenticates listing cursors"))
+	}
+	if v := getenv("IMAGO_LINK_SECRET"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(key) != LinkKeySize {
+			errs = append(errs, errors.New("IMAGO_LINK_SECRET must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)"))
+		} else {
+			c.LinkKey = key
+		}
+	} else if c.UsesAWS() && getenv("AWS_LAMBDA_FUNCTION_NAME") != "" {
+		// As for cursors: every function instance must make and check
+		// share links with the one secret of the deployment.
+		errs = append(errs, errors.New("IMAGO_LINK_SECRET is required in a Lambda function on the AWS backends: the deployment's secret (32 bytes, base64) that authenticates share links"))
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))

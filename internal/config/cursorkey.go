@@ -34,6 +34,31 @@ func (c Config) CursorSecret() ([]byte, error) {
 	return key, nil
 }
 
+// LinkKeySize is the size of the secret that authenticates share links
+// (linktoken.SecretSize).
+const LinkKeySize = 32
+
+// LinkKeyFile is the file, in the data folder, that holds the share link
+// secret when IMAGO_LINK_SECRET is not set.
+const LinkKeyFile = "link.key"
+
+// LinkSecret is the deployment's secret that authenticates share links:
+// IMAGO_LINK_SECRET when set; otherwise the 32 bytes of
+// <IMAGO_DATA_DIR>/link.key, created on first use as CursorSecret's file
+// is. FromEnv has already refused a Lambda function on the AWS backends
+// without the variable.
+func (c Config) LinkSecret() ([]byte, error) {
+	if c.LinkKey != nil {
+		return c.LinkKey, nil
+	}
+	path := filepath.Join(c.DataDir, LinkKeyFile)
+	key, err := loadOrCreateKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("share link secret %s (or set IMAGO_LINK_SECRET): %w", path, err)
+	}
+	return key, nil
+}
+
 // loadOrCreateKey reads a CursorKeySize-byte key from path, or creates the
 // file with fresh random bytes. The file appears whole or not at all: the
 // key is written and synced to a temporary file that is then linked into
@@ -52,7 +77,7 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	tmp, err := os.CreateTemp(dir, ".cursor.key.*.tmp") // mode 0600
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp") // mode 0600
 	if err != nil {
 		return nil, err
 	}

@@ -91,3 +91,14 @@ func (u *CreatedUpload) UnmarshalJSON(b []byte) error {
 		PartSize: a.PartSize, PartCount: a.PartCount, ExpiresAt: a.ExpiresAt}
 	return nil
 }
+
+// API is l as the API answers it, with its URL.
+func (l Link) API(url string) api.Link {
+	a := api.Link{ID: string(l.ID), DocumentID: string(l.Document), URL: url, ExpiresAt: l.ExpiresAt,
+		Uses: l.Uses, Disposition: l.Disposition, CreatedAt: l.CreatedAt}
+	if l.MaxUses > 0 {
+		maxUses := l.MaxUses
+		a.MaxUses = &maxUses
+	}
+	return a
+}

@@ -48,13 +48,16 @@ var passEnv = []string{
 	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
 }
 
-// cursorSecret is this run's deployment secret for listing cursors: one
-// for all the functions, as template.yaml gives them one.
-var cursorSecret = func() string {
+// cursorSecret and linkSecret are this run's deployment secrets for
+// listing cursors and share links: one of each for all the functions, as
+// template.yaml gives them.
+var cursorSecret, linkSecret = randomSecret(), randomSecret()
+
+func randomSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
-}()
+}
 
 // requiredEnv must be set (and point at loopback) for these tests to run.
 var requiredEnv = []string{
@@ -239,6 +242,7 @@ func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*fun
 		"IMAGO_LOG_LEVEL=info",
 		// What the deployment's Secrets Manager secret gives every function.
 		"IMAGO_CURSOR_SECRET=" + cursorSecret,
+		"IMAGO_LINK_SECRET=" + linkSecret,
 	}
 	for _, k := range passEnv {
 		if v, ok := os.LookupEnv(k); ok {

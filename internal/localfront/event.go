@@ -27,6 +27,12 @@ func (f *Front) event(r *http.Request, route apigw.Route, params map[string]stri
 	if r.Host != "" {
 		headers["host"] = r.Host
 	}
+	// As API Gateway says how it was reached (https, always): the handlers
+	// build absolute URLs (a share link's) from it.
+	headers["x-forwarded-proto"] = "http"
+	if r.TLS != nil {
+		headers["x-forwarded-proto"] = "https"
+	}
 	query := map[string]string{}
 	for k, v := range q {
 		query[k] = strings.Join(v, ",")

@@ -36,12 +36,16 @@ var passEnv = []string{
 	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
 }
 
-// cursorSecret is this run's listing-cursor secret, shared by every function.
-var cursorSecret = func() string {
+// cursorSecret and linkSecret are this run's deployment secrets for
+// listing cursors and share links: one of each for all the functions, as
+// template.yaml gives them.
+var cursorSecret, linkSecret = randomSecret(), randomSecret()
+
+func randomSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
-}()
+}
 
 var requiredEnv = []string{
 	"IMAGO_TESTENV_BIN", "AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB",
@@ -130,6 +134,7 @@ func functionEnv(name string, memoryMB int) []string {
 		"IMAGO_MAX_INLINE_BYTES=4MiB", "IMAGO_CACHE_MAX_BYTES=8MiB", "IMAGO_STAGING_PREFIX=staging/",
 		"IMAGO_TENANT_CLAIM=sub", "IMAGO_LOG_LEVEL=warn",
 		"IMAGO_CURSOR_SECRET=" + cursorSecret, // the stack generates one per deployment
+		"IMAGO_LINK_SECRET=" + linkSecret,
 	}
 	for _, k := range passEnv {
 		if v, ok := os.LookupEnv(k); ok {

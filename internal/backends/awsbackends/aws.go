@@ -64,7 +64,8 @@ func openAWS(ctx context.Context, cfg config.Config) (*backends.Set, error) {
 	s3Client := s3store.NewClient(awsCfg)
 	set.Blobs = s3store.New(s3Client, cfg.Bucket)
 	set.Staging = s3store.NewStaging(s3Client, cfg.Bucket, cfg.StagingPrefix)
-	set.Meta = dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+	meta := dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+	set.Meta, set.Links = meta, meta
 	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	return set, nil
 }

@@ -29,12 +29,45 @@ import (
 )
 
 const (
-	gsiName      = "tenant-index"
-	gsiHashKey   = "tenant_listed"
-	gsiRangeKey  = "created_key"
 	tableHashKey = "id"
 	ttlAttribute = "expires_at"
 )
+
+// index is one global secondary index of the table.
+type index struct{ name, hash, sort string }
+
+// indexes are the table's: the documents' listing index and the share
+// links' index by document (dynamostore's schema).
+var indexes = []index{
+	{"tenant-index", "tenant_listed", "created_key"},
+	{"link-index", "link_document", "created_key"},
+}
+
+func (ix index) gsi() ddbtypes.GlobalSecondaryIndex {
+	return ddbtypes.GlobalSecondaryIndex{
+		IndexName: aws.String(ix.name),
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String(ix.hash), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String(ix.sort), KeyType: ddbtypes.KeyTypeRange},
+		},
+		Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+	}
+}
+
+// attributeDefinitions are the key attributes of the table and of ixs.
+func attributeDefinitions(ixs []index) []ddbtypes.AttributeDefinition {
+	defs := []ddbtypes.AttributeDefinition{{AttributeName: aws.String(tableHashKey), AttributeType: ddbtypes.ScalarAttributeTypeS}}
+	seen := map[string]bool{tableHashKey: true}
+	for _, ix := range ixs {
+		for _, a := range []string{ix.hash, ix.sort} {
+			if !seen[a] {
+				seen[a] = true
+				defs = append(defs, ddbtypes.AttributeDefinition{AttributeName: aws.String(a), AttributeType: ddbtypes.ScalarAttributeTypeS})
+			}
+		}
+	}
+	return defs
+}
 
 func main() {
 	bucket := flag.String("bucket", "imago-test", "S3 bucket")
@@ -102,26 +135,22 @@ func provisionTable(ctx context.Context, c *dynamodb.Client, table string) error
 			return err
 		}
 		log.Printf("DynamoDB table %s: exists", table)
+		if err := addMissingIndexes(ctx, c, table, desc.Table); err != nil {
+			return err
+		}
 	case errors.As(err, &rnf):
+		gsis := make([]ddbtypes.GlobalSecondaryIndex, len(indexes))
+		for i, ix := range indexes {
+			gsis[i] = ix.gsi()
+		}
 		_, err = c.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:   &table,
-			BillingMode: ddbtypes.BillingModePayPerRequest,
-			AttributeDefinitions: []ddbtypes.AttributeDefinition{
-				{AttributeName: aws.String(tableHashKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-				{AttributeName: aws.String(gsiHashKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-				{AttributeName: aws.String(gsiRangeKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			},
+			TableName:            &table,
+			BillingMode:          ddbtypes.BillingModePayPerRequest,
+			AttributeDefinitions: attributeDefinitions(indexes),
 			KeySchema: []ddbtypes.KeySchemaElement{
 				{AttributeName: aws.String(tableHashKey), KeyType: ddbtypes.KeyTypeHash},
 			},
-			GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{
-				IndexName: aws.String(gsiName),
-				KeySchema: []ddbtypes.KeySchemaElement{
-					{AttributeName: aws.String(gsiHashKey), KeyType: ddbtypes.KeyTypeHash},
-					{AttributeName: aws.String(gsiRangeKey), KeyType: ddbtypes.KeyTypeRange},
-				},
-				Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
-			}},
+			GlobalSecondaryIndexes: gsis,
 		})
 		var inUse *ddbtypes.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -171,12 +200,53 @@ func checkTable(t *ddbtypes.TableDescription) error {
 	if len(t.KeySchema) != 1 || aws.ToString(t.KeySchema[0].AttributeName) != tableHashKey {
 		return fmt.Errorf("exists with another key schema (want partition key %q only); delete it or restart the test environment", tableHashKey)
 	}
+	return nil
+}
+
+// addMissingIndexes adds, one at a time as DynamoDB requires, the indexes
+// a table made by an older version of this program lacks, and waits for
+// each to be active.
+func addMissingIndexes(ctx context.Context, c *dynamodb.Client, table string, t *ddbtypes.TableDescription) error {
+	have := map[string]bool{}
 	for _, g := range t.GlobalSecondaryIndexes {
-		if aws.ToString(g.IndexName) == gsiName {
-			return nil
-		}
+		have[aws.ToString(g.IndexName)] = true
 	}
-	return fmt.Errorf("exists without the %s index; delete it or restart the test environment", gsiName)
+	for _, ix := range indexes {
+		if have[ix.name] {
+			continue
+		}
+		gsi := ix.gsi()
+		_, err := c.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+			TableName:            &table,
+			AttributeDefinitions: attributeDefinitions([]index{ix}),
+			GlobalSecondaryIndexUpdates: []ddbtypes.GlobalSecondaryIndexUpdate{{Create: &ddbtypes.CreateGlobalSecondaryIndexAction{
+				IndexName: gsi.IndexName, KeySchema: gsi.KeySchema, Projection: gsi.Projection,
+			}}},
+		})
+		if err != nil {
+			return fmt.Errorf("UpdateTable (add %s): %w", ix.name, err)
+		}
+		for {
+			d, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+			if err != nil {
+				return fmt.Errorf("DescribeTable: %w", err)
+			}
+			active := false
+			for _, g := range d.Table.GlobalSecondaryIndexes {
+				active = active || (aws.ToString(g.IndexName) == ix.name && g.IndexStatus == ddbtypes.IndexStatusActive)
+			}
+			if active {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("wait for index %s: %w", ix.name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		log.Printf("DynamoDB table %s: index %s added", table, ix.name)
+	}
+	return nil
 }
 
 func provisionKey(ctx context.Context, c *kms.Client, alias string) error {
