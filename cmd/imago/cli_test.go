@@ -37,6 +37,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{"-h"}, {"--help"}, {"help"}, {"help", "put"},
 		{"put", "-h"}, {"get", "-h"}, {"ls", "-h"}, {"stat", "-h"}, {"rm", "--help"}, {"version", "-h"},
 		{"serve", "-h"}, {"put", "file", "-h"},
+		{"share", "-h"}, {"share", "--expires", "2h", "id", "-h"}, {"links", "-h"}, {"unshare", "--help"}, {"help", "share"},
 	} {
 		// serve -h must not start a server: the listen address is taken.
 		status, stdout, stderr := run(t, map[string]string{"IMAGO_ADDR": "256.0.0.1:1"}, args...)
@@ -53,6 +54,18 @@ func TestHelpExitsZero(t *testing.T) {
 			t.Errorf("put -h does not mention %s:\n%s", flag, stdout)
 		}
 	}
+	_, stdout, _ = run(t, nil, "share", "-h")
+	for _, flag := range []string{"-expires", "-max-uses", "-attachment", "-json", "-url", "-token"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("share -h does not mention %s:\n%s", flag, stdout)
+		}
+	}
+	_, stdout, _ = run(t, nil, "-h")
+	for _, cmd := range []string{"share [--expires", "links [--json] ID", "unshare ID LINK_ID"} {
+		if !strings.Contains(stdout, cmd) {
+			t.Errorf("imago -h does not list %s:\n%s", cmd, stdout)
+		}
+	}
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
@@ -60,6 +73,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{}, {"frobnicate"}, {"put"}, {"put", "--bogus", "f"}, {"put", "-meta", "novalue", "f"},
 		{"get"}, {"get", "a", "b"}, {"get", "--parallel", "0", "id"}, {"ls", "--limit", "x"}, {"ls", "extra"},
 		{"stat"}, {"stat", "a", "b"}, {"rm"}, {"version", "x"}, {"serve", "extra"}, {"--bogus", "ls"},
+		{"share"}, {"share", "--expires", "1.5s", "id"}, {"links"}, {"unshare", "id"},
 	} {
 		status, stdout, stderr := run(t, map[string]string{"IMAGO_URL": "http://127.0.0.1:1"}, args...)
 		if status != 2 || stdout != "" || !strings.Contains(stderr, "usage") {

@@ -1,8 +1,8 @@
 // Command imago runs Imago on a laptop and is a client of any Imago API.
 // `imago serve` puts the three Lambda functions' handlers behind a local
 // HTTP front, on embedded backends, or on S3, DynamoDB, KMS and Redis when
-// IMAGO_TABLE (and IMAGO_REDIS_URL) are set; put, get, ls, stat and rm
-// (cli.go) drive internal/client.
+// IMAGO_TABLE (and IMAGO_REDIS_URL) are set; put, get, ls, stat, rm,
+// share, links and unshare (cli.go) drive internal/client.
 package main
 
 import (
@@ -43,6 +43,10 @@ commands:
   ls [--limit N] [--json]                   list your documents, newest first
   stat ID                                   a document's metadata JSON
   rm ID...                                  delete documents
+  share [--expires DURATION] [--max-uses N] [--attachment] [--json] ID
+                                            create a share link to a document; prints its URL
+  links [--json] ID                         list a document's live share links
+  unshare ID LINK_ID                        revoke a share link
   version                                   the version
 
 The client commands talk to --url (default IMAGO_URL, else http://$IMAGO_ADDR) with

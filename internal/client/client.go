@@ -5,7 +5,9 @@
 // file that only takes its name once its SHA-256 checked out.
 //
 // Every request that answers 429 or 503, or fails at the network, is
-// retried with exponential backoff and jitter, honouring Retry-After. API
+// retried with exponential backoff and jitter, honouring Retry-After —
+// but the creation of a share link, which no Idempotency-Key guards, is
+// retried at the network only when it was never sent (Client.Share). API
 // calls have a per-request timeout; transfers of bytes have a stall
 // timeout instead (no byte moved for that long), so a large but moving
 // transfer is never cut short.
@@ -207,6 +209,11 @@ type request struct {
 	slow bool
 	// progress, when set, is told of the bytes of the body sent.
 	progress Progress
+	// notIdempotent marks a request that the server carries out afresh
+	// each time it gets it, with no Idempotency-Key to make a repeat
+	// harmless (creating a share link): it is retried only when the server
+	// cannot have acted on it (mayHaveActed), never after it may have.
+	notIdempotent bool
 }
 
 // timeLimit arms the time limit of one attempt of r, which cancel ends: a
@@ -321,6 +328,9 @@ func (c *Client) call(ctx context.Context, r request, out any) (int, error) {
 	err := c.retry(ctx, func(ctx context.Context) error {
 		resp, done, err := c.attempt(ctx, r)
 		if err != nil {
+			if r.notIdempotent && mayHaveActed(err) {
+				return permanent(err)
+			}
 			return err
 		}
 		defer done()
@@ -328,7 +338,11 @@ func (c *Client) call(ctx context.Context, r request, out any) (int, error) {
 		status = resp.StatusCode
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		if err != nil {
-			return fmt.Errorf("read the answer to %s %s: %w", r.method, r.url, err)
+			err = fmt.Errorf("read the answer to %s %s: %w", r.method, r.url, err)
+			if r.notIdempotent { // it succeeded: another attempt would do it again
+				return permanent(err)
+			}
+			return err
 		}
 		if out == nil {
 			return nil

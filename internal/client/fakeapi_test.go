@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,7 +28,7 @@ import (
 // for the routes the client uses — inline uploads, presigned uploads,
 // multipart uploads (presigned parts, ListParts, complete, 202 pending,
 // ingest), metadata, listing, deletion, whole and Range downloads (413
-// over the inline limit) — so that the client's logic is tested with
+// over the inline limit), share links (create, list, revoke) — so that the client's logic is tested with
 // faults injected where a real server would not make them. The real
 // `imago serve` is driven by cmd/imago's tests.
 type fakeAPI struct {
@@ -62,6 +64,7 @@ type fakeAPI struct {
 	requests  map[string]int // "METHOD route" → count
 	partPuts  map[int]int    // part number → successful PUTs
 	rangeGets []string       // Range headers of content GETs answered
+	linkPosts []string       // bodies of POST /documents/{id}/links
 }
 
 type fakeDoc struct {
@@ -70,6 +73,8 @@ type fakeDoc struct {
 	multipart bool
 	parts     map[int][]byte
 	polls     int
+	links     []*api.Link // newest first
+	revoked   map[string]bool
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -137,6 +142,8 @@ func route(r *http.Request) string {
 		return r.Method + " /documents/{id}"
 	case p[0] == "documents" && len(p) == 3:
 		return r.Method + " /documents/{id}/" + p[2]
+	case p[0] == "documents" && len(p) == 4:
+		return r.Method + " /documents/{id}/" + p[2] + "/{id}"
 	}
 	return r.Method + " /" + p[0]
 }
@@ -300,6 +307,8 @@ func (f *fakeAPI) store(d *fakeDoc, content []byte) {
 
 func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request, d *fakeDoc, rest []string, body []byte) {
 	switch {
+	case len(rest) > 0 && rest[0] == "links":
+		f.links(w, r, d, rest[1:], body)
 	case len(rest) == 0 && r.Method == "GET":
 		if d.Status == StatusPending && d.content != nil { // completed, being ingested
 			if d.polls++; d.polls > f.pendingPolls {
@@ -430,4 +439,70 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 		page.NextCursor = strconv.Itoa(start + limit)
 	}
 	writeJSONAnswer(w, 200, page)
+}
+
+// links answers the share link routes of document d: POST and GET
+// /documents/{id}/links, DELETE /documents/{id}/links/{link_id}.
+func (f *fakeAPI) links(w http.ResponseWriter, r *http.Request, d *fakeDoc, rest []string, body []byte) {
+	switch {
+	case len(rest) == 0 && r.Method == "POST":
+		f.linkPosts = append(f.linkPosts, string(body))
+		var req api.CreateLink
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			apiError(w, 400, "invalid", "bad JSON: "+err.Error())
+			return
+		}
+		ttl := int64(api.DefaultLinkTTL)
+		if req.ExpiresIn != nil {
+			ttl = *req.ExpiresIn
+		}
+		disp := cmp.Or(req.Disposition, api.DispositionInline)
+		switch {
+		case ttl < api.MinLinkTTL || ttl > api.DefaultLinkMaxTTL, req.MaxUses != nil && *req.MaxUses < 1,
+			disp != api.DispositionInline && disp != api.DispositionAttachment:
+			apiError(w, 400, "invalid", "bad link")
+			return
+		case d.Status != StatusAvailable:
+			apiError(w, 409, "conflict", "not available")
+			return
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		id := uuid.NewString()
+		l := &api.Link{ID: id, DocumentID: d.ID, URL: f.srv.URL + api.LinksPath + "tok-" + id, ExpiresAt: now.Add(time.Duration(ttl) * time.Second),
+			MaxUses: req.MaxUses, Disposition: disp, CreatedAt: now}
+		d.links = append([]*api.Link{l}, d.links...)
+		w.Header().Set("Location", "/documents/"+d.ID+"/links/"+id)
+		writeJSONAnswer(w, 201, l)
+	case len(rest) == 0 && r.Method == "GET":
+		ls := api.Links{Links: []api.Link{}}
+		for _, l := range d.links {
+			if !d.revoked[l.ID] {
+				ls.Links = append(ls.Links, *l)
+			}
+		}
+		writeJSONAnswer(w, 200, ls)
+	case len(rest) == 1 && r.Method == "DELETE":
+		for _, l := range d.links {
+			if l.ID == rest[0] {
+				if d.revoked == nil {
+					d.revoked = map[string]bool{}
+				}
+				d.revoked[l.ID] = true
+				w.WriteHeader(204)
+				return
+			}
+		}
+		apiError(w, 404, "not_found", "link "+rest[0]+" not found")
+	default:
+		apiError(w, 405, "method_not_allowed", "no such route")
+	}
+}
+
+// posted returns the bodies of the POSTs that created share links.
+func (f *fakeAPI) posted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.linkPosts)
 }
