@@ -98,11 +98,11 @@ func (h *Handler) handlePayload(ctx context.Context, payload []byte) *Response {
 type request struct {
 	ev     *events.APIGatewayV2HTTPRequest
 	route  Route
-	id     string // the {id} path parameter, unparsed
+	id     string            // the {id} path parameter, unparsed
 	params map[string]string // every path parameter, unparsed
 	// link names the share link of the request in its log line: its id,
 	// never its token.
-	link string
+	link   string
 	tenant docstore.Tenant
 	log    *slog.Logger
 }

@@ -234,12 +234,12 @@ func (s *Store) UnuseLink(ctx context.Context, id docstore.LinkID) error {
 func (s *Store) RevokeLink(ctx context.Context, id docstore.LinkID, now time.Time) error {
 	const op = "dynamostore.RevokeLink"
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       s.linkKey(id),
-		ConditionExpression:       aws.String("attribute_exists(#id) AND attribute_not_exists(#revoked)"),
-		UpdateExpression:          aws.String("SET #revoked = :now"),
-		ExpressionAttributeNames:  map[string]string{"#id": attrID, "#revoked": attrRevokedAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": str(now.UTC().Format(time.RFC3339Nano))},
+		TableName:                           aws.String(s.table),
+		Key:                                 s.linkKey(id),
+		ConditionExpression:                 aws.String("attribute_exists(#id) AND attribute_not_exists(#revoked)"),
+		UpdateExpression:                    aws.String("SET #revoked = :now"),
+		ExpressionAttributeNames:            map[string]string{"#id": attrID, "#revoked": attrRevokedAt},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": str(now.UTC().Format(time.RFC3339Nano))},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err == nil {
