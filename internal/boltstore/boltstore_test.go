@@ -22,6 +22,17 @@ func TestBoltStore_Contract(t *testing.T) {
 	})
 }
 
+func TestBoltStore_LinkContract(t *testing.T) {
+	storetest.TestLinkStore(t, func(t *testing.T) docstore.LinkStore {
+		s, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestBoltStore_SecondProcessGetsClearError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	s, err := boltstore.Open(path)

@@ -60,6 +60,9 @@ type Config struct {
 	// and before the cache write. Tests use it to pause a fill at that
 	// point deterministically; it is nil in production.
 	FillHook func(ctx context.Context, id ID)
+	// Now, when set, is the Service's clock (UTC): tests move it to see
+	// links expire. It is nil in production (time.Now).
+	Now func() time.Time
 }
 
 // The defaults of docs/design.md's configuration ("Configuration") that
@@ -166,6 +169,9 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 	s := &Service{blobs: b.Blobs, meta: b.Meta, keys: b.Keys, staging: b.Staging, links: b.Links, linkKeys: linkKeys, cfg: cfg, log: log,
 		origin: origin{blobs: b.Blobs, keys: b.Keys, meta: b.Meta, log: log},
 		now:    func() time.Time { return time.Now().UTC() }}
+	if cfg.Now != nil {
+		s.now = func() time.Time { return cfg.Now().UTC() }
+	}
 	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },
 		s.origin.read, s.origin.prefetch, cfg, log)
 	if m, ok := b.Staging.(MultipartStaging); ok {

@@ -32,6 +32,13 @@ func TestDynamoStore_Contract(t *testing.T) {
 	})
 }
 
+func TestDynamoStore_LinkContract(t *testing.T) {
+	client, table := localDynamo(t)
+	storetest.TestLinkStore(t, func(t *testing.T) docstore.LinkStore {
+		return dynamostore.New(client, table)
+	})
+}
+
 // TestDynamoStore_ItemLayout checks the items themselves: what the listing
 // index and the TTL rely on, and that no plaintext key is ever written.
 func TestDynamoStore_ItemLayout(t *testing.T) {
