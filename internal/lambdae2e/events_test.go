@@ -29,6 +29,7 @@ type apiRequest struct {
 	sample  string            // events/<sample>.json, the template
 	route   string            // the route key, e.g. "GET /documents/{id}"
 	id      string            // the {id} path parameter
+	params  map[string]string // the route's other path parameters ({link_id}, {token})
 	query   url.Values        // the query string
 	headers map[string]string // request headers, lower-case names
 	body    []byte
@@ -144,6 +145,9 @@ func apiEvent(t testing.TB, r apiRequest) []byte {
 		t.Fatalf("bad route %q", r.route)
 	}
 	path = strings.ReplaceAll(path, "{id}", r.id)
+	for name, v := range r.params {
+		path = strings.ReplaceAll(path, "{"+name+"}", v)
+	}
 
 	ev["version"] = "2.0"
 	ev["routeKey"] = r.route
@@ -158,8 +162,15 @@ func apiEvent(t testing.TB, r apiRequest) []byte {
 	} else {
 		delete(ev, "queryStringParameters")
 	}
+	params := map[string]any{}
 	if r.id != "" {
-		ev["pathParameters"] = map[string]any{"id": r.id}
+		params["id"] = r.id
+	}
+	for name, v := range r.params {
+		params[name] = v
+	}
+	if len(params) > 0 {
+		ev["pathParameters"] = params
 	} else {
 		delete(ev, "pathParameters")
 	}
