@@ -161,6 +161,17 @@ func TestServeShareLinksMatchOpenAPI(t *testing.T) {
 			t.Errorf("%s %d was never exercised", must.op, must.status)
 		}
 	}
+	// No log line holds a token: the link id names a link there.
+	logs := srv.stdout.String() + srv.stderr.String()
+	for _, u := range []string{l.URL, once.URL, bl.URL, live.URL} {
+		tok := u[strings.LastIndex(u, "/")+1:]
+		if strings.Contains(logs, tok[:40]) {
+			t.Fatalf("the server's log holds a share link's token:\n%s", logs)
+		}
+	}
+	if !strings.Contains(logs, l.ID) {
+		t.Fatalf("the server's log never names link %s", l.ID)
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, "link.key")); err != nil {
 		t.Fatalf("the link secret's file: %v", err)
 	}

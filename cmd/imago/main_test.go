@@ -26,6 +26,8 @@ type server struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
+	// stdout and stderr are what it has written so far: its log.
+	stdout, stderr *syncBuffer
 }
 
 // syncBuffer is written by the server and read by the test.
@@ -52,7 +54,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	s := &server{cancel: cancel, done: make(chan error, 1)}
+	s := &server{cancel: cancel, done: make(chan error, 1), stdout: stdout, stderr: stderr}
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		var err error
