@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,6 +227,10 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	} else {
 		t.Log("the multipart routes are not in apigw.Routes yet: not exercised")
 	}
+	var linkURL string
+	if hasRoute("GET /links/{token}") {
+		linkURL = linkRoutes(t, c, a, b, d1.ID, up.ID)
+	}
 
 	// Methods and paths the API does not have.
 	c.want("PUT /documents/{id}", 405, c.do("PUT", "/documents/"+d1.ID, a, nil, []byte("x")))
@@ -289,6 +294,9 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		c.want("DELETE", 204, c.do("DELETE", "/documents/"+id, a, nil, nil))
 	}
 	c.want("DELETE, again", 404, c.do("DELETE", "/documents/"+d1.ID, a, nil, nil))
+	if linkURL != "" {
+		c.want("GET a link of a deleted document", 404, c.do("GET", linkURL, "", nil, nil))
+	}
 
 	// What a client can cause, every operation has answered; what it cannot
 	// (500, 503) TestServeFailuresMatchOpenAPI causes on the AWS backends.
@@ -320,11 +328,23 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		{"GET /documents/{id}/parts", 404}, {"GET /documents/{id}/parts", 409},
 		{"POST /documents/{id}/complete", 202}, {"POST /documents/{id}/complete", 400}, {"POST /documents/{id}/complete", 401},
 		{"POST /documents/{id}/complete", 404}, {"POST /documents/{id}/complete", 409}, {"POST /documents/{id}/complete", 415},
+		{"POST /documents/{id}/links", 201}, {"POST /documents/{id}/links", 400}, {"POST /documents/{id}/links", 401},
+		{"POST /documents/{id}/links", 404}, {"POST /documents/{id}/links", 409}, {"POST /documents/{id}/links", 413},
+		{"POST /documents/{id}/links", 415},
+		{"GET /documents/{id}/links", 200}, {"GET /documents/{id}/links", 400}, {"GET /documents/{id}/links", 401},
+		{"GET /documents/{id}/links", 404},
+		{"DELETE /documents/{id}/links/{link_id}", 204}, {"DELETE /documents/{id}/links/{link_id}", 400},
+		{"DELETE /documents/{id}/links/{link_id}", 401}, {"DELETE /documents/{id}/links/{link_id}", 404},
+		{"GET /links/{token}", 200}, {"GET /links/{token}", 206}, {"GET /links/{token}", 304}, {"GET /links/{token}", 404},
+		{"GET /links/{token}", 410}, {"GET /links/{token}", 413}, {"GET /links/{token}", 416},
 	} {
 		if strings.Contains(must.op, "/parts") || strings.Contains(must.op, "/complete") {
 			if !hasRoute("POST /documents/{id}/parts") {
 				continue
 			}
+		}
+		if strings.Contains(must.op, "links") && !hasRoute("GET /links/{token}") {
+			continue
 		}
 		if !spec.Exercised(must.op, must.status) {
 			t.Errorf("%s %d was never exercised", must.op, must.status)
@@ -413,6 +433,98 @@ func multipartRoutes(t *testing.T, c *apiClient, a, b string) {
 	c.want("DELETE (inline document)", 204, c.do("DELETE", "/documents/"+single.ID, a, nil, nil))
 }
 
+// linkRoutes drives the share link routes on doc (available, under the
+// inline limit) and big (available, over it), and answers the path of a
+// live link of doc, for after doc is deleted.
+func linkRoutes(t *testing.T, c *apiClient, a, b, doc, big string) string {
+	t.Helper()
+	jsonCT := map[string]string{"Content-Type": "application/json"}
+	links := "/documents/" + doc + "/links"
+	type link struct {
+		ID          string `json:"id"`
+		URL         string `json:"url"`
+		Uses        int    `json:"uses"`
+		Disposition string `json:"disposition"`
+	}
+	path := func(l link) string {
+		u, err := url.Parse(l.URL)
+		if err != nil || !strings.HasPrefix(l.URL, c.url+"/links/") {
+			t.Fatalf("link url %q is not on %s (%v)", l.URL, c.url, err)
+		}
+		return u.Path
+	}
+
+	// Creation: with every field, with none, and refused.
+	var twice link
+	created := c.want("POST links", 201, c.do("POST", links, a, jsonCT, []byte(`{"expires_in":600,"max_uses":2,"disposition":"attachment"}`)))
+	created.json(t, &twice)
+	if loc := created.header.Get("Location"); loc != links+"/"+twice.ID {
+		t.Fatalf("POST links: Location %q, want %s/%s", loc, links, twice.ID)
+	}
+	var inline link
+	c.want("POST links, no body", 201, c.do("POST", links, a, nil, nil)).json(t, &inline)
+	if inline.Disposition != "inline" {
+		t.Fatalf("a link made without a body: disposition %q, want inline", inline.Disposition)
+	}
+	c.want("POST links, expires_in too short", 400, c.do("POST", links, a, jsonCT, []byte(`{"expires_in":30}`)))
+	c.want("POST links, expires_in over the longest", 400, c.do("POST", links, a, jsonCT, []byte(`{"expires_in":100000000}`)))
+	c.want("POST links, unknown field", 400, c.do("POST", links, a, jsonCT, []byte(`{"uses":1}`)))
+	c.want("POST links, text/plain", 415, c.do("POST", links, a, map[string]string{"Content-Type": "text/plain"}, []byte(`{}`)))
+	c.want("POST links, a body over what the route takes", 413, c.do("POST", links, a, jsonCT, make([]byte, apigw.MaxJSONBodyBytes+1)))
+	c.want("POST links, another tenant's", 404, c.do("POST", links, b, jsonCT, []byte(`{}`)))
+	c.want("POST links, no token", 401, c.do("POST", links, "", jsonCT, []byte(`{}`)))
+	c.want("POST links, not a UUID", 400, c.do("POST", "/documents/nope/links", a, jsonCT, []byte(`{}`)))
+	var pending struct{ ID string }
+	c.want("POST /documents/uploads (for links)", 201, c.do("POST", "/documents/uploads", a, jsonCT, []byte(`{"filename":"later.pdf","size":10}`))).json(t, &pending)
+	c.want("POST links of a pending document", 409, c.do("POST", "/documents/"+pending.ID+"/links", a, jsonCT, []byte(`{}`)))
+	c.want("DELETE (pending document)", 204, c.do("DELETE", "/documents/"+pending.ID, a, nil, nil))
+
+	// Listing.
+	var listed struct{ Links []link }
+	c.want("GET links", 200, c.do("GET", links, a, nil, nil)).json(t, &listed)
+	if len(listed.Links) != 2 || listed.Links[0].ID != inline.ID || listed.Links[1].ID != twice.ID {
+		t.Fatalf("GET links: %+v, want the two links, newest first", listed.Links)
+	}
+	c.want("GET links, another tenant's", 404, c.do("GET", links, b, nil, nil))
+	c.want("GET links, no token", 401, c.do("GET", links, "", nil, nil))
+	c.want("GET links, not a UUID", 400, c.do("GET", "/documents/nope/links", a, nil, nil))
+
+	// A link of two uses: a 304 and a 416 use nothing, a 200 and a 206 one
+	// each, then it is gone.
+	first := c.want("GET link", 200, c.do("GET", path(twice), "", nil, nil))
+	if !strings.HasPrefix(first.header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("GET link: Content-Disposition %q, want attachment", first.header.Get("Content-Disposition"))
+	}
+	c.want("GET link, If-None-Match", 304, c.do("GET", path(twice), "", map[string]string{"If-None-Match": first.header.Get("ETag")}, nil))
+	c.want("GET link, Range past the end", 416, c.do("GET", path(twice), "", map[string]string{"Range": "bytes=300000-"}, nil))
+	c.want("GET link, Range", 206, c.do("GET", path(twice), "", map[string]string{"Range": "bytes=0-99"}, nil))
+	c.want("GET link, used up", 410, c.do("GET", path(twice), "", nil, nil))
+	c.want("GET link, tampered token", 404, c.do("GET", path(twice)[:len(path(twice))-2]+"AA", "", nil, nil))
+	c.want("GET link, not a token", 404, c.do("GET", "/links/nope", "", nil, nil))
+	c.want("POST link", 405, c.do("POST", path(twice), "", nil, nil))
+
+	// A document over the inline limit: 413, then in Range parts.
+	var large link
+	c.want("POST links (large document)", 201, c.do("POST", "/documents/"+big+"/links", a, nil, nil)).json(t, &large)
+	c.want("GET link over the inline limit", 413, c.do("GET", path(large), "", nil, nil))
+	c.want("GET link over the inline limit, Range", 206, c.do("GET", path(large), "", map[string]string{"Range": "bytes=0-1048575"}, nil))
+
+	// Revocation: at once, and again.
+	c.want("GET inline link", 200, c.do("GET", path(inline), "", nil, nil))
+	revoke := links + "/" + inline.ID
+	c.want("DELETE link, another tenant's", 404, c.do("DELETE", revoke, b, nil, nil))
+	c.want("DELETE link, no token", 401, c.do("DELETE", revoke, "", nil, nil))
+	c.want("DELETE link, not a UUID", 400, c.do("DELETE", "/documents/nope/links/"+inline.ID, a, nil, nil))
+	c.want("DELETE link, unknown", 404, c.do("DELETE", links+"/AAAAAAAAAAAAAAAAAAAAAA", a, nil, nil))
+	c.want("DELETE link", 204, c.do("DELETE", revoke, a, nil, nil))
+	c.want("GET a revoked link", 410, c.do("GET", path(inline), "", nil, nil))
+	c.want("DELETE link, again", 204, c.do("DELETE", revoke, a, nil, nil))
+
+	var live link
+	c.want("POST links (kept)", 201, c.do("POST", links, a, nil, nil)).json(t, &live)
+	return path(live)
+}
+
 // TestServeFailuresMatchOpenAPI causes the answers a client cannot: 503
 // (DynamoDB unreachable) and 500 (a KMS key that does not exist), on the
 // AWS backends of the local test servers, and checks them against
@@ -441,6 +553,9 @@ func TestServeFailuresMatchOpenAPI(t *testing.T) {
 			t.Fatalf("503 without Retry-After: %v", a.header)
 		}
 		c.want("GET /documents/{id}, DynamoDB down", 503, c.do("GET", "/documents/00000000-0000-4000-8000-000000000000", "", nil, nil))
+		if hasRoute("GET /documents/{id}/links") {
+			c.want("GET /documents/{id}/links, DynamoDB down", 503, c.do("GET", "/documents/00000000-0000-4000-8000-000000000000/links", "", nil, nil))
+		}
 	})
 	t.Run("500", func(t *testing.T) {
 		broken := map[string]string{}

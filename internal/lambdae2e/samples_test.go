@@ -47,6 +47,13 @@ func TestLambdaE2E_SampleEvents(t *testing.T) {
 		"POST /documents/{id}/parts":    404,
 		"GET /documents/{id}/parts":     404,
 		"POST /documents/{id}/complete": 404,
+
+		"POST /documents/{id}/links":             404,
+		"GET /documents/{id}/links":              404,
+		"DELETE /documents/{id}/links/{link_id}": 404,
+		// The sample's token is made under env.json's secret, not this
+		// run's: a foreign token, as an unknown link answers.
+		"GET /links/{token}": 404,
 	}
 	for _, path := range files {
 		name := strings.TrimSuffix(filepath.Base(path), ".json")

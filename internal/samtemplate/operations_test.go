@@ -195,7 +195,9 @@ func TestCORS(t *testing.T) {
 		}
 	}
 	exposed := lower(cors["ExposeHeaders"])
-	for _, h := range []string{"etag", "content-range", "content-disposition", "x-imago-cache"} {
+	// A page fetching a document, or a share link, reads its content
+	// headers; Content-Length is not CORS-safelisted in every browser.
+	for _, h := range []string{"etag", "content-range", "content-length", "content-disposition", "x-imago-cache", "location", "retry-after"} {
 		if !slices.Contains(exposed, h) {
 			t.Errorf("ExposeHeaders %v lacks %s: a browser could not read it", exposed, h)
 		}

@@ -530,6 +530,12 @@ func TestRoutesMatchApigwRoutes(t *testing.T) {
 
 func TestJWTAuthorizerIsTheDefaultAndHealthIsOpen(t *testing.T) {
 	tpl := load(t)
+	open := openRoutes(t)
+	for _, key := range []string{"GET /health", "GET /links/{token}"} {
+		if !open[key] {
+			t.Errorf("%s asks for a caller identity: the handlers changed, or openRoutes cannot tell", key)
+		}
+	}
 	api := resource[*serverless.HttpApi](t, tpl, apiID)
 	if api.Auth == nil || deref(api.Auth.DefaultAuthorizer) == "" {
 		t.Fatalf("%s: no Auth.DefaultAuthorizer: every route would be open", apiID)
@@ -578,11 +584,15 @@ func TestJWTAuthorizerIsTheDefaultAndHealthIsOpen(t *testing.T) {
 			if p.Auth != nil {
 				authorizer = deref(p.Auth.Authorizer)
 			}
+			// A route the handlers answer without an identity has no
+			// authorizer (a link's holder, a load balancer has no token);
+			// every other route keeps the default one.
+			key := deref(p.Method) + " " + deref(p.Path)
 			switch {
-			case deref(p.Path) == "/health" && authorizer != "NONE":
-				t.Errorf("%s: event %s (GET /health) must have Auth.Authorizer NONE, has %q", functionIDs[fn], name, authorizer)
-			case deref(p.Path) != "/health" && authorizer != "" && authorizer != def:
-				t.Errorf("%s: event %s (%s %s) overrides the authorizer with %q", functionIDs[fn], name, deref(p.Method), deref(p.Path), authorizer)
+			case open[key] && authorizer != "NONE":
+				t.Errorf("%s: event %s (%s, open) must have Auth.Authorizer NONE, has %q", functionIDs[fn], name, key, authorizer)
+			case !open[key] && authorizer != "" && authorizer != def:
+				t.Errorf("%s: event %s (%s) overrides the authorizer with %q", functionIDs[fn], name, key, authorizer)
 			}
 		}
 	}
@@ -791,14 +801,14 @@ func secretAlphabet(gen *secretsmanager.Secret_GenerateSecretString) string {
 var dynamicRef = regexp.MustCompile(`\{\{resolve:secretsmanager:\$\{([A-Za-z0-9]+)\}:SecretString\}\}`)
 
 // TestCacheKeyIsAValidGeneratedSecret checks the IMAGO_CACHE_KEY trick,
-// which IMAGO_CURSOR_SECRET uses too: a generated secret of 43
-// base64-alphabet characters plus "=" is always the base64 of 32 bytes,
-// which config.FromEnv accepts. The two keys are two secrets.
+// which IMAGO_CURSOR_SECRET and IMAGO_LINK_SECRET use too: a generated
+// secret of 43 base64-alphabet characters plus "=" is always the base64 of
+// 32 bytes, which config.FromEnv accepts. The three keys are three secrets.
 func TestCacheKeyIsAValidGeneratedSecret(t *testing.T) {
 	tpl := load(t)
 	secrets := map[string]string{} // variable → secret
 	for fn, f := range functions(t, tpl) {
-		for _, name := range []string{"IMAGO_CACHE_KEY", "IMAGO_CURSOR_SECRET"} {
+		for _, name := range secretVars {
 			v := environment(tpl, f)[name]
 			tmpl, _, ok := sub(v)
 			m := dynamicRef.FindStringSubmatch(tmpl)
@@ -834,16 +844,23 @@ func TestCacheKeyIsAValidGeneratedSecret(t *testing.T) {
 					key[j] = alphabet[(i+j*7)%len(alphabet)]
 				}
 				cfg, err := config.FromEnv(mapEnv(map[string]string{name: string(key) + "="}))
-				if err != nil || (name == "IMAGO_CACHE_KEY" && len(cfg.CacheKey) != 32) {
+				if err != nil || (name == "IMAGO_CACHE_KEY" && len(cfg.CacheKey) != 32) || (name == "IMAGO_LINK_SECRET" && len(cfg.LinkKey) != config.LinkKeySize) {
 					t.Fatalf("%s: a generated key %q= is rejected: %v", name, string(key), err)
 				}
 			}
 		}
 	}
-	if secrets["IMAGO_CACHE_KEY"] == secrets["IMAGO_CURSOR_SECRET"] {
-		t.Errorf("IMAGO_CACHE_KEY and IMAGO_CURSOR_SECRET are one secret (%s): one key, two uses", secrets["IMAGO_CACHE_KEY"])
+	for i, a := range secretVars {
+		for _, b := range secretVars[i+1:] {
+			if secrets[a] == secrets[b] {
+				t.Errorf("%s and %s are one secret (%s): one key, two uses", a, b, secrets[a])
+			}
+		}
 	}
 }
+
+// secretVars are the keys the stack generates, one secret each.
+var secretVars = []string{"IMAGO_CACHE_KEY", "IMAGO_CURSOR_SECRET", "IMAGO_LINK_SECRET"}
 
 // TestTemplateEnvironmentPassesConfig runs config.FromEnv on each
 // function's environment, with stand-ins for what only exists once deployed.
@@ -1036,6 +1053,7 @@ func wantGrants(staging string) map[apigw.Function][]string {
 	blobs := "bucket/" + s3store.KeyPrefix + "*"
 	staged := "bucket/" + staging + "*"
 	index := "table/index/" + dynamostore.IndexName
+	linkIndex := "table/index/" + dynamostore.LinkIndexName
 	return map[apigw.Function][]string{
 		apigw.Upload: {
 			"s3:PutObject " + blobs, // PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload
@@ -1057,12 +1075,16 @@ func wantGrants(staging string) map[apigw.Function][]string {
 		apigw.Download: {
 			"s3:GetObject " + blobs,
 			"dynamodb:GetItem table",
+			"dynamodb:UpdateItem table", // a share link's use, counted and given back
 			"kms:Decrypt key",
 		},
 		apigw.Metadata: {
 			"dynamodb:GetItem table",
-			"dynamodb:DeleteItem table",
+			"dynamodb:DeleteItem table", // documents, and a deleted document's links
+			"dynamodb:PutItem table",    // a new share link
+			"dynamodb:UpdateItem table", // a revoked share link
 			"dynamodb:Query " + index,
+			"dynamodb:Query " + linkIndex, // a document's links: listed, and deleted with it
 			"s3:DeleteObject " + blobs,
 			"s3:DeleteObject " + staged,         // DELETE of a pending document
 			"s3:AbortMultipartUpload " + staged, // aborts its upload
@@ -1210,24 +1232,26 @@ func checkEncryptionContextCondition(t *testing.T, fn, sid string, cond any, key
 // source: they are unexported constants (only IndexName is exported).
 func schemaNames(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), root+"/internal/dynamostore/dynamostore.go", nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
 	names := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		if vs, ok := n.(*ast.ValueSpec); ok {
-			for i, id := range vs.Names {
-				if i < len(vs.Values) {
-					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						names[id.Name], _ = strconv.Unquote(lit.Value)
+	for _, file := range []string{"dynamostore.go", "links.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), root+"/internal/dynamostore/"+file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if vs, ok := n.(*ast.ValueSpec); ok {
+				for i, id := range vs.Names {
+					if i < len(vs.Values) {
+						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							names[id.Name], _ = strconv.Unquote(lit.Value)
+						}
 					}
 				}
 			}
-		}
-		return true
-	})
-	for _, c := range []string{"attrID", "attrTenantListed", "attrCreatedKey", "attrExpiresAt"} {
+			return true
+		})
+	}
+	for _, c := range []string{"attrID", "attrTenantListed", "attrCreatedKey", "attrExpiresAt", "attrLinkDocument"} {
 		if names[c] == "" {
 			t.Fatalf("internal/dynamostore has no string constant %s any more: update this test", c)
 		}
@@ -1261,27 +1285,38 @@ func TestTableMatchesDynamostoreSchema(t *testing.T) {
 	if got, want := keys(tb.KeySchema), []string{names["attrID"] + " HASH"}; !slices.Equal(got, want) {
 		t.Errorf("KeySchema %v, want %v", got, want)
 	}
-	var gsi *dynamodb.Table_GlobalSecondaryIndex
-	for i := range tb.GlobalSecondaryIndexes {
-		if tb.GlobalSecondaryIndexes[i].IndexName == dynamostore.IndexName {
-			gsi = &tb.GlobalSecondaryIndexes[i]
+	// The documents by tenant, and a document's share links: each index's
+	// partition and sort key, and every attribute (the stores read whole
+	// items from them).
+	wantGSIs := map[string][]string{
+		dynamostore.IndexName:     {names["attrTenantListed"] + " HASH", names["attrCreatedKey"] + " RANGE"},
+		dynamostore.LinkIndexName: {names["attrLinkDocument"] + " HASH", names["attrCreatedKey"] + " RANGE"},
+	}
+	var gotGSIs []string
+	for _, gsi := range tb.GlobalSecondaryIndexes {
+		gotGSIs = append(gotGSIs, gsi.IndexName)
+		want, ok := wantGSIs[gsi.IndexName]
+		if !ok {
+			continue
+		}
+		if got := keys(gsi.KeySchema); !slices.Equal(got, want) {
+			t.Errorf("%s KeySchema %v, want %v", gsi.IndexName, got, want)
+		}
+		if gsi.Projection == nil || deref(gsi.Projection.ProjectionType) != "ALL" {
+			t.Errorf("%s projection %s, want ALL", gsi.IndexName, js(gsi.Projection))
 		}
 	}
-	if gsi == nil || len(tb.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("GlobalSecondaryIndexes %s, want exactly %s", js(tb.GlobalSecondaryIndexes), dynamostore.IndexName)
-	}
-	if got, want := keys(gsi.KeySchema), []string{names["attrTenantListed"] + " HASH", names["attrCreatedKey"] + " RANGE"}; !slices.Equal(got, want) {
-		t.Errorf("%s KeySchema %v, want %v", dynamostore.IndexName, got, want)
-	}
-	if gsi.Projection == nil || deref(gsi.Projection.ProjectionType) != "ALL" {
-		t.Errorf("%s projection %s, want ALL", dynamostore.IndexName, js(gsi.Projection))
+	slices.Sort(gotGSIs)
+	if want := slices.Sorted(maps.Keys(wantGSIs)); !slices.Equal(gotGSIs, want) {
+		t.Errorf("GlobalSecondaryIndexes %v, want exactly %v", gotGSIs, want)
 	}
 	// CloudFormation wants exactly the key attributes defined.
 	defs := map[string]string{}
 	for _, d := range tb.AttributeDefinitions {
 		defs[d.AttributeName] = d.AttributeType
 	}
-	wantDefs := map[string]string{names["attrID"]: "S", names["attrTenantListed"]: "S", names["attrCreatedKey"]: "S"}
+	wantDefs := map[string]string{names["attrID"]: "S", names["attrTenantListed"]: "S", names["attrCreatedKey"]: "S",
+		names["attrLinkDocument"]: "S"}
 	if !maps.Equal(defs, wantDefs) {
 		t.Errorf("AttributeDefinitions %v, want %v", defs, wantDefs)
 	}
@@ -1701,6 +1736,7 @@ func strictDecode(b []byte, v any) error {
 func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
 	tpl := load(t)
 	staging := stagingPrefix(t, tpl)
+	open := openRoutes(t)
 	covered := map[string]bool{}
 	for name, b := range eventFiles(t) {
 		t.Run(name, func(t *testing.T) {
@@ -1713,7 +1749,7 @@ func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
 				t.Fatalf("not an API Gateway HTTP API (payload 2.0) event: %v", err)
 			}
 			covered[ev.RouteKey] = true
-			checkAPIEvent(t, &ev)
+			checkAPIEvent(t, &ev, open)
 		})
 	}
 	for _, r := range apigw.Routes {
@@ -1723,7 +1759,7 @@ func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
 	}
 }
 
-func checkAPIEvent(t *testing.T, ev *events.APIGatewayV2HTTPRequest) {
+func checkAPIEvent(t *testing.T, ev *events.APIGatewayV2HTTPRequest, open map[string]bool) {
 	t.Helper()
 	rc := ev.RequestContext
 	if ev.Version != "2.0" {
@@ -1771,12 +1807,12 @@ func checkAPIEvent(t *testing.T, ev *events.APIGatewayV2HTTPRequest) {
 	if !maps.Equal(params, ev.PathParameters) {
 		t.Errorf("pathParameters %v, but the path's parameters are %v", ev.PathParameters, params)
 	}
-	// The authorizer: none on /health (Authorizer NONE), the JWT one on
-	// every other route.
+	// The authorizer: none on the open routes (Authorizer NONE), the JWT
+	// one on every other route.
 	a := rc.Authorizer
-	if route.Path == "/health" {
+	if open[route.Key()] {
 		if a != nil || ev.Headers["authorization"] != "" {
-			t.Errorf("GET /health has no authorizer; the event carries one")
+			t.Errorf("%s has no authorizer; the event carries one", route.Key())
 		}
 	} else if a == nil || a.JWT == nil || a.JWT.Claims["sub"] == "" || a.JWT.Scopes == nil || !strings.HasPrefix(ev.Headers["authorization"], "Bearer ") {
 		t.Errorf("want a JWT authorizer context with claims.sub and scopes, and a Bearer authorization header")
@@ -1843,21 +1879,13 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 		"download.json":         {404},
 		"download-range.json":   {404},
 		"create-upload.json":    {201, 503}, // 503: no staging area on embedded backends
-	}
-	cfg, err := config.FromEnv(mapEnv(map[string]string{"IMAGO_DATA_DIR": t.TempDir()}))
-	if err != nil {
-		t.Fatal(err)
+		"create-link.json":      {404},
+		"list-links.json":       {404},
+		"revoke-link.json":      {404},
+		"link-content.json":     {404}, // a token of another deployment's secret
 	}
 	ctx := context.Background()
-	set, _, err := embedded.Open(ctx, cfg, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, set, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := embeddedApp(t)
 	for name, b := range eventFiles(t) {
 		if isS3Event(b) {
 			continue
@@ -1881,4 +1909,53 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// embeddedApp is the application on embedded backends in a fresh folder,
+// closed when the test ends.
+func embeddedApp(t *testing.T) *app.App {
+	t.Helper()
+	cfg, err := config.FromEnv(mapEnv(map[string]string{"IMAGO_DATA_DIR": t.TempDir()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _, err := embedded.Open(context.Background(), cfg, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, set, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// openRoutes are the keys of the routes the handlers answer without a
+// caller identity, found by asking them: each route gets an event without
+// an authorizer context, and a route that needs an identity answers 401
+// before it looks at anything else.
+func openRoutes(t *testing.T) map[string]bool {
+	t.Helper()
+	a := embeddedApp(t)
+	placeholders := strings.NewReplacer("{id}", placeholderID, "{link_id}", "l1nk", "{token}", "t0ken")
+	open := map[string]bool{}
+	for _, r := range apigw.Routes {
+		path := placeholders.Replace(r.Path)
+		_, params, ok, _ := apigw.Match(r.Method, path)
+		if !ok {
+			t.Fatalf("route %s does not match its own path %s", r.Key(), path)
+		}
+		ev := &events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: r.Key(), RawPath: path, PathParameters: params,
+			Headers: map[string]string{}}
+		ev.RequestContext.RouteKey, ev.RequestContext.Stage = r.Key(), "$default"
+		ev.RequestContext.HTTP.Method, ev.RequestContext.HTTP.Path = r.Method, path
+		if resp := a.Handler(r.Function).Handle(context.Background(), ev); resp.Status != 401 {
+			open[r.Key()] = true
+		}
+	}
+	if len(open) == 0 || len(open) == len(apigw.Routes) {
+		t.Fatalf("open routes %v: the probe cannot tell open routes from the others", open)
+	}
+	return open
 }

@@ -1,7 +1,7 @@
 // Command smoke checks, over the real wire protocols, that the servers of
 // scripts/testenv work as the Imago backends need (`scripts/testenv check`):
 // S3 put/get and the event webhook through the relay, the DynamoDB table's
-// index and TTL, KMS data keys bound to their encryption context, Redis PING.
+// indexes and TTL, KMS data keys bound to their encryption context, Redis PING.
 //
 // It reads the same environment as the code under test (`scripts/testenv env`).
 package main
@@ -44,7 +44,7 @@ func main() {
 		fn   func(context.Context, aws.Config) error
 	}{
 		{"S3 (versitygw) put/get + event via relay", checkS3},
-		{"DynamoDB (DynamoDB Local) table, index, TTL", checkDynamo},
+		{"DynamoDB (DynamoDB Local) table, indexes, TTL", checkDynamo},
 		{"KMS (local-kms) data key + encryption context", checkKMS},
 		{"Redis PING", checkRedis},
 	}
@@ -160,25 +160,33 @@ func checkDynamo(ctx context.Context, cfg aws.Config) error {
 	if d.Table.TableStatus != ddbtypes.TableStatusActive {
 		return fmt.Errorf("table status %s", d.Table.TableStatus)
 	}
-	found := false
-	for _, g := range d.Table.GlobalSecondaryIndexes {
-		if aws.ToString(g.IndexName) != "tenant-index" {
-			continue
-		}
-		found = true
-		ks := map[ddbtypes.KeyType]string{}
-		for _, k := range g.KeySchema {
-			ks[k.KeyType] = aws.ToString(k.AttributeName)
-		}
-		if ks[ddbtypes.KeyTypeHash] != "tenant_listed" || ks[ddbtypes.KeyTypeRange] != "created_key" {
-			return fmt.Errorf("tenant-index key schema %v", ks)
-		}
-		if g.Projection == nil || g.Projection.ProjectionType != ddbtypes.ProjectionTypeAll {
-			return fmt.Errorf("tenant-index projection is not ALL")
-		}
+	// The documents by tenant, and a document's share links: each index
+	// with its keys and every attribute projected.
+	indexes := []struct{ name, hash, rng string }{
+		{"tenant-index", "tenant_listed", "created_key"},
+		{"link-index", "link_document", "created_key"},
 	}
-	if !found {
-		return errors.New("no tenant-index GSI")
+	for _, want := range indexes {
+		found := false
+		for _, g := range d.Table.GlobalSecondaryIndexes {
+			if aws.ToString(g.IndexName) != want.name {
+				continue
+			}
+			found = true
+			ks := map[ddbtypes.KeyType]string{}
+			for _, k := range g.KeySchema {
+				ks[k.KeyType] = aws.ToString(k.AttributeName)
+			}
+			if ks[ddbtypes.KeyTypeHash] != want.hash || ks[ddbtypes.KeyTypeRange] != want.rng {
+				return fmt.Errorf("%s key schema %v, want %s HASH, %s RANGE", want.name, ks, want.hash, want.rng)
+			}
+			if g.Projection == nil || g.Projection.ProjectionType != ddbtypes.ProjectionTypeAll {
+				return fmt.Errorf("%s projection is not ALL", want.name)
+			}
+		}
+		if !found {
+			return fmt.Errorf("no %s GSI", want.name)
+		}
 	}
 	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &table})
 	if err != nil {
