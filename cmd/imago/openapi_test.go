@@ -536,6 +536,7 @@ func TestServeFailuresMatchOpenAPI(t *testing.T) {
 		env[k] = os.Getenv(k)
 	}
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
+	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key and link.key, out of the source tree
 
 	t.Run("503", func(t *testing.T) {
 		// A loopback port nobody listens on: every DynamoDB call fails to
