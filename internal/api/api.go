@@ -14,7 +14,10 @@
 // through the types of this package, so each JSON shape is defined once.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Status is a document's lifecycle state.
 type Status string
@@ -40,6 +43,19 @@ type Document struct {
 	CreatedAt   time.Time         `json:"created_at"`
 	Metadata    map[string]string `json:"metadata"`
 	Failure     string            `json:"failure,omitempty"` // failed documents only: why
+	// ExpiresAt is when the document expires (absent: never).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LegalHold is whether a legal hold keeps the document.
+	LegalHold bool `json:"legal_hold"`
+	// DeletedAt and PurgeAt are on documents in the trash only.
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+	PurgeAt   *time.Time `json:"purge_at,omitempty"`
+}
+
+// SetExpiry is the body of PATCH /documents/{id}: a new expiry, or null to
+// clear it. ExpiresAt is a json.RawMessage so that null and absent differ.
+type SetExpiry struct {
+	ExpiresAt json.RawMessage `json:"expires_at"`
 }
 
 // Page is the answer of GET /documents: one page of the caller's
@@ -58,6 +74,9 @@ type CreateUpload struct {
 	Size        *int64            `json:"size"`
 	Metadata    map[string]string `json:"metadata"`
 	PartSize    *int64            `json:"part_size,omitempty"`
+	// ExpiresIn is the document's retention in seconds (absent: the
+	// server's IMAGO_RETENTION).
+	ExpiresIn *int64 `json:"expires_in,omitempty"`
 }
 
 // Upload methods: CreatedUpload.Method.
@@ -227,6 +246,10 @@ const (
 	CodeUnavailable      = "unavailable"            // 503: retry later
 	CodeMethodNotAllowed = "method_not_allowed"     // 405
 )
+
+// HeaderExpiresIn is the header of POST /documents giving the document's
+// retention in seconds.
+const HeaderExpiresIn = "X-Imago-Expires-In"
 
 // Limits of the API that client and server share.
 const (

@@ -27,6 +27,9 @@ var (
 var (
 	recordsBucket = []byte("records")
 	tenantBucket  = []byte("by_tenant")
+	// trashBucket indexes the records in the trash, as tenantBucket the
+	// others: a record is in exactly one of the two.
+	trashBucket = []byte("trash_by_tenant")
 )
 
 // Store is a MetadataStore in a bbolt file.
@@ -46,7 +49,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{recordsBucket, tenantBucket, linksBucket, documentLinksBucket} {
+		for _, b := range [][]byte{recordsBucket, tenantBucket, trashBucket, linksBucket, documentLinksBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -92,13 +95,19 @@ type item struct {
 	PartSize      int64             `json:"part_size,omitempty"`
 	BlobID        docstore.ID       `json:"blob_id,omitempty"`
 	Failure       string            `json:"failure,omitempty"`
+	Expires       time.Time         `json:"expires,omitzero"`
+	LegalHold     bool              `json:"legal_hold,omitempty"`
+	DeletedAt     time.Time         `json:"deleted_at,omitzero"`
+	PurgeAt       time.Time         `json:"purge_at,omitzero"`
+	Version       int64             `json:"version,omitempty"`
 }
 
 func toItem(r docstore.Record) item {
 	return item{ID: r.ID, Tenant: r.Tenant, Filename: r.Filename, ContentType: r.ContentType, Size: r.Size,
 		SHA256: r.SHA256, Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Metadata: r.Metadata,
 		WrappedKey: r.WrappedKey, KeyID: r.KeyID, FormatVersion: r.FormatVersion, SegmentSize: r.SegmentSize,
-		ExpiresAt: r.ExpiresAt.UTC(), UploadID: r.UploadID, PartSize: r.PartSize, BlobID: r.BlobID, Failure: r.Failure}
+		ExpiresAt: r.ExpiresAt.UTC(), UploadID: r.UploadID, PartSize: r.PartSize, BlobID: r.BlobID, Failure: r.Failure,
+		Expires: r.Expires.UTC(), LegalHold: r.LegalHold, DeletedAt: r.DeletedAt.UTC(), PurgeAt: r.PurgeAt.UTC(), Version: r.Version}
 }
 
 func (it item) record() docstore.Record {
@@ -109,8 +118,9 @@ func (it item) record() docstore.Record {
 	return docstore.Record{
 		Document: docstore.Document{ID: it.ID,
 			Descriptor: docstore.Descriptor{Filename: it.Filename, ContentType: it.ContentType, Size: it.Size, SHA256: it.SHA256},
-			Status:     it.Status, CreatedAt: it.CreatedAt, Metadata: md, Failure: it.Failure},
-		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
+			Status:     it.Status, CreatedAt: it.CreatedAt, Metadata: md, Failure: it.Failure,
+			Expires: it.Expires, LegalHold: it.LegalHold, DeletedAt: it.DeletedAt, PurgeAt: it.PurgeAt},
+		Tenant: it.Tenant, Version: it.Version, WrappedKey: it.WrappedKey, KeyID: it.KeyID, FormatVersion: it.FormatVersion,
 		SegmentSize: it.SegmentSize, ExpiresAt: it.ExpiresAt, UploadID: it.UploadID, PartSize: it.PartSize, BlobID: it.BlobID,
 	}
 }
@@ -162,10 +172,11 @@ func (s *Store) Create(ctx context.Context, rec docstore.Record) error {
 			return err
 		}
 		it := toItem(rec)
+		it.Version = 1
 		if err := put(tx, it); err != nil {
 			return err
 		}
-		return tx.Bucket(tenantBucket).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
+		return tx.Bucket(indexOf(it)).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil)
 	})
 	if err != nil {
 		return docstore.E(op, err)
@@ -195,8 +206,10 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 }
 
 // MarkAvailable flips a pending record to available. bbolt runs one write
-// transaction at a time, so the check and the write are one step.
-func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID) (docstore.Record, error) {
+// transaction at a time, so the check and the write are one step. The
+// record's removal time is computed from it (Record.RemoveAt), so removeAt
+// is not stored.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID, removeAt time.Time) (docstore.Record, error) {
 	return s.finish("boltstore.MarkAvailable", id, func(_ *bolt.Tx, it *item) error {
 		it.Status, it.Size, it.SHA256, it.BlobID, it.ExpiresAt = docstore.StatusAvailable, size, sha256, blob, time.Time{}
 		return nil
@@ -228,6 +241,7 @@ func (s *Store) finish(op docstore.Op, id docstore.ID, change func(tx *bolt.Tx, 
 		if err := change(tx, &it); err != nil {
 			return err
 		}
+		it.Version++
 		if err := put(tx, it); err != nil {
 			return err
 		}
@@ -240,14 +254,23 @@ func (s *Store) finish(op docstore.Op, id docstore.ID, change func(tx *bolt.Tx, 
 	return rec, nil
 }
 
-// List returns up to limit records of tenant, whatever their status,
-// newest first.
+// List returns up to limit records of tenant not in the trash, whatever
+// their status, newest first.
 func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
-	const op = "boltstore.List"
+	return s.list("boltstore.List", tenantBucket, tenant, after, limit)
+}
+
+// ListTrash returns up to limit records of tenant in the trash, newest
+// first.
+func (s *Store) ListTrash(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
+	return s.list("boltstore.ListTrash", trashBucket, tenant, after, limit)
+}
+
+func (s *Store) list(op docstore.Op, index []byte, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
 	var out []docstore.Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		prefix := tenantPrefix(tenant)
-		c := tx.Bucket(tenantBucket).Cursor()
+		c := tx.Bucket(index).Cursor()
 		k, _ := c.Seek(prefix)
 		if after != nil {
 			start := indexKey(tenant, after.CreatedAt, after.ID)
@@ -291,7 +314,7 @@ func deleteItem(tx *bolt.Tx, id docstore.ID) error {
 	if err != nil || !ok {
 		return err
 	}
-	if err := tx.Bucket(tenantBucket).Delete(indexKey(it.Tenant, it.CreatedAt, it.ID)); err != nil {
+	if err := tx.Bucket(indexOf(it)).Delete(indexKey(it.Tenant, it.CreatedAt, it.ID)); err != nil {
 		return err
 	}
 	return tx.Bucket(recordsBucket).Delete([]byte(id))
@@ -306,7 +329,6 @@ func (s *Store) expireAndIndex() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		var expired []docstore.ID
 		var unindexed []item
-		index := tx.Bucket(tenantBucket)
 		err := tx.Bucket(recordsBucket).ForEach(func(k, v []byte) error {
 			var it item
 			if err := json.Unmarshal(v, &it); err != nil {
@@ -315,7 +337,7 @@ func (s *Store) expireAndIndex() error {
 			switch {
 			case it.Status != docstore.StatusAvailable && !it.ExpiresAt.IsZero() && it.ExpiresAt.Before(now):
 				expired = append(expired, it.ID)
-			case index.Get(indexKey(it.Tenant, it.CreatedAt, it.ID)) == nil:
+			case tx.Bucket(indexOf(it)).Get(indexKey(it.Tenant, it.CreatedAt, it.ID)) == nil:
 				unindexed = append(unindexed, it)
 			}
 			return nil
@@ -329,7 +351,7 @@ func (s *Store) expireAndIndex() error {
 			}
 		}
 		for _, it := range unindexed {
-			if err := index.Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil); err != nil {
+			if err := tx.Bucket(indexOf(it)).Put(indexKey(it.Tenant, it.CreatedAt, it.ID), nil); err != nil {
 				return err
 			}
 		}

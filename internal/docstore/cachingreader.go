@@ -78,6 +78,9 @@ type readRequest struct {
 	// any other is answered as a missing document.
 	owns func(Tenant) bool
 	id   ID
+	// now is the read's time: an entry whose document expired by then is
+	// a missing document.
+	now time.Time
 	// whole is a read of the whole document (no Range): only such a miss
 	// claims the fill, waits for another holder's and prefetches; a range
 	// is answered from an entry but never fills one.
@@ -101,7 +104,8 @@ type readRequest struct {
 // answered as a missing document, touching no other backend.
 func (cr *cachingReader) read(ctx context.Context, req readRequest) (body []byte, hit bool, err error) {
 	doc, m, foreign := cr.lookup(ctx, req.owns, req.id, req.whole)
-	if foreign {
+	if foreign || (doc != nil && !doc.Expires.IsZero() && !req.now.Before(doc.Expires)) {
+		cr.release(ctx, req.id, m.claim)
 		return nil, false, notFound(req.op, req.id)
 	}
 	if doc == nil {
@@ -332,7 +336,7 @@ func (cr *cachingReader) loadAndFill(ctx context.Context, rec Record, claim Clai
 		cr.fillHook(ctx, rec.ID)
 	}
 	count(ctx, func(r *RequestStats) *atomic.Int64 { return &r.Fills })
-	cr.fill(ctx, rec.ID, claim, &CachedDocument{Tenant: rec.Tenant, Descriptor: rec.Descriptor, Body: body})
+	cr.fill(ctx, rec.ID, claim, &CachedDocument{Tenant: rec.Tenant, Descriptor: rec.Descriptor, Body: body, Expires: rec.cacheExpiry()})
 	return body, nil
 }
 
@@ -384,7 +388,7 @@ func (cr *cachingReader) waitForFill(ctx context.Context, id ID) (*CachedDocumen
 			return nil, NoClaim
 		case <-loaded:
 			if local.ok {
-				return &CachedDocument{Tenant: local.rec.Tenant, Descriptor: local.rec.Descriptor, Body: local.body}, NoClaim
+				return &CachedDocument{Tenant: local.rec.Tenant, Descriptor: local.rec.Descriptor, Body: local.body, Expires: local.rec.cacheExpiry()}, NoClaim
 			}
 			local = nil // its load failed and let go of the claim: look again
 		case <-tick.C:

@@ -6,10 +6,51 @@ import (
 	"time"
 )
 
-// Delete removes a document's record, cache entry and blob. The wrapped data
-// key goes with the record, so a copy of the blob left anywhere is unreadable.
+// Delete answers DELETE /documents/{id}: with a deletion delay configured
+// (Config.DeletionDelay) an available document moves to the trash
+// (policy.go), restorable until its purge; without one, or for an upload
+// that never finished, it is purged at once. A document under a legal hold
+// refuses (KindConflict); one already in the trash is not found (Purge
+// takes it).
+func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
+	return s.remove(ctx, "docstore.Delete", tenant, id, false)
+}
+
+// Purge answers DELETE /documents/{id}?purge=true: the document goes at
+// once, from the trash or not, unless a legal hold keeps it.
+func (s *Service) Purge(ctx context.Context, tenant Tenant, id ID) error {
+	return s.remove(ctx, "docstore.Purge", tenant, id, true)
+}
+
+func (s *Service) remove(ctx context.Context, op Op, tenant Tenant, id ID, purge bool) error {
+	for attempt := 0; ; attempt++ {
+		rec, err := s.storedRecord(ctx, op, tenant, id)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		switch {
+		case rec.Expired(now) || (rec.Trashed() && !purge):
+			return notFound(op, id)
+		case rec.LegalHold:
+			return heldError(op, id)
+		case !purge && s.cfg.DeletionDelay > 0 && rec.Status == StatusAvailable:
+			return s.trash(ctx, op, tenant, id)
+		}
+		err = s.purge(ctx, op, rec)
+		if KindOf(err) == KindConflict && attempt+1 < changeAttempts {
+			continue // the record changed (a hold, a restore): decide again
+		}
+		return err
+	}
+}
+
+// purge removes a document's record, cache entry, staged bytes, blob and
+// links, the record only if it is still the one rec read (its Version). The
+// wrapped data key goes with the record, so a copy of the blob left
+// anywhere is unreadable.
 //
-// The cache goes first, and again once the record is gone: once Delete
+// The cache goes first, and again once the record is gone: once purge
 // returns nil, no read is answered from the cache, whatever fills were in
 // flight. A fill lands only under a claim taken before its record read
 // (see Cache); the first forget removes the claims taken so far, the
@@ -18,12 +59,8 @@ import (
 // keeps, which Redis may lose. If the cache cannot be told first, nothing
 // is deleted and the error is KindUnavailable (retryable): a 204 with the
 // document still cached would let it be served after its delete.
-func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
-	const op = "docstore.Delete"
-	rec, err := s.record(ctx, op, tenant, id)
-	if err != nil {
-		return err
-	}
+func (s *Service) purge(ctx context.Context, op Op, rec Record) error {
+	id := rec.ID
 	if err := s.reader.forget(ctx, id); err != nil {
 		return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", id, err))
 	}
@@ -43,8 +80,11 @@ func (s *Service) Delete(ctx context.Context, tenant Tenant, id ID) error {
 	// tombstone, written before, lives TombstoneTTL. Bounding the record's
 	// delete keeps the first inside the second.
 	mctx, cancel := context.WithTimeout(ctx, TombstoneTTL-FillDeadline-deleteMargin)
-	err = s.meta.Delete(mctx, id)
+	err := s.meta.DeleteVersion(mctx, id, rec.Version)
 	cancel()
+	if IsNotFound(err) {
+		return notFound(op, id) // purged meanwhile
+	}
 	if err != nil {
 		return E(op, fmt.Errorf("delete record %s: %w", id, err))
 	}

@@ -74,6 +74,13 @@ type Document struct {
 	CreatedAt time.Time
 	Metadata  map[string]string
 	Failure   string // failed documents only: why, safe for the caller
+
+	// The document's policy (policy.go). Expires is when its retention
+	// ends (zero: never); LegalHold stops its delete, purge and expiry;
+	// DeletedAt and PurgeAt are set while it is in the trash.
+	Expires            time.Time
+	LegalHold          bool
+	DeletedAt, PurgeAt time.Time
 }
 
 // Record is what the metadata store keeps for a document: the public
@@ -114,6 +121,12 @@ type Record struct {
 	// part but the last.
 	UploadID string
 	PartSize int64
+
+	// Version counts the record's changes: every change of its status or
+	// policy is a write conditioned on the version it read, so that of two
+	// racing changes (a hold and a delete, a restore and a purge) the
+	// second finds the record changed and decides again.
+	Version int64
 }
 
 // Blob is the id the record's blob is stored under.

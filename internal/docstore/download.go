@@ -41,7 +41,7 @@ func (s *Service) Download(ctx context.Context, req DownloadRequest) (*Content, 
 	}
 	c := &Content{ID: req.ID}
 	body, hit, err := s.reader.read(ctx, readRequest{
-		op: op, owns: func(t Tenant) bool { return t == req.Tenant }, id: req.ID,
+		op: op, owns: func(t Tenant) bool { return t == req.Tenant }, id: req.ID, now: s.now(),
 		whole: req.Range == "", conditional: req.IfNoneMatch != "",
 		record: func(ctx context.Context) (Record, error) { return s.available(ctx, op, req.Tenant, req.ID) },
 		negotiate: func(d Descriptor) (ByteRange, bool, error) {

@@ -60,7 +60,7 @@ func (s *Service) ReadLink(ctx context.Context, req LinkReadRequest) (*LinkConte
 	}
 	c := &Content{ID: lr.id}
 	body, hit, readErr := s.reader.read(ctx, readRequest{
-		op: op, owns: lr.owns, id: lr.id,
+		op: op, owns: lr.owns, id: lr.id, now: now,
 		whole: req.Range == "", conditional: req.IfNoneMatch != "",
 		record: lr.record,
 		negotiate: func(d Descriptor) (ByteRange, bool, error) {
@@ -120,7 +120,7 @@ func (lr *linkRead) owns(t Tenant) bool { return lr.s.linkKeys.BoundTo(lr.claims
 func (lr *linkRead) record(ctx context.Context) (Record, error) {
 	rec, err := lr.s.meta.Get(ctx, lr.id)
 	switch {
-	case IsNotFound(err) || (err == nil && (!lr.owns(rec.Tenant) || rec.Status != StatusAvailable)):
+	case IsNotFound(err) || (err == nil && (!lr.owns(rec.Tenant) || rec.Status != StatusAvailable || rec.Gone(lr.now))):
 		return Record{}, E(lr.op, KindNotFound, "link not found")
 	case err != nil:
 		return Record{}, E(lr.op, fmt.Errorf("get record %s: %w", lr.id, err))

@@ -108,7 +108,7 @@ func (s *Service) createMultipart(ctx context.Context, op Op, req CreateUploadRe
 	if err != nil {
 		return CreatedUpload{}, E(op, fmt.Errorf("create multipart upload of %s: %w", id, err))
 	}
-	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, req.Size)
+	rec, dk, err := s.newPending(ctx, op, req.Tenant, id, desc, req.Size, req.ExpiresIn)
 	if err == nil {
 		clear(dk.Plaintext)
 		rec.UploadID, rec.PartSize = uploadID, partSize

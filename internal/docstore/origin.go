@@ -46,14 +46,15 @@ func (o origin) write(ctx context.Context, rec Record, blob ID, key []byte, src 
 	return nil
 }
 
-// commit marks pending document id available with the blob a write
+// commit marks the pending document available with the blob a write
 // stored, of size bytes hashing to digest: the conditional MarkAvailable
 // that picks one winner among attempts that race. When it is not this
 // attempt's (KindConflict: another attempt won, or the document failed;
 // KindNotFound: the record is gone), the blob is nobody's and is dropped
 // here; the error is MarkAvailable's, for the caller to answer.
-func (o origin) commit(ctx context.Context, id ID, size int64, digest string, blob ID) (Record, error) {
-	rec, err := o.meta.MarkAvailable(ctx, id, size, digest, blob)
+func (o origin) commit(ctx context.Context, pending Record, size int64, digest string, blob ID) (Record, error) {
+	id := pending.ID
+	rec, err := o.meta.MarkAvailable(ctx, id, size, digest, blob, pending.Expires)
 	if k := KindOf(err); err != nil && (k == KindConflict || k == KindNotFound) {
 		o.drop(ctx, id, blob)
 	}

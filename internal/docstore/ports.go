@@ -50,10 +50,11 @@ type MetadataStore interface {
 	Get(ctx context.Context, id ID) (Record, error)
 	// MarkAvailable turns a pending record available and records its size,
 	// SHA-256 and the id its blob is stored under (Record.BlobID), clearing
-	// ExpiresAt, in one conditional write: of racing calls exactly one
-	// succeeds. KindNotFound if the record is gone, KindConflict if it is
-	// not pending.
-	MarkAvailable(ctx context.Context, id ID, size int64, sha256 string, blob ID) (Record, error)
+	// ExpiresAt and making removeAt (the document's expiry, zero: none) the
+	// time the store may remove the record (Record.RemoveAt), in one
+	// conditional write: of racing calls exactly one succeeds. KindNotFound
+	// if the record is gone, KindConflict if it is not pending.
+	MarkAvailable(ctx context.Context, id ID, size int64, sha256 string, blob ID, removeAt time.Time) (Record, error)
 	// MarkFailed turns a pending record failed with a reason a caller may
 	// see (Document.Failure), keeping ExpiresAt so the store removes it in
 	// time, in one conditional write. KindNotFound if the record is gone,
@@ -66,6 +67,18 @@ type MetadataStore interface {
 	List(ctx context.Context, tenant Tenant, after *ListPosition, limit int) ([]Record, error)
 	// Delete removes the record; deleting a missing record is not an error.
 	Delete(ctx context.Context, id ID) error
+	// DeleteVersion removes the record if its Version is version:
+	// KindConflict if it changed, KindNotFound if it is gone.
+	DeleteVersion(ctx context.Context, id ID, version int64) error
+	// SetPolicy writes p as the policy of the available record id, and
+	// its removal time (Policy.RemoveAt), if its Version is version, and
+	// returns the record as it is after: KindConflict if the record
+	// changed or is not available, KindNotFound if it is gone. A record in
+	// the trash (p.DeletedAt set) leaves the tenant's listing for its
+	// trash listing (ListTrash), and comes back when restored.
+	SetPolicy(ctx context.Context, id ID, p Policy, version int64) (Record, error)
+	// ListTrash is List of the tenant's documents in the trash.
+	ListTrash(ctx context.Context, tenant Tenant, after *ListPosition, limit int) ([]Record, error)
 }
 
 // EncryptionContext is the set of non-secret pairs a data key is bound to,
@@ -100,6 +113,10 @@ type CachedDocument struct {
 	Tenant Tenant
 	Descriptor
 	Body []byte
+	// Expires is when the entry stops answering: the document's expiry,
+	// unless a legal hold keeps it (zero: never). A change of the
+	// document's policy forgets the entry.
+	Expires time.Time
 }
 
 // Claim is the right to fill one id's entry: a token naming the fill lock

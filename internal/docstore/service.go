@@ -51,6 +51,12 @@ type Config struct {
 	// LinkMaxTTL is the longest a share link may live
 	// (IMAGO_LINK_MAX_TTL).
 	LinkMaxTTL time.Duration
+	// Retention is the expiry of a document uploaded without one
+	// (IMAGO_RETENTION); zero: such a document never expires.
+	Retention time.Duration
+	// DeletionDelay is how long a deleted document stays in the trash
+	// (IMAGO_DELETION_DELAY); zero: a delete purges at once.
+	DeletionDelay time.Duration
 	// IngestHook, when set, runs in Ingest after the attempt's blob is
 	// stored and before the record is marked available; an error fails
 	// the attempt. Tests use it to pause (or crash) an ingest at that
@@ -195,9 +201,20 @@ func (s *Service) Get(ctx context.Context, tenant Tenant, id ID) (Document, erro
 	return rec.Document, nil
 }
 
-// record reads id's record and checks the caller owns it. Another tenant's
-// document is reported exactly like a missing one.
+// record reads id's record and checks the caller owns it and may see it.
+// Another tenant's document, and one expired or in the trash, is reported
+// exactly like a missing one.
 func (s *Service) record(ctx context.Context, op Op, tenant Tenant, id ID) (Record, error) {
+	rec, err := s.storedRecord(ctx, op, tenant, id)
+	if err == nil && rec.Gone(s.now()) {
+		return Record{}, notFound(op, id)
+	}
+	return rec, err
+}
+
+// storedRecord reads id's record and checks the caller owns it, whatever
+// its policy says.
+func (s *Service) storedRecord(ctx context.Context, op Op, tenant Tenant, id ID) (Record, error) {
 	if tenant == "" {
 		return Record{}, E(op, KindUnauthenticated, "no caller identity")
 	}

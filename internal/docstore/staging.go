@@ -30,6 +30,9 @@ type CreateUploadRequest struct {
 	// PartSize is the part size the client wants for an upload in parts
 	// (zero: the service picks one); see PlanParts.
 	PartSize int64
+	// ExpiresIn is the document's retention in seconds; nil: the
+	// configured one.
+	ExpiresIn *int64
 }
 
 // CreatedUpload is the answer to CreateUpload. Its JSON is
@@ -63,6 +66,9 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 	if req.Size <= 0 {
 		return CreatedUpload{}, E(op, KindInvalid, "size must be a positive number of bytes")
 	}
+	if _, err := s.expiryOf(op, s.now(), req.ExpiresIn); err != nil {
+		return CreatedUpload{}, err // before anything is made: an upload in parts too
+	}
 	if req.PartSize != 0 {
 		if err := checkPartSize(req.PartSize); err != nil {
 			return CreatedUpload{}, err
@@ -81,7 +87,7 @@ func (s *Service) CreateUpload(ctx context.Context, req CreateUploadRequest) (Cr
 	// The data key is generated now and stored wrapped; the ingest only
 	// has to unwrap it.
 	id := NewID()
-	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, req.Size)
+	rec, dk, err := s.newPending(ctx, op, req.Tenant, id, desc, req.Size, req.ExpiresIn)
 	if err != nil {
 		return CreatedUpload{}, E(op, err)
 	}
@@ -208,7 +214,7 @@ func (s *Service) sealStaged(ctx context.Context, op Op, key string, id ID, rec 
 		s.origin.drop(ctx, id, blob)
 		return E(op, err)
 	}
-	if _, err := s.origin.commit(ctx, id, rec.Size, digest, blob); err != nil {
+	if _, err := s.origin.commit(ctx, rec, rec.Size, digest, blob); err != nil {
 		switch KindOf(err) {
 		case KindConflict, KindNotFound:
 			// Another attempt won, the document failed, or it was deleted:

@@ -19,6 +19,9 @@ type UploadRequest struct {
 	Metadata       map[string]string
 	Body           []byte
 	IdempotencyKey string
+	// ExpiresIn is the document's retention in seconds (X-Imago-Expires-In);
+	// nil: the configured one (Config.Retention).
+	ExpiresIn *int64
 }
 
 // Upload stores a document: it generates a data key bound to the document,
@@ -32,7 +35,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		return Document{}, err
 	}
 
-	rec, dk, err := s.newPending(ctx, req.Tenant, id, desc, int64(len(req.Body)))
+	rec, dk, err := s.newPending(ctx, op, req.Tenant, id, desc, int64(len(req.Body)), req.ExpiresIn)
 	if err != nil {
 		return Document{}, E(op, err)
 	}
@@ -72,7 +75,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 			s.abandon(ctx, rec.ID, "put blob", err)
 			return Document{}, E(op, err)
 		}
-		marked, err := s.origin.commit(ctx, id, int64(len(req.Body)), digest, id)
+		marked, err := s.origin.commit(ctx, rec, int64(len(req.Body)), digest, id)
 		if KindOf(err) == KindConflict {
 			// A retry with the same key finished it first: its blob won.
 			return s.repeatedUpload(ctx, op, req.Tenant, id, digest)
@@ -84,7 +87,7 @@ func (s *Service) Upload(ctx context.Context, req UploadRequest) (Document, erro
 		done = marked.Document
 	}
 	fillCtx, cancel := context.WithDeadline(ctx, fillBy)
-	s.reader.fill(fillCtx, id, claim, &CachedDocument{Tenant: req.Tenant, Body: req.Body,
+	s.reader.fill(fillCtx, id, claim, &CachedDocument{Tenant: req.Tenant, Body: req.Body, Expires: done.Expires,
 		Descriptor: Descriptor{Filename: desc.filename, ContentType: desc.contentType, Size: int64(len(req.Body)), SHA256: digest}})
 	cancel()
 	claim = NoClaim // filled, or released by fill
@@ -145,15 +148,21 @@ func describe(filename, contentType string, metadata map[string]string) (descrip
 // newPending generates a document's data key, bound to the document and
 // its tenant, and builds its pending record. The caller clears the key's
 // plaintext once done with it.
-func (s *Service) newPending(ctx context.Context, tenant Tenant, id ID, d description, size int64) (Record, DataKey, error) {
+func (s *Service) newPending(ctx context.Context, op Op, tenant Tenant, id ID, d description, size int64, expiresIn *int64) (Record, DataKey, error) {
+	// Expiry counts from the upload's request, whatever path its bytes
+	// take afterwards.
+	now := s.now()
+	expires, err := s.expiryOf(op, now, expiresIn)
+	if err != nil {
+		return Record{}, DataKey{}, err
+	}
 	dk, err := s.keys.GenerateDataKey(ctx, ContextFor(tenant, id))
 	if err != nil {
 		return Record{}, DataKey{}, fmt.Errorf("generate data key for %s: %w", id, err)
 	}
-	now := s.now()
 	return Record{
 		Document: Document{ID: id, Descriptor: Descriptor{Filename: d.filename, ContentType: d.contentType, Size: size},
-			Status: StatusPending, CreatedAt: now, Metadata: d.metadata},
+			Status: StatusPending, CreatedAt: now, Metadata: d.metadata, Expires: expires},
 		Tenant: tenant, WrappedKey: dk.Wrapped, KeyID: dk.KeyID,
 		FormatVersion: envelope.Version, SegmentSize: s.cfg.SegmentSize,
 		ExpiresAt: now.Add(s.cfg.PendingTTL),
@@ -204,7 +213,7 @@ func (s *Service) finishPending(ctx context.Context, op Op, prev Record, body []
 		s.origin.drop(ctx, prev.ID, blob)
 		return Document{}, E(op, err)
 	}
-	done, err := s.origin.commit(ctx, prev.ID, int64(len(body)), digest, blob)
+	done, err := s.origin.commit(ctx, prev, int64(len(body)), digest, blob)
 	switch {
 	case KindOf(err) == KindConflict: // the other attempt won
 		return s.repeatedUpload(ctx, op, prev.Tenant, prev.ID, digest)

@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/imagodocs/imago/internal/api"
 )
@@ -19,13 +20,31 @@ import (
 // API is d as the API answers it.
 func (d Document) API() api.Document {
 	return api.Document{ID: string(d.ID), Filename: d.Filename, ContentType: d.ContentType, Size: d.Size,
-		SHA256: d.SHA256, Status: api.Status(d.Status), CreatedAt: d.CreatedAt, Metadata: d.Metadata, Failure: d.Failure}
+		SHA256: d.SHA256, Status: api.Status(d.Status), CreatedAt: d.CreatedAt, Metadata: d.Metadata, Failure: d.Failure,
+		ExpiresAt: timeOrNil(d.Expires), LegalHold: d.LegalHold, DeletedAt: timeOrNil(d.DeletedAt), PurgeAt: timeOrNil(d.PurgeAt)}
+}
+
+// timeOrNil is t, or nil (an absent field) when t is zero.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// timeOf is *t, or zero when t is nil.
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // DocumentFromAPI is the Document a's JSON describes.
 func DocumentFromAPI(a api.Document) Document {
 	return Document{ID: ID(a.ID), Descriptor: Descriptor{Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, SHA256: a.SHA256},
-		Status: Status(a.Status), CreatedAt: a.CreatedAt, Metadata: a.Metadata, Failure: a.Failure}
+		Status: Status(a.Status), CreatedAt: a.CreatedAt, Metadata: a.Metadata, Failure: a.Failure,
+		Expires: timeOf(a.ExpiresAt), LegalHold: a.LegalHold, DeletedAt: timeOf(a.DeletedAt), PurgeAt: timeOf(a.PurgeAt)}
 }
 
 // MarshalJSON encodes d as an api.Document.

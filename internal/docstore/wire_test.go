@@ -18,14 +18,18 @@ func TestWireJSON(t *testing.T) {
 		Status:     docstore.StatusAvailable, CreatedAt: at, Metadata: map[string]string{"k": "v"}}
 	failed := doc
 	failed.Status, failed.Failure, failed.Metadata = docstore.StatusFailed, "the staged object is 3 bytes", nil
+	trashed := doc
+	trashed.Expires, trashed.LegalHold = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), true
+	trashed.DeletedAt, trashed.PurgeAt = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 14, 0, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		name string
 		v    any
 		want string
 	}{
-		{"document", doc, `{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"available","created_at":"2026-12-06T23:00:00.123456789Z","metadata":{"k":"v"}}`},
-		{"failed document", failed, `{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"failed","created_at":"2026-12-06T23:00:00.123456789Z","metadata":null,"failure":"the staged object is 3 bytes"}`},
-		{"page", docstore.Page{Documents: []docstore.Document{failed}, NextCursor: "c1"}, `{"documents":[{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"failed","created_at":"2026-12-06T23:00:00.123456789Z","metadata":null,"failure":"the staged object is 3 bytes"}],"next_cursor":"c1"}`},
+		{"document", doc, `{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"available","created_at":"2026-12-06T23:00:00.123456789Z","metadata":{"k":"v"},"legal_hold":false}`},
+		{"failed document", failed, `{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"failed","created_at":"2026-12-06T23:00:00.123456789Z","metadata":null,"failure":"the staged object is 3 bytes","legal_hold":false}`},
+		{"page", docstore.Page{Documents: []docstore.Document{failed}, NextCursor: "c1"}, `{"documents":[{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"failed","created_at":"2026-12-06T23:00:00.123456789Z","metadata":null,"failure":"the staged object is 3 bytes","legal_hold":false}],"next_cursor":"c1"}`},
+		{"document in the trash, held, expiring", trashed, `{"id":"3f1e2d4c-0000-4000-8000-000000000001","filename":"a \u003cb\u003e \u0026 c.pdf","content_type":"application/pdf","size":42,"sha256":"ab","status":"available","created_at":"2026-12-06T23:00:00.123456789Z","metadata":{"k":"v"},"expires_at":"2027-01-01T00:00:00Z","legal_hold":true,"deleted_at":"2026-12-07T00:00:00Z","purge_at":"2026-12-14T00:00:00Z"}`},
 		{"empty page", docstore.Page{Documents: []docstore.Document{}}, `{"documents":[]}`},
 		{"nil page", docstore.Page{}, `{"documents":null}`},
 		{"presigned upload", docstore.CreatedUpload{ID: doc.ID, UploadURL: "http://s3/x?sig", Method: "PUT", Headers: map[string]string{"Content-Type": "application/pdf"}, ExpiresAt: at},

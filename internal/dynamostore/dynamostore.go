@@ -110,6 +110,14 @@ const (
 	// Only on documents uploaded in parts.
 	attrUploadID = "upload_id"
 	attrPartSize = "part_size"
+
+	// A document's policy (policy.go).
+	attrExpires     = "expires"
+	attrLegalHold   = "legal_hold"
+	attrDeletedAt   = "deleted_at"
+	attrPurgeAt     = "purge_at"
+	attrTenantTrash = "tenant_trash"
+	attrVersion     = "version"
 )
 
 // Store is a docstore.MetadataStore on a DynamoDB table.
@@ -175,19 +183,27 @@ func (s *Store) Get(ctx context.Context, id docstore.ID) (docstore.Record, error
 }
 
 // MarkAvailable flips a pending record to available, records its size,
-// SHA-256 and blob id, puts it in the listing index and removes its expiry,
-// in one conditional update.
-func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID) (docstore.Record, error) {
-	return s.finish(ctx, "dynamostore.MarkAvailable", id,
-		"SET #status = :new, #size = :size, #sha256 = :sha256, #blob_id = :blob, #tenant_listed = #tenant REMOVE #expires_at",
+// SHA-256 and blob id, puts it in the listing index and sets its TTL
+// attribute to removeAt (the document's expiry; zero removes it), in one
+// conditional update.
+func (s *Store) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha256 string, blob docstore.ID, removeAt time.Time) (docstore.Record, error) {
+	values := map[string]types.AttributeValue{
+		":new":    str(string(docstore.StatusAvailable)),
+		":size":   num(size),
+		":sha256": str(sha256),
+		":blob":   str(string(blob)),
+	}
+	update := "SET #status = :new, #size = :size, #sha256 = :sha256, #blob_id = :blob, #tenant_listed = #tenant"
+	if removeAt.IsZero() {
+		update += " REMOVE #expires_at"
+	} else {
+		update += ", #expires_at = :ttl"
+		values[":ttl"] = num(removeAt.Unix())
+	}
+	return s.finish(ctx, "dynamostore.MarkAvailable", id, update,
 		map[string]string{"#size": attrSize, "#sha256": attrSHA256, "#blob_id": attrBlobID,
 			"#tenant_listed": attrTenantListed, "#tenant": attrTenant, "#expires_at": attrExpiresAt},
-		map[string]types.AttributeValue{
-			":new":    str(string(docstore.StatusAvailable)),
-			":size":   num(size),
-			":sha256": str(sha256),
-			":blob":   str(string(blob)),
-		})
+		values)
 }
 
 // MarkFailed flips a pending record to failed with reason, and puts it in
@@ -203,8 +219,10 @@ func (s *Store) MarkFailed(ctx context.Context, id docstore.ID, reason string) (
 // finish applies update to a pending record, conditionally on it being
 // pending (:new is the status it sets).
 func (s *Store) finish(ctx context.Context, op docstore.Op, id docstore.ID, update string, names map[string]string, values map[string]types.AttributeValue) (docstore.Record, error) {
-	names["#id"], names["#status"] = attrID, attrStatus
+	names["#id"], names["#status"], names["#version"] = attrID, attrStatus, attrVersion
 	values[":pending"] = str(string(docstore.StatusPending))
+	values[":zero"], values[":one"] = num(0), num(1)
+	update = bumpVersion(update)
 	out, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 s.key(id),
@@ -242,26 +260,31 @@ func (s *Store) finish(ctx context.Context, op docstore.Op, id docstore.ID, upda
 	return rec, nil
 }
 
-// List returns up to limit records of tenant, whatever their status,
-// newest first, after the position `after` when it is set.
+// List returns up to limit records of tenant not in the trash, whatever
+// their status, newest first, after the position `after` when it is set.
 func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
-	const op = "dynamostore.List"
+	return s.query(ctx, "dynamostore.List", IndexName, attrTenantListed, tenant, after, limit)
+}
+
+// query lists up to limit records of tenant from index, whose partition
+// key is partition and sort key created_key, newest first, after `after`.
+func (s *Store) query(ctx context.Context, op docstore.Op, index, partition string, tenant docstore.Tenant, after *docstore.ListPosition, limit int) ([]docstore.Record, error) {
 	if limit <= 0 || tenant == "" {
 		return nil, nil
 	}
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
-		IndexName:                 aws.String(IndexName),
-		KeyConditionExpression:    aws.String("#tenant_listed = :tenant"),
-		ExpressionAttributeNames:  map[string]string{"#tenant_listed": attrTenantListed},
+		IndexName:                 aws.String(index),
+		KeyConditionExpression:    aws.String("#partition = :tenant"),
+		ExpressionAttributeNames:  map[string]string{"#partition": partition},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":tenant": str(string(tenant))},
 		ScanIndexForward:          aws.Bool(false),
 	}
 	if after != nil {
 		in.ExclusiveStartKey = map[string]types.AttributeValue{
-			attrID:           str(string(after.ID)),
-			attrTenantListed: str(string(tenant)),
-			attrCreatedKey:   str(createdKey(after.CreatedAt, after.ID)),
+			attrID:         str(string(after.ID)),
+			partition:      str(string(tenant)),
+			attrCreatedKey: str(createdKey(after.CreatedAt, after.ID)),
 		}
 	}
 	recs := make([]docstore.Record, 0, min(limit, 100))
@@ -271,7 +294,7 @@ func (s *Store) List(ctx context.Context, tenant docstore.Tenant, after *docstor
 		in.Limit = aws.Int32(int32(min(limit-len(recs), 1000)))
 		out, err := s.client.Query(ctx, in)
 		if err != nil {
-			return nil, docstore.E(op, kindOf(err), fmt.Errorf("query %s of %s: %w", IndexName, tenant, err))
+			return nil, docstore.E(op, kindOf(err), fmt.Errorf("query %s of %s: %w", index, tenant, err))
 		}
 		for _, item := range out.Items {
 			rec, err := decode(item)

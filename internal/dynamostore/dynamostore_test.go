@@ -81,7 +81,7 @@ func TestDynamoStore_ItemLayout(t *testing.T) {
 		}
 	}
 
-	if _, err := s.MarkAvailable(ctx, rec.ID, 99, strings.Repeat("ab", 32), rec.ID); err != nil {
+	if _, err := s.MarkAvailable(ctx, rec.ID, 99, strings.Repeat("ab", 32), rec.ID, time.Time{}); err != nil {
 		t.Fatalf("MarkAvailable: %v", err)
 	}
 	item = rawItem(t, client, table, rec.ID)

@@ -46,6 +46,18 @@ type item struct {
 	UploadID      string      `dynamodbav:"upload_id,omitempty"`
 	// PartSize is written exactly when UploadID is, zero included.
 	PartSize *int64 `dynamodbav:"part_size,omitempty"`
+
+	// The document's policy: its expiry, its legal hold, and while it is
+	// in the trash when it went there and when it is purged; TenantTrash
+	// (the partition key of the trash's index) replaces TenantListed then.
+	Expires     time.Time       `dynamodbav:"expires,omitempty"`
+	LegalHold   bool            `dynamodbav:"legal_hold,omitempty"`
+	DeletedAt   time.Time       `dynamodbav:"deleted_at,omitempty"`
+	PurgeAt     time.Time       `dynamodbav:"purge_at,omitempty"`
+	TenantTrash docstore.Tenant `dynamodbav:"tenant_trash,omitempty"`
+	// Version counts the item's changes (docstore.Record.Version); items
+	// written before it have none, which is version 0.
+	Version int64 `dynamodbav:"version,omitempty"`
 }
 
 // metadata is an M of S. attributevalue would read an N into a string;
@@ -83,12 +95,17 @@ func encode(rec docstore.Record) (map[string]types.AttributeValue, error) {
 	it := item{
 		ID: rec.ID, Tenant: rec.Tenant,
 		CreatedKey: createdKey(created, rec.ID), CreatedAt: created,
-		ExpiresAt: rec.ExpiresAt,
+		ExpiresAt: rec.RemoveAt(),
+		Expires:   rec.Expires.UTC(), LegalHold: rec.LegalHold, DeletedAt: rec.DeletedAt.UTC(), PurgeAt: rec.PurgeAt.UTC(),
+		Version: max(rec.Version, 1),
 		Filename:  rec.Filename, ContentType: rec.ContentType, Size: rec.Size, SHA256: rec.SHA256,
 		Status: rec.Status, WrappedKey: rec.WrappedKey, KeyID: rec.KeyID,
 		FormatVersion: rec.FormatVersion, SegmentSize: rec.SegmentSize,
 		BlobID: rec.BlobID, Failure: rec.Failure, UploadID: rec.UploadID,
 		TenantListed: rec.Tenant,
+	}
+	if rec.Trashed() {
+		it.TenantListed, it.TenantTrash = "", rec.Tenant
 	}
 	if len(rec.Metadata) > 0 {
 		it.Metadata = rec.Metadata
@@ -122,19 +139,31 @@ func decode(av map[string]types.AttributeValue) (docstore.Record, error) {
 			ID:         it.ID,
 			Descriptor: docstore.Descriptor{Filename: it.Filename, ContentType: it.ContentType, Size: it.Size, SHA256: it.SHA256},
 			Status:     it.Status, CreatedAt: it.CreatedAt.UTC(), Metadata: it.Metadata, Failure: it.Failure,
+			Expires: utcOrZero(it.Expires), LegalHold: it.LegalHold, DeletedAt: utcOrZero(it.DeletedAt), PurgeAt: utcOrZero(it.PurgeAt),
 		},
-		Tenant: it.Tenant, WrappedKey: it.WrappedKey, KeyID: it.KeyID,
+		Tenant: it.Tenant, Version: it.Version, WrappedKey: it.WrappedKey, KeyID: it.KeyID,
 		FormatVersion: it.FormatVersion, SegmentSize: it.SegmentSize,
 		BlobID: it.BlobID, UploadID: it.UploadID,
 	}
 	if rec.Metadata == nil {
 		rec.Metadata = map[string]string{}
 	}
-	if !it.ExpiresAt.IsZero() {
+	// The TTL attribute is a pending or failed upload's ExpiresAt; on an
+	// available document it is the policy's removal time, which the record
+	// computes (Record.RemoveAt).
+	if !it.ExpiresAt.IsZero() && it.Status != docstore.StatusAvailable {
 		rec.ExpiresAt = it.ExpiresAt.UTC()
 	}
 	if it.PartSize != nil {
 		rec.PartSize = *it.PartSize
 	}
 	return rec, nil
+}
+
+// utcOrZero is t in UTC; the zero time stays zero.
+func utcOrZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
 }

@@ -68,12 +68,14 @@ func layoutRecords() map[string]docstore.Record {
 }
 
 // currentItem is the item of rec as it is written now: the hand-written
-// mapping's, with one deliberate change since, tenant_listed on every
+// mapping's, with two deliberate changes since: tenant_listed on every
 // document (pending and failed ones are listed too), not only on
-// available ones.
+// available ones; and the version every change of the item counts
+// (a new item's is 1).
 func currentItem(rec docstore.Record) map[string]types.AttributeValue {
 	item := handEncode(rec)
 	item[attrTenantListed] = str(string(rec.Tenant))
+	item[attrVersion] = num(1)
 	return item
 }
 
@@ -168,7 +170,7 @@ func TestDynamoStore_OlderPendingItemIsListedOnceFinished(t *testing.T) {
 			if status == docstore.StatusFailed {
 				_, err = s.MarkFailed(ctx, rec.ID, "the staged object is 1 byte, 2 were announced")
 			} else {
-				_, err = s.MarkAvailable(ctx, rec.ID, 2, strings.Repeat("cd", 32), docstore.NewID())
+				_, err = s.MarkAvailable(ctx, rec.ID, 2, strings.Repeat("cd", 32), docstore.NewID(), time.Time{})
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -49,7 +49,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		rec.PartSize = 550 << 20
 		mustCreate(t, s, rec)
 		assertRecord(t, "Get after Create", mustGetRecord(t, s, rec.ID), rec)
-		done, err := s.MarkAvailable(t.Context(), rec.ID, rec.Size, strings.Repeat("cd", 32), docstore.NewID())
+		done, err := s.MarkAvailable(t.Context(), rec.ID, rec.Size, strings.Repeat("cd", 32), docstore.NewID(), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		mustCreate(t, s, rec)
 		sum := strings.Repeat("0f", 32)
 		blob := docstore.NewID()
-		got, err := s.MarkAvailable(t.Context(), rec.ID, 123_456_789, sum, blob)
+		got, err := s.MarkAvailable(t.Context(), rec.ID, 123_456_789, sum, blob, time.Time{})
 		if err != nil {
 			t.Fatalf("MarkAvailable: %v", err)
 		}
@@ -100,7 +100,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 
 	t.Run("MarkAvailableMissingIsNotFound", func(t *testing.T) {
 		s := newStore(t)
-		_, err := s.MarkAvailable(t.Context(), docstore.NewID(), 1, strings.Repeat("00", 32), docstore.NewID())
+		_, err := s.MarkAvailable(t.Context(), docstore.NewID(), 1, strings.Repeat("00", 32), docstore.NewID(), time.Time{})
 		wantKind(t, "MarkAvailable of a missing record", err, docstore.KindNotFound)
 		_, err = s.MarkFailed(t.Context(), docstore.NewID(), "too short")
 		wantKind(t, "MarkFailed of a missing record", err, docstore.KindNotFound)
@@ -122,7 +122,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		assertRecord(t, "Get after MarkFailed", mustGetRecord(t, s, rec.ID), want)
 		// A failed record is final, and listed with its failure, so that
 		// its owner finds it to delete it.
-		_, err = s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), docstore.NewID())
+		_, err = s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), docstore.NewID(), time.Time{})
 		wantKind(t, "MarkAvailable of a failed record", err, docstore.KindConflict)
 		_, err = s.MarkFailed(t.Context(), rec.ID, "again")
 		wantKind(t, "MarkFailed of a failed record", err, docstore.KindConflict)
@@ -157,7 +157,7 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 					_, a.err = s.MarkFailed(t.Context(), rec.ID, "failed attempt")
 					a.blob, a.sum = "", ""
 				} else {
-					_, a.err = s.MarkAvailable(t.Context(), rec.ID, int64(i), a.sum, a.blob)
+					_, a.err = s.MarkAvailable(t.Context(), rec.ID, int64(i), a.sum, a.blob, time.Time{})
 				}
 				results <- a
 			})
@@ -191,10 +191,10 @@ func TestMetadataStore(t *testing.T, newStore func(t *testing.T) docstore.Metada
 		rec := sampleRecord(randomTenant(), time.Now())
 		mustCreate(t, s, rec)
 		first := docstore.NewID()
-		if _, err := s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), first); err != nil {
+		if _, err := s.MarkAvailable(t.Context(), rec.ID, 10, strings.Repeat("11", 32), first, time.Time{}); err != nil {
 			t.Fatalf("MarkAvailable: %v", err)
 		}
-		_, err := s.MarkAvailable(t.Context(), rec.ID, 20, strings.Repeat("22", 32), docstore.NewID())
+		_, err := s.MarkAvailable(t.Context(), rec.ID, 20, strings.Repeat("22", 32), docstore.NewID(), time.Time{})
 		wantKind(t, "second MarkAvailable", err, docstore.KindConflict)
 		got := mustGetRecord(t, s, rec.ID)
 		if got.Size != 10 || got.SHA256 != strings.Repeat("11", 32) || got.BlobID != first {
@@ -393,7 +393,7 @@ func createAvailable(t *testing.T, s docstore.MetadataStore, rec docstore.Record
 	t.Helper()
 	mustCreate(t, s, rec)
 	size, sum, blob := int64(len(rec.Filename)), strings.Repeat(string(rec.ID[:2]), 32), docstore.NewID()
-	if _, err := s.MarkAvailable(t.Context(), rec.ID, size, sum, blob); err != nil {
+	if _, err := s.MarkAvailable(t.Context(), rec.ID, size, sum, blob, time.Time{}); err != nil {
 		t.Fatalf("MarkAvailable %s: %v", rec.ID, err)
 	}
 	rec.Status, rec.Size, rec.SHA256, rec.BlobID, rec.ExpiresAt = docstore.StatusAvailable, size, sum, blob, time.Time{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -79,11 +80,11 @@ func (m *probeMeta) Get(ctx context.Context, id docstore.ID) (docstore.Record, e
 	return m.MetadataStore.Get(ctx, id)
 }
 
-func (m *probeMeta) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha string, blob docstore.ID) (docstore.Record, error) {
+func (m *probeMeta) MarkAvailable(ctx context.Context, id docstore.ID, size int64, sha string, blob docstore.ID, removeAt time.Time) (docstore.Record, error) {
 	if m.p.FailAt == "mark" {
 		return docstore.Record{}, ErrInjected
 	}
-	return m.MetadataStore.MarkAvailable(ctx, id, size, sha, blob)
+	return m.MetadataStore.MarkAvailable(ctx, id, size, sha, blob, removeAt)
 }
 
 type probeKeys struct {

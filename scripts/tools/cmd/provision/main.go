@@ -41,6 +41,7 @@ type index struct{ name, hash, sort string }
 var indexes = []index{
 	{"tenant-index", "tenant_listed", "created_key"},
 	{"link-index", "link_document", "created_key"},
+	{"trash-index", "tenant_trash", "created_key"},
 }
 
 func (ix index) gsi() ddbtypes.GlobalSecondaryIndex {

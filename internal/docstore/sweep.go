@@ -1,0 +1,97 @@
+package docstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// RemovalSchedule is a MetadataStore that lists the records due for
+// removal (Record.RemoveAt passed): the embedded store, whose sweeper
+// (Sweep) plays the part DynamoDB's TTL plays on AWS.
+type RemovalSchedule interface {
+	// Due returns up to limit records whose RemoveAt is at or before now.
+	Due(ctx context.Context, now time.Time, limit int) ([]Record, error)
+}
+
+// sweepBatch bounds one sweep's records; the next sweep takes the rest.
+const sweepBatch = 500
+
+// Sweep removes the documents whose record is due for removal at now —
+// expired, purged from the trash, uploads that never finished — each as a
+// purge does (cache, staged bytes, record, blob, links), the record only
+// if it has not changed since the sweep read it. It returns how many it
+// removed. A sweep cut short (a crash, a stop) leaves each document either
+// whole in its store, to be swept again, or with its record gone: readers
+// saw it gone from its RemoveAt on, whatever the sweep had done.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	const op = "docstore.Sweep"
+	sched, ok := s.meta.(RemovalSchedule)
+	if !ok {
+		return 0, nil
+	}
+	now := s.now()
+	due, err := sched.Due(ctx, now, sweepBatch)
+	if err != nil {
+		return 0, E(op, fmt.Errorf("list records due: %w", err))
+	}
+	removed := 0
+	for _, rec := range due {
+		if at := rec.RemoveAt(); at.IsZero() || now.Before(at) {
+			continue
+		}
+		err := s.purge(ctx, op, rec)
+		switch {
+		case err == nil:
+			removed++
+			s.log.InfoContext(ctx, "document removed by its policy", "document", rec.ID, "status", rec.Status)
+		case KindOf(err) == KindConflict || IsNotFound(err):
+			// Changed (a hold, a restore) or gone since the listing: the
+			// next sweep decides again.
+		default:
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// Removed finishes the removal of a document whose record its store has
+// removed by itself (a DynamoDB TTL deletion, announced by the table's
+// stream): old is the record as it was. It takes the cache entry, the
+// staged bytes, the blob and the links. It is idempotent: a redelivered
+// record finds nothing left to remove. A record of the same id found now is
+// another document (an upload with the same Idempotency-Key): only old's
+// blob goes then, if it is not the new one's.
+func (s *Service) Removed(ctx context.Context, old Record) error {
+	const op = "docstore.Removed"
+	cur, err := s.meta.Get(ctx, old.ID)
+	switch {
+	case err == nil:
+		if cur.Blob() != old.Blob() {
+			if err := s.blobs.Delete(ctx, old.Blob()); err != nil {
+				return E(op, fmt.Errorf("delete blob %s of a removed record: %w", old.Blob(), err))
+			}
+		}
+		return nil
+	case !IsNotFound(err):
+		return E(op, fmt.Errorf("get record %s: %w", old.ID, err))
+	}
+	if err := s.reader.forget(ctx, old.ID); err != nil {
+		return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", old.ID, err))
+	}
+	if s.staging != nil {
+		if err := s.discardStaged(ctx, old); err != nil {
+			return E(op, fmt.Errorf("delete staged bytes of %s: %w", old.ID, err))
+		}
+	}
+	if err := s.blobs.Delete(ctx, old.Blob()); err != nil {
+		return E(op, fmt.Errorf("delete blob of %s: %w", old.ID, err))
+	}
+	if s.links != nil {
+		if err := s.links.DeleteLinks(ctx, old.ID); err != nil {
+			return E(op, fmt.Errorf("delete links of %s: %w", old.ID, err))
+		}
+	}
+	s.log.InfoContext(ctx, "document removed by its store", "document", old.ID, "status", old.Status)
+	return nil
+}
