@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -15,7 +16,7 @@ import (
 // Every value starts with two bytes that are never encrypted, so that a
 // reader can tell what it is looking at before doing any work:
 //
-//	[0] version (currently 1)
+//	[0] version (currently 2; 1 is read too)
 //	[1] flags   (bit 0: sealed; every other bit must be zero)
 //
 // Unsealed, the rest is the record itself:
@@ -25,6 +26,7 @@ import (
 //	uvarint len ‖ content type
 //	varint      size
 //	uvarint len ‖ sha256 (the hex string, as docstore carries it)
+//	varint      expires (Unix seconds; 0: none) — version 2 only
 //	body        (everything up to the end of the value)
 //
 // Sealed, the rest is a 12-byte random nonce followed by the record above
@@ -40,7 +42,10 @@ import (
 // an unsealed entry is a sub-slice of it, and a sealed entry is decrypted in
 // place. Only the three short strings are copied out.
 const (
-	valueVersion byte = 1
+	valueVersion byte = 2
+	// valueVersion1 values, without the expiry, were written before
+	// documents expired; they are read as entries without one.
+	valueVersion1 byte = 1
 	flagSealed   byte = 1 << 0
 	knownFlags        = flagSealed
 
@@ -75,6 +80,7 @@ func recordLen(doc *docstore.CachedDocument) int {
 		uvarintStrLen(doc.ContentType) +
 		varintLen(doc.Size) +
 		uvarintStrLen(doc.SHA256) +
+		varintLen(expiresOf(doc)) +
 		len(doc.Body)
 }
 
@@ -106,7 +112,21 @@ func putRecord(dst []byte, doc *docstore.CachedDocument) {
 	n += putString(dst[n:], doc.ContentType)
 	n += binary.PutVarint(dst[n:], doc.Size)
 	n += putString(dst[n:], doc.SHA256)
+	n += binary.PutVarint(dst[n:], expiresOf(doc))
 	copy(dst[n:], doc.Body)
+}
+
+// expiresOf is doc's expiry as stored: Unix seconds, rounded up so that
+// an entry never answers past its document's expiry; 0 when it has none.
+func expiresOf(doc *docstore.CachedDocument) int64 {
+	if doc.Expires.IsZero() {
+		return 0
+	}
+	secs := doc.Expires.Unix()
+	if doc.Expires.Nanosecond() > 0 {
+		secs++
+	}
+	return max(secs, 1)
 }
 
 func putString(dst []byte, s string) int {
@@ -151,7 +171,7 @@ func decode(key string, val []byte, aead cipher.AEAD) (*docstore.CachedDocument,
 		return nil, errShort
 	}
 	version, flags := val[0], val[1]
-	if version != valueVersion {
+	if version != valueVersion && version != valueVersion1 {
 		return nil, fmt.Errorf("%w %d", errVersion, version)
 	}
 	if flags&^knownFlags != 0 {
@@ -176,20 +196,28 @@ func decode(key string, val []byte, aead cipher.AEAD) (*docstore.CachedDocument,
 		}
 		rec = pt
 	}
-	return parseRecord(rec)
+	return parseRecord(rec, version)
 }
 
-func parseRecord(rec []byte) (*docstore.CachedDocument, error) {
+func parseRecord(rec []byte, version byte) (*docstore.CachedDocument, error) {
 	r := reader{b: rec}
 	tenant := r.string()
 	filename := r.string()
 	contentType := r.string()
 	size := r.varint()
 	sum := r.string()
-	if r.bad || size < 0 {
+	var expires int64
+	if version >= 2 {
+		expires = r.varint()
+	}
+	if r.bad || size < 0 || expires < 0 {
 		return nil, errMalformed
 	}
-	return &docstore.CachedDocument{Tenant: docstore.Tenant(tenant), Descriptor: docstore.Descriptor{Filename: filename, ContentType: contentType, Size: size, SHA256: sum}, Body: r.b}, nil
+	doc := &docstore.CachedDocument{Tenant: docstore.Tenant(tenant), Descriptor: docstore.Descriptor{Filename: filename, ContentType: contentType, Size: size, SHA256: sum}, Body: r.b}
+	if expires > 0 {
+		doc.Expires = time.Unix(expires, 0).UTC()
+	}
+	return doc, nil
 }
 
 // reader consumes a record; once bad, every read returns a zero value.

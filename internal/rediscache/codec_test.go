@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagodocs/imago/internal/docstore"
 )
@@ -170,5 +171,30 @@ func BenchmarkDecode1MiB(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An entry keeps its document's expiry, rounded up to the second so that
+// it never answers later than the document may be read; a value written
+// before entries had one (version 1) reads as an entry without one.
+func TestCodecExpiry(t *testing.T) {
+	at := time.Date(2027, 3, 1, 12, 0, 0, 1, time.UTC)
+	for _, aead := range []cipher.AEAD{nil, testAEAD(t)} {
+		key := docKey(docstore.NewID())
+		doc := &docstore.CachedDocument{Tenant: "t", Descriptor: docstore.Descriptor{Size: 2}, Body: []byte("ab"), Expires: at}
+		val, err := encode(key, doc, aead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decode(key, val, aead)
+		if err != nil || !got.Expires.Equal(at.Truncate(time.Second).Add(time.Second)) || string(got.Body) != "ab" {
+			t.Fatalf("sealed=%v: %+v %v", aead != nil, got, err)
+		}
+	}
+	// Version 1: the record without its expiry.
+	v1 := []byte{valueVersion1, 0, 1, 't', 0, 0, 4, 0, 'x', 'y'} // tenant "t", size 2, sha "", body "xy"
+	got, err := decode("k", v1, nil)
+	if err != nil || !got.Expires.IsZero() || string(got.Body) != "xy" || got.Tenant != "t" {
+		t.Fatalf("a version 1 value: %+v %v", got, err)
 	}
 }

@@ -282,7 +282,7 @@ func TestUndecodableValuesAreMisses(t *testing.T) {
 			"empty":     {},
 			"one byte":  {valueVersion},
 			"version 0": append([]byte{0}, good[1:]...),
-			"version 2": append([]byte{2}, good[1:]...),
+			"version 3": append([]byte{3}, good[1:]...),
 			"flags":     append([]byte{valueVersion, good[1] | 0x80}, good[2:]...),
 			"truncated": good[:20],
 			"text":      []byte("hello, world"),
