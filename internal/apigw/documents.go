@@ -27,6 +27,9 @@ func (h *Handler) upload(ctx context.Context, req *request) (*Response, error) {
 	}
 	limit := h.svc.Config().MaxInlineBytes
 	up := docstore.UploadRequest{Tenant: req.tenant, IdempotencyKey: req.header("idempotency-key"), Metadata: map[string]string{}}
+	if up.ExpiresIn, err = expiresInHeader(op, req); err != nil {
+		return nil, err
+	}
 	for name, v := range req.ev.Headers {
 		if key, ok := strings.CutPrefix(strings.ToLower(name), "x-imago-meta-"); ok {
 			up.Metadata[key] = v
@@ -178,7 +181,15 @@ func (h *Handler) list(ctx context.Context, req *request) (*Response, error) {
 		}
 		limit = n
 	}
-	page, err := h.svc.List(ctx, req.tenant, limit, req.query("cursor"))
+	trash, err := boolQuery(req, "trash")
+	if err != nil {
+		return nil, err
+	}
+	list := h.svc.List
+	if trash {
+		list = h.svc.ListTrash
+	}
+	page, err := list(ctx, req.tenant, limit, req.query("cursor"))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +201,15 @@ func (h *Handler) delete(ctx context.Context, req *request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.svc.Delete(ctx, req.tenant, id); err != nil {
+	purge, err := boolQuery(req, "purge")
+	if err != nil {
+		return nil, err
+	}
+	remove := h.svc.Delete
+	if purge {
+		remove = h.svc.Purge
+	}
+	if err := remove(ctx, req.tenant, id); err != nil {
 		return nil, err
 	}
 	return &Response{Status: 204}, nil
@@ -213,7 +232,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return nil, docstore.E(op, docstore.KindInvalid, "the body must be JSON {filename, content_type, size, metadata, part_size}", err)
+		return nil, docstore.E(op, docstore.KindInvalid, "the body must be JSON {filename, content_type, size, metadata, part_size, expires_in}", err)
 	}
 	if dec.More() {
 		return nil, docstore.E(op, docstore.KindInvalid, "the body must hold one JSON object")
@@ -222,7 +241,7 @@ func (h *Handler) createUpload(ctx context.Context, req *request) (*Response, er
 		return nil, docstore.E(op, docstore.KindInvalid, "size is required")
 	}
 	cu := docstore.CreateUploadRequest{Tenant: req.tenant, Filename: in.Filename,
-		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata}
+		ContentType: in.ContentType, Size: *in.Size, Metadata: in.Metadata, ExpiresIn: in.ExpiresIn}
 	if in.PartSize != nil {
 		if *in.PartSize == 0 {
 			return nil, docstore.E(op, docstore.KindInvalid, fmt.Sprintf("part_size must be from %d (5 MiB) to %d (5 GiB) bytes", int64(docstore.MinPartSize), int64(docstore.MaxPartSize)))

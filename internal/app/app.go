@@ -21,6 +21,7 @@ import (
 	"github.com/imagodocs/imago/internal/backends/awsbackends"
 	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/dynamostore"
 )
 
 // App is an assembled Imago.
@@ -72,6 +73,8 @@ func New(cfg config.Config, set *backends.Set, log *slog.Logger, ingestHook func
 		CursorKey:          cursorKey,
 		LinkKey:            linkKey,
 		LinkMaxTTL:         cfg.LinkMaxTTL,
+		Retention:          cfg.Retention,
+		DeletionDelay:      cfg.DeletionDelay,
 		IngestHook:         ingestHook,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)
@@ -142,6 +145,13 @@ func (a *App) NewUploadFunction() *apigw.UploadFunction {
 		bucket = a.Config.Bucket
 	}
 	return apigw.NewUploadFunction(a.Service, a.handlerOptions(), bucket)
+}
+
+// NewMetadataFunction is the metadata function's handler: its routes, and
+// the documents table's stream (TTL deletions), whose item images it reads
+// as dynamostore writes them.
+func (a *App) NewMetadataFunction() *apigw.MetadataFunction {
+	return apigw.NewMetadataFunction(a.Service, a.handlerOptions(), dynamostore.DecodeStreamImage)
 }
 
 // Close releases the backends.

@@ -28,6 +28,8 @@ type Config struct {
 	CursorKey      []byte        // IMAGO_CURSOR_SECRET, 32 bytes, or nil: see CursorSecret
 	LinkKey        []byte        // IMAGO_LINK_SECRET, 32 bytes, or nil: see LinkSecret
 	LinkMaxTTL     time.Duration // IMAGO_LINK_MAX_TTL: the longest a share link may live
+	Retention      time.Duration // IMAGO_RETENTION: the expiry of a document uploaded without one; 0: never
+	DeletionDelay  time.Duration // IMAGO_DELETION_DELAY: how long a deleted document stays in the trash; 0: purged at once
 	MaxInlineBytes int64         // IMAGO_MAX_INLINE_BYTES
 	StagingPrefix  string        // IMAGO_STAGING_PREFIX
 	TenantClaim    string        // IMAGO_TENANT_CLAIM
@@ -112,6 +114,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	} else if c.LinkMaxTTL < time.Minute {
 		errs = append(errs, errors.New("IMAGO_LINK_MAX_TTL must be at least 1m: a share link lives at least 60 seconds"))
 	}
+	if c.Retention, err = optionalDuration(getenv, "IMAGO_RETENTION"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DeletionDelay, err = optionalDuration(getenv, "IMAGO_DELETION_DELAY"); err != nil {
+		errs = append(errs, err)
+	}
 	if c.CacheMaxBytes, err = size(getenv, "IMAGO_CACHE_MAX_BYTES", DefaultCacheMaxBytes); err != nil {
 		errs = append(errs, err)
 	}
@@ -190,6 +198,19 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 	d, err := ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%s=%q is not a positive duration (e.g. 30s, 5m, 720h, 30d)", name, v)
+	}
+	return d, nil
+}
+
+// optionalDuration is a duration that may be unset or 0 (off).
+func optionalDuration(getenv func(string) string, name string) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q is not a duration (e.g. 720h, 30d; 0 or unset: off)", name, v)
 	}
 	return d, nil
 }

@@ -95,3 +95,31 @@ func (s *Service) Removed(ctx context.Context, old Record) error {
 	s.log.InfoContext(ctx, "document removed by its store", "document", old.ID, "status", old.Status)
 	return nil
 }
+
+// SweepInterval is how often `imago serve` sweeps its embedded store: at
+// least once a minute, so that storage follows an expiry within one.
+const SweepInterval = 30 * time.Second
+
+// SweepLoop sweeps at once, then every interval, until ctx ends; a store
+// that keeps no removal schedule (DynamoDB, whose TTL removes records by
+// itself) is not swept.
+func (s *Service) SweepLoop(ctx context.Context, interval time.Duration) {
+	if _, ok := s.meta.(RemovalSchedule); !ok {
+		return
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.Sweep(ctx); err != nil {
+			s.log.ErrorContext(ctx, "sweep of documents due for removal failed", "removed", n, "error", err.Error())
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "swept documents due for removal", "removed", n)
+		}
+		t.Reset(interval)
+	}
+}

@@ -34,13 +34,16 @@ func Run(fn apigw.Function) {
 // besides its routes; the download function's Respond, not Invoke, since
 // the runtime gives each response's buffer back once sent, so a
 // document's answer reuses it (apigw.LambdaResponse); the metadata
-// function's handler as it is.
+// function's handler, which takes the documents table's stream besides its
+// routes.
 func handler(a *app.App, fn apigw.Function) any {
 	switch fn {
 	case apigw.Upload:
 		return a.NewUploadFunction()
 	case apigw.Download:
 		return a.Handler(fn).Respond
+	case apigw.Metadata:
+		return a.NewMetadataFunction()
 	}
 	return a.Handler(fn)
 }

@@ -107,6 +107,9 @@ func Open(ctx context.Context, cfg config.Config, getenv func(string) string, lo
 	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var reconciling sync.WaitGroup
 	reconciling.Go(func() { a.Service.ReconcileLoop(background, docstore.ReconcileInterval) })
+	// Expiries and purges: DynamoDB's TTL removes records by itself; the
+	// embedded store is swept.
+	reconciling.Go(func() { a.Service.SweepLoop(background, docstore.SweepInterval) })
 	s.closers = append(s.closers, func() error { stopBackground(); reconciling.Wait(); return nil })
 	return s, nil
 }
