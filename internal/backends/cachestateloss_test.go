@@ -75,7 +75,7 @@ func (p *pausePoint) hook(_ context.Context, id docstore.ID) {
 	<-proceed
 }
 
-// pausingMeta pauses Delete at its pausePoint.
+// pausingMeta pauses the record's delete at its pausePoint.
 type pausingMeta struct {
 	docstore.MetadataStore
 	pause *pausePoint
@@ -84,6 +84,11 @@ type pausingMeta struct {
 func (m pausingMeta) Delete(ctx context.Context, id docstore.ID) error {
 	m.pause.hook(ctx, id)
 	return m.MetadataStore.Delete(ctx, id)
+}
+
+func (m pausingMeta) DeleteVersion(ctx context.Context, id docstore.ID, version int64) error {
+	m.pause.hook(ctx, id)
+	return m.MetadataStore.DeleteVersion(ctx, id, version)
 }
 
 // A DELETE that answered 204 wins over every fill, whatever Redis loses on

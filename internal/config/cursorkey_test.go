@@ -13,7 +13,7 @@ import (
 )
 
 var awsLambda = map[string]string{"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k",
-	"AWS_LAMBDA_FUNCTION_NAME": "imago-metadata"}
+	"AWS_LAMBDA_FUNCTION_NAME": "imago-metadata", "IMAGO_LINK_SECRET": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))}
 
 func TestCursorSecretFromTheEnvironment(t *testing.T) {
 	if CursorKeySize != docstore.CursorKeySize {
