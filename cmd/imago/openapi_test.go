@@ -420,9 +420,7 @@ func multipartRoutes(t *testing.T, c *apiClient, a, b string) {
 func TestServeFailuresMatchOpenAPI(t *testing.T) {
 	spec := openapitest.Repo(t)
 	env := testenv.Require(t, awsVars...)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
 
 	t.Run("503", func(t *testing.T) {
