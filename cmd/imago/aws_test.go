@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +23,8 @@ import (
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
-var awsVars = []string{"AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL"}
+// awsVars are what `imago serve` on the local AWS servers and Redis needs.
+var awsVars = append([]string{"IMAGO_REDIS_URL"}, testenv.AWSVars...)
 
 // TestServeOnAWSAndRedis drives `imago serve` on the local S3, DynamoDB,
 // KMS and Redis servers as a user would, and proves that a cache hit
@@ -43,9 +42,7 @@ func TestServeOnAWSAndRedis(t *testing.T) {
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
 	env["IMAGO_REDIS_TIMEOUT"] = "200ms"
 	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key: imago serve on AWS keeps the cursor secret there
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	srv := startServer(t, env)
 	ctx := context.Background()
 	raw := redis.NewClient(opt)
@@ -126,9 +123,7 @@ func TestServeIngestsS3Events(t *testing.T) {
 	testenv.AWSConfig(t)
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
 	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	srv := startServer(t, env)
 	doc := make([]byte, 6_000_000)
 	rand.Read(doc)

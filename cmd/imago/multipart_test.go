@@ -351,9 +351,7 @@ func TestServeUploadInPartsOnAWS(t *testing.T) {
 	awsCfg := testenv.AWSConfig(t)
 	env["IMAGO_ADDR"], env["IMAGO_MULTIPART_THRESHOLD"] = "127.0.0.1:0", "6MiB"
 	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key and link.key, out of the source tree
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	srv := startServer(t, env)
 	a := api{t, srv.url, ""}
 	const partSize = 5 << 20

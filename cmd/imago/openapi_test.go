@@ -532,9 +532,7 @@ func linkRoutes(t *testing.T, c *apiClient, a, b, doc, big string) string {
 func TestServeFailuresMatchOpenAPI(t *testing.T) {
 	spec := openapitest.Repo(t)
 	env := testenv.Require(t, awsVars...)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	env["IMAGO_ADDR"] = "127.0.0.1:0"
 	env["IMAGO_DATA_DIR"] = t.TempDir() // its cursor.key and link.key, out of the source tree
 

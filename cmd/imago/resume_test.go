@@ -239,9 +239,7 @@ func serveOnAWS(t *testing.T) (*server, *awsFront, map[string]string) {
 	testenv.AWSConfig(t)
 	dir := t.TempDir()
 	env["IMAGO_ADDR"], env["IMAGO_MULTIPART_THRESHOLD"], env["IMAGO_DATA_DIR"] = "127.0.0.1:0", "6MiB", filepath.Join(dir, "data")
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	srv := startServer(t, env)
 	front := newAWSFront(t, srv.url, env)
 	return srv, front, map[string]string{"IMAGO_URL": front.url, "XDG_CACHE_HOME": filepath.Join(dir, "cache")}

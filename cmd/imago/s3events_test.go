@@ -30,9 +30,7 @@ func TestServeS3EventsEndpointActsForNoTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	env["IMAGO_ADDR"], env["IMAGO_DATA_DIR"], env["IMAGO_TOKENS"] = "127.0.0.1:0", dir, tokens
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED"} {
-		env[k] = os.Getenv(k)
-	}
+	testenv.AddCredentials(env)
 	srv := startServer(t, env)
 	bob := api{t, srv.url, "secret-b"}
 	listing := func() string {

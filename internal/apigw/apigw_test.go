@@ -22,10 +22,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
-	"github.com/imagodocs/imago/internal/localkeys"
+	"github.com/imagodocs/imago/internal/docstore/servicetest"
 	"github.com/imagodocs/imago/internal/lrucache"
 )
 
@@ -42,22 +40,10 @@ type api struct {
 
 func newAPI(t *testing.T) *api {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { meta.Close() })
-	keys, err := localkeys.Open(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &api{t: t, blobDir: filepath.Join(dir, "blobs"),
-		backends: docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 64<<20)}}
+	e := servicetest.OpenEmbedded(t, "", "")
+	b := e.Backends
+	b.Staging = nil // withStaging gives it one
+	a := &api{t: t, blobDir: filepath.Join(e.Config.DataDir, "blobs"), backends: b}
 	a.build(docstore.Config{MaxInlineBytes: inlineLimit, CacheMaxBytes: inlineLimit, SegmentSize: 1024})
 	return a
 }

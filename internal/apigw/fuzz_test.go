@@ -9,18 +9,14 @@ import (
 	"mime"
 	"mime/multipart"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
-	"github.com/imagodocs/imago/internal/localkeys"
-	"github.com/imagodocs/imago/internal/lrucache"
+	"github.com/imagodocs/imago/internal/docstore/servicetest"
 )
 
 // FuzzContentDisposition: for any filename the header is a valid header
@@ -121,22 +117,9 @@ func FuzzAppendLambdaJSON(f *testing.F) {
 // exactly the raw body, or exactly the "file" part the standard library
 // reads from a multipart body.
 func FuzzUpload(f *testing.F) {
-	dir := fuzzDataDir(f)
-	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { meta.Close() })
-	keys, err := localkeys.Open(filepath.Join(dir, "master.key"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 1<<20)},
-		docstore.Config{MaxInlineBytes: 4 << 10, CacheMaxBytes: 4 << 10, SegmentSize: 64}, nil)
+	b := servicetest.OpenEmbedded(f, fuzzDataDir(f), "").Backends
+	b.Staging = nil
+	svc := docstore.NewService(b, docstore.Config{MaxInlineBytes: 4 << 10, CacheMaxBytes: 4 << 10, SegmentSize: 64}, nil)
 	upload, download := apigw.New(svc, apigw.Upload, apigw.Options{}), apigw.New(svc, apigw.Download, apigw.Options{})
 
 	mp, mpCT := func() ([]byte, string) {

@@ -1,21 +1,15 @@
 package apigw_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/boltstore"
 	"github.com/imagodocs/imago/internal/docstore"
-	"github.com/imagodocs/imago/internal/fsstore"
-	"github.com/imagodocs/imago/internal/localkeys"
-	"github.com/imagodocs/imago/internal/localstaging"
-	"github.com/imagodocs/imago/internal/lrucache"
+	"github.com/imagodocs/imago/internal/docstore/servicetest"
 )
 
 // FuzzUploadFunctionEvent sends the upload function any payload: S3 event
@@ -25,29 +19,11 @@ import (
 // Gateway response with one of the API's statuses, never a 500.
 func FuzzUploadFunctionEvent(f *testing.F) {
 	// On tmpfs when there is one: the uploads the fuzzer makes fsync, and
-	// on a busy disk that would leave it a handful of executions.
-	dir := fuzzDataDir(f)
-	blobs, err := fsstore.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	meta, err := boltstore.Open(filepath.Join(dir, "meta.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { meta.Close() })
-	keys, err := localkeys.Open(filepath.Join(dir, "master.key"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	// A staging area with no server to receive its PUTs, as the embedded
+	// on a busy disk that would leave it a handful of executions. Its
+	// staging area has no server to receive its PUTs, as the embedded
 	// backends have outside `imago serve`.
-	staging, err := localstaging.New(filepath.Join(dir, "staging"), "staging/", bytes.Repeat([]byte{1}, 32), "")
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc := docstore.NewService(docstore.Backends{Blobs: blobs, Meta: meta, Keys: keys, Cache: lrucache.New(5*60e9, 64<<20), Staging: staging},
-		docstore.Config{StagingPrefix: "staging/"}, nil)
+	e := servicetest.OpenEmbedded(f, fuzzDataDir(f), "")
+	svc := docstore.NewService(e.Backends, docstore.Config{StagingPrefix: e.Config.StagingPrefix}, nil)
 	fn := apigw.NewUploadFunction(svc, apigw.Options{}, "")
 
 	f.Add([]byte(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"staging/0b9b8f5e-2f4c-4f7a-9a57-6f3f0d1f2a3b","size":3}}}]}`))

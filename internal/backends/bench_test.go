@@ -3,6 +3,7 @@ package backends_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"os"
@@ -101,8 +102,7 @@ func BenchmarkCacheHit1MiB(b *testing.B) {
 // through the download function's Lambda path, with a raw SDK GetObject of
 // the same sealed object, in the same run. scripts/bench prints the ratio.
 func BenchmarkMiss1MiB(b *testing.B) {
-	env := testenv.Require(b, "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID",
-		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS")
+	env := testenv.Require(b, testenv.AWSVars...)
 	awsCfg := testenv.AWSConfig(b, "S3", "DYNAMODB", "KMS")
 	cfg, err := config.FromEnv(func(k string) string {
 		if k == "IMAGO_REDIS_URL" {
@@ -268,4 +268,10 @@ func downloadEvent(id docstore.ID, tenant string) []byte {
 		JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": tenant}}}
 	payload, _ := json.Marshal(ev)
 	return payload
+}
+
+func randomDoc(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }

@@ -5,18 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/testenv"
 )
 
 // shortQueries is a DynamoAPI whose Query returns at most one item per
@@ -118,11 +117,7 @@ func TestDynamoStore_CreatedKeyOrder(t *testing.T) {
 }
 
 func TestDynamoStore_ErrorKinds(t *testing.T) {
-	status := func(code int, err error) error {
-		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
-			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code}}, Err: err,
-		}}
-	}
+	status := testenv.ResponseError
 	for _, c := range []struct {
 		name string
 		err  error

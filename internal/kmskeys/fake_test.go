@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/testenv"
 )
 
 // recordingKMS records the requests and answers with canned outputs.
@@ -72,11 +71,7 @@ func TestKMSKeys_Requests(t *testing.T) {
 }
 
 func TestKMSKeys_ErrorKinds(t *testing.T) {
-	status := func(code int, err error) error {
-		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
-			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code}}, Err: err,
-		}}
-	}
+	status := testenv.ResponseError
 	for _, c := range []struct {
 		name string
 		err  error

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,19 +32,10 @@ const (
 	fnMetadata = "metadata"
 )
 
-// invokePath is the emulator's invoke API, the same path as Lambda's Invoke.
-const invokePath = "/2015-03-31/functions/function/invocations"
-
-// passEnv are the variables of the test environment the functions get:
-// region, credentials and endpoints of the local servers, and the settings
-// that select the AWS backends. Nothing else of the test's environment
-// leaks into a function.
-var passEnv = []string{
-	"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_EC2_METADATA_DISABLED",
-	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
-}
+// requiredEnv must be set (and point at loopback) for these tests to run:
+// the local servers, Redis, the credentials and the emulator's folder.
+var requiredEnv = append([]string{"IMAGO_TESTENV_BIN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "IMAGO_REDIS_URL"},
+	testenv.AWSVars...)
 
 // cursorSecret and linkSecret are this run's deployment secrets for
 // listing cursors and share links: one of each for all the functions, as
@@ -57,13 +46,6 @@ func randomSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
-}
-
-// requiredEnv must be set (and point at loopback) for these tests to run.
-var requiredEnv = []string{
-	"IMAGO_TESTENV_BIN", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
 }
 
 // functionSettings mirror template.yaml: timeout (s) and memory (MB).
@@ -111,20 +93,11 @@ func requireEnv(t *testing.T, extra ...string) map[string]string {
 // repoRoot is the module root above the test's working directory.
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/imagodocs/imago\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod of github.com/imagodocs/imago above the working directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // bootstraps builds the three functions for this machine, once per test
@@ -213,20 +186,11 @@ func startFunction(t *testing.T, fn string, extraEnv ...string) *function {
 }
 
 func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*function, error) {
-	emuAddr, apiAddr := freeAddr(t), freeAddr(t)
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-
 	settings := functionSettings[fn]
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"TZ=:UTC",
 		"LANG=C.UTF-8",
-		"LAMBDA_TASK_ROOT=" + dir,
-		"_HANDLER=bootstrap",
 		"AWS_LAMBDA_FUNCTION_NAME=imago-e2e-" + fn,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + strconv.Itoa(settings[0]),
@@ -244,86 +208,24 @@ func launch(t *testing.T, rie, dir, fn, logPath string, extraEnv []string) (*fun
 		"IMAGO_CURSOR_SECRET=" + cursorSecret,
 		"IMAGO_LINK_SECRET=" + linkSecret,
 	}
-	for _, k := range passEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
+	// The region, credentials and endpoints of the local servers, and the
+	// settings that select the AWS backends: nothing else of the test's
+	// environment leaks into a function.
+	env = append(env, testenv.FunctionEnv()...)
 	env = append(env, extraEnv...) // a test's own settings win
 
-	fmt.Fprintf(logFile, "==== %s: aws-lambda-rie on %s (runtime API %s)\n", fn, emuAddr, apiAddr)
-	cmd := exec.Command(rie,
-		"--runtime-interface-emulator-address", emuAddr,
-		"--runtime-api-address", apiAddr,
-		filepath.Join(dir, "bootstrap"))
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, so that stopping it stops the bootstrap too;
-	// and it dies with the test binary.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	e, err := testenv.StartEmulated(rie, dir, env, logPath)
+	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	pid := cmd.Process.Pid
-	stop := func() {
-		// The group's id is the emulator's pid: signal the group (the
-		// emulator and the bootstrap it started), never anything else.
-		syscall.Kill(-pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-pid, syscall.SIGKILL)
-			<-done
-		}
-		// A bootstrap that outlived the emulator is in the same group.
-		if syscall.Kill(-pid, 0) == nil {
-			syscall.Kill(-pid, syscall.SIGKILL)
-		}
-	}
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-done:
-			return nil, fmt.Errorf("the emulator exited at start (%v)", cmd.ProcessState)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", emuAddr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("the emulator did not listen on %s within 15s", emuAddr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	f := &function{name: fn, url: "http://" + emuAddr + invokePath, log: logPath, kill: func() {
-		syscall.Kill(-pid, syscall.SIGKILL)
-		<-done
-	}}
+	f := &function{name: fn, url: e.URL, log: logPath, kill: e.Stop}
 	t.Cleanup(func() {
-		stop()
+		e.Shutdown()
 		if t.Failed() {
 			t.Logf("output of %s under the emulator (last lines):\n%s", fn, tail(logPath, 60))
 		}
 	})
 	return f, nil
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func tail(path string, n int) string {

@@ -26,7 +26,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -41,6 +40,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/imagodocs/imago/internal/testenv"
 )
 
 func init() {
@@ -135,7 +135,7 @@ func Repo(t testing.TB) *Spec {
 	t.Helper()
 	loaded.once.Do(func() {
 		var root string
-		if root, loaded.err = moduleRoot(); loaded.err == nil {
+		if root, loaded.err = testenv.RepoRoot(); loaded.err == nil {
 			loaded.spec, loaded.err = Load(filepath.Join(root, DocumentPath))
 		}
 	})
@@ -143,24 +143,6 @@ func Repo(t testing.TB) *Spec {
 		t.Fatal(loaded.err)
 	}
 	return loaded.spec
-}
-
-// moduleRoot is the folder of the go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/imagodocs/imago\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod of github.com/imagodocs/imago above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Exchange is one request to the API and the answer it got.

@@ -9,7 +9,6 @@
 package perf
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -27,15 +26,6 @@ import (
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
-// The AWS settings the functions get: region, credentials, endpoints of the
-// local servers, and what selects the AWS backends.
-var passEnv = []string{
-	"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_EC2_METADATA_DISABLED",
-	"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
-}
-
 // cursorSecret and linkSecret are this run's deployment secrets for
 // listing cursors and share links: one of each for all the functions, as
 // template.yaml gives them.
@@ -47,10 +37,7 @@ func randomSecret() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-var requiredEnv = []string{
-	"IMAGO_TESTENV_BIN", "AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB",
-	"AWS_ENDPOINT_URL_KMS", "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID",
-}
+var requiredEnv = append([]string{"IMAGO_TESTENV_BIN"}, testenv.AWSVars...)
 
 var built struct {
 	once sync.Once
@@ -63,7 +50,7 @@ var built struct {
 func binaries(b *testing.B) string {
 	b.Helper()
 	built.once.Do(func() {
-		root, err := repoRoot()
+		root, err := testenv.RepoRoot()
 		if err != nil {
 			built.err = err
 			return
@@ -106,23 +93,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/imagodocs/imago\n")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod of github.com/imagodocs/imago above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // functionEnv is a deployed function's environment, as template.yaml sets it.
 func functionEnv(name string, memoryMB int) []string {
 	env := []string{
@@ -136,12 +106,9 @@ func functionEnv(name string, memoryMB int) []string {
 		"IMAGO_CURSOR_SECRET=" + cursorSecret, // the stack generates one per deployment
 		"IMAGO_LINK_SECRET=" + linkSecret,
 	}
-	for _, k := range passEnv {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
+	// The AWS settings: region, credentials, endpoints of the local
+	// servers, and what selects the AWS backends.
+	return append(env, testenv.FunctionEnv()...)
 }
 
 func start(b *testing.B, name string, memoryMB int, extraEnv ...string) *testenv.Emulated {
@@ -159,7 +126,7 @@ func start(b *testing.B, name string, memoryMB int, extraEnv ...string) *testenv
 // healthEvent is the API Gateway event of GET /health.
 func healthEvent(b *testing.B) []byte {
 	b.Helper()
-	root, err := repoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}

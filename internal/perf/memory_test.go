@@ -32,7 +32,7 @@ const (
 // event reads events/NAME.json and applies edit to it.
 func event(b *testing.B, name string, edit func(map[string]any)) []byte {
 	b.Helper()
-	root, err := repoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		b.Fatal(err)
 	}

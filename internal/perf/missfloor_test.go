@@ -33,8 +33,7 @@ import (
 // the record is read). BenchmarkMiss1MiB's ratio cannot go below the
 // sequential pair's over the GetObject alone: scripts/bench prints both.
 func BenchmarkMissFloor1MiB(b *testing.B) {
-	env := testenv.Require(b, "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID",
-		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS")
+	env := testenv.Require(b, testenv.AWSVars...)
 	ctx := context.Background()
 	cfg, err := config.FromEnv(func(k string) string {
 		if k == "IMAGO_REDIS_URL" {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,13 +18,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imagodocs/imago/internal/docstore"
+	"github.com/imagodocs/imago/internal/testenv"
 )
 
 // fakeS3 records what Store sends. It checks the logic (how a stream is cut
@@ -288,11 +287,7 @@ func TestS3Store_GetRanges(t *testing.T) {
 }
 
 func TestS3Store_ErrorKinds(t *testing.T) {
-	status := func(code int, err error) error {
-		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
-			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code}}, Err: err,
-		}}
-	}
+	status := testenv.ResponseError
 	for _, c := range []struct {
 		name string
 		err  error

@@ -49,6 +49,7 @@ func StartEmulated(rie, dir string, env []string, logPath string) (*Emulated, er
 		return nil, err
 	}
 	defer logFile.Close()
+	fmt.Fprintf(logFile, "==== %s: aws-lambda-rie on %s (runtime API %s)\n", filepath.Base(dir), emuAddr, apiAddr)
 	cmd := exec.Command(rie,
 		"--runtime-interface-emulator-address", emuAddr,
 		"--runtime-api-address", apiAddr,
@@ -56,6 +57,8 @@ func StartEmulated(rie, dir string, env []string, logPath string) (*Emulated, er
 	cmd.Dir = dir
 	cmd.Env = append([]string{"LAMBDA_TASK_ROOT=" + dir, "_HANDLER=bootstrap"}, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Its own process group, so that stopping it stops the bootstrap too;
+	// and it dies with the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -124,12 +127,29 @@ func (e *Emulated) BootstrapPID() int {
 	return 0
 }
 
-// Stop ends the emulator and the bootstrap, by the group the emulator leads.
+// Stop ends the emulator and the bootstrap at once (kill -9), as a crashed
+// or timed-out execution environment ends, by the group the emulator
+// leads: never anything else.
 func (e *Emulated) Stop() {
 	syscall.Kill(-e.pid, syscall.SIGKILL)
 	select {
 	case <-e.done:
 	case <-time.After(5 * time.Second):
+	}
+}
+
+// Shutdown ends the emulator as Lambda ends an environment: SIGTERM, then
+// SIGKILL when it has not exited within five seconds; a bootstrap that
+// outlived the emulator is killed too (it is in the same group).
+func (e *Emulated) Shutdown() {
+	syscall.Kill(-e.pid, syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(5 * time.Second):
+		e.Stop()
+	}
+	if syscall.Kill(-e.pid, 0) == nil {
+		syscall.Kill(-e.pid, syscall.SIGKILL)
 	}
 }
 

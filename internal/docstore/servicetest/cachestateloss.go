@@ -1,4 +1,4 @@
-package backends_test
+package servicetest
 
 import (
 	"context"
@@ -105,7 +105,10 @@ func (m pausingMeta) DeleteVersion(ctx context.Context, id docstore.ID, version 
 //
 // Afterwards the document answers 404 from every instance and Redis holds
 // no entry of it.
-func TestCacheStateLoss_DeletedDocumentStaysDeleted(t *testing.T) {
+func testDeletedDocumentStaysDeleted(t *testing.T, h Harness) {
+	if !h.RedisStateLoss {
+		t.Skip("the harness runs no Redis state-loss behaviour (Harness.RedisStateLoss)")
+	}
 	type variant struct {
 		name string
 		lose func(t *testing.T, r privateRedis, raw redis.UniversalClient, id string)
@@ -139,8 +142,7 @@ func TestCacheStateLoss_DeletedDocumentStaysDeleted(t *testing.T) {
 		t.Run(top.name, func(t *testing.T) {
 			r := top.start(t)
 			raw := retryingRedis(t, r.url)
-			emb := open(t, embeddedFamily().cfg(t))
-			origin := withoutCache(emb.Backends)
+			origin := withoutCache(h.Open(t).Backends)
 			fillPause, deletePause := &pausePoint{}, &pausePoint{}
 			pausedDeletes := origin
 			pausedDeletes.Meta = pausingMeta{origin.Meta, deletePause}

@@ -1,4 +1,4 @@
-package backends_test
+package servicetest
 
 import (
 	"bytes"
@@ -147,10 +147,23 @@ func (in *instance) get(t *testing.T, tenant, id string, want []byte) string {
 // tier tests run on: one node, and the three-node cluster.
 var redisServers = map[string]string{"node": "IMAGO_REDIS_URL", "cluster": "IMAGO_TESTENV_REDIS_CLUSTER_URL"}
 
-// onEachRedis runs test once per kind of Redis server.
-func onEachRedis(t *testing.T, test func(t *testing.T, urlVar string)) {
-	for name, urlVar := range redisServers {
-		t.Run(name, func(t *testing.T) { test(t, urlVar) })
+// needRedis skips a cache-tier behaviour on a harness that does not run
+// them.
+func needRedis(t *testing.T, h Harness) {
+	t.Helper()
+	if !h.Redis {
+		t.Skip("the harness runs no cache-tier behaviour on Redis (Harness.Redis)")
+	}
+}
+
+// onEachRedis is the behaviour that runs test once per kind of Redis
+// server, over h's origin.
+func onEachRedis(test func(t *testing.T, h Harness, urlVar string)) func(t *testing.T, h Harness) {
+	return func(t *testing.T, h Harness) {
+		needRedis(t, h)
+		for name, urlVar := range redisServers {
+			t.Run(name, func(t *testing.T) { test(t, h, urlVar) })
+		}
 	}
 }
 
@@ -175,12 +188,14 @@ func evict(t *testing.T, url, id string) {
 	}
 }
 
-func origin(t *testing.T, urlVar string) (*storetest.Probe, docstore.Backends, string) {
+// origin is h's origin backends, with no cache (each instance brings its
+// own), counted by a probe, and the URL of the Redis server in urlVar.
+func origin(t *testing.T, h Harness, urlVar string) (*storetest.Probe, docstore.Backends, string) {
 	t.Helper()
 	redisURL := testenv.Require(t, urlVar)[urlVar]
-	set := open(t, awsFamily(false).cfg(t))
+	set := h.Open(t)
 	p := &storetest.Probe{}
-	return p, p.Wrap(set.Backends), redisURL
+	return p, withoutCache(p.Wrap(set.Backends)), redisURL
 }
 
 func assertOrigin(t *testing.T, what string, p *storetest.Probe, meta, blob, unwrap int64) {
@@ -192,10 +207,8 @@ func assertOrigin(t *testing.T, what string, p *storetest.Probe, meta, blob, unw
 	p.Reset()
 }
 
-func TestCacheTier_HitsSkipTheOrigin(t *testing.T) { onEachRedis(t, testHitsSkipTheOrigin) }
-
-func testHitsSkipTheOrigin(t *testing.T, urlVar string) {
-	p, backends, redisURL := origin(t, urlVar)
+func testHitsSkipTheOrigin(t *testing.T, h Harness, urlVar string) {
+	p, backends, redisURL := origin(t, h, urlVar)
 	in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: 2 * time.Second})
 	doc := randomDoc(1 << 20)
 	id := in.put(t, "tenant-a", doc)
@@ -229,12 +242,8 @@ func testHitsSkipTheOrigin(t *testing.T, urlVar string) {
 	assertOrigin(t, "another tenant's cache hit", p, 0, 0, 0)
 }
 
-func TestCacheTier_SealedValuesHoldNoPlaintext(t *testing.T) {
-	onEachRedis(t, testSealedValuesHoldNoPlaintext)
-}
-
-func testSealedValuesHoldNoPlaintext(t *testing.T, urlVar string) {
-	_, backends, redisURL := origin(t, urlVar)
+func testSealedValuesHoldNoPlaintext(t *testing.T, h Harness, urlVar string) {
+	_, backends, redisURL := origin(t, h, urlVar)
 	key := make([]byte, 32)
 	rand.Read(key)
 	in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, sealKey: key})
@@ -250,12 +259,8 @@ func testSealedValuesHoldNoPlaintext(t *testing.T, urlVar string) {
 	testenv.AssertNoPlaintext(t, "the Redis value", val, doc)
 }
 
-func TestCacheTier_ConcurrentMissesAcrossInstancesLoadOnce(t *testing.T) {
-	onEachRedis(t, testConcurrentMissesAcrossInstancesLoadOnce)
-}
-
-func testConcurrentMissesAcrossInstancesLoadOnce(t *testing.T, urlVar string) {
-	p, backends, redisURL := origin(t, urlVar)
+func testConcurrentMissesAcrossInstancesLoadOnce(t *testing.T, h Harness, urlVar string) {
+	p, backends, redisURL := origin(t, h, urlVar)
 	const n = 50
 	instances := make([]*instance, n)
 	for i := range instances {
@@ -263,7 +268,7 @@ func testConcurrentMissesAcrossInstancesLoadOnce(t *testing.T, urlVar string) {
 		// Redis connection already. Generous timeouts keep a loaded test
 		// machine (-race, 2 cores, 50 instances reading 1 MiB each from one
 		// Redis at once) from turning this into a test of timeouts, which
-		// TestCacheTier_BrokenRedisNeverFailsARequest covers.
+		// CacheTier_BrokenRedisNeverFailsARequest covers.
 		instances[i] = newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 15 * time.Second, fillWait: 30 * time.Second})
 		if _, err := instances[i].cache.Get(context.Background(), docstore.NewID()); err != nil {
 			t.Fatalf("instance %d cannot reach Redis: %v", i, err)
@@ -294,8 +299,9 @@ func testConcurrentMissesAcrossInstancesLoadOnce(t *testing.T, urlVar string) {
 
 // On one node only: the proxy stands for one server (a cluster's nodes
 // announce their own addresses).
-func TestCacheTier_BrokenRedisNeverFailsARequest(t *testing.T) {
-	_, backends, redisURL := origin(t, "IMAGO_REDIS_URL")
+func testBrokenRedisNeverFailsARequest(t *testing.T, h Harness) {
+	needRedis(t, h)
+	_, backends, redisURL := origin(t, h, "IMAGO_REDIS_URL")
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
@@ -359,27 +365,33 @@ type cacheTier struct {
 	rounds int
 }
 
-// cacheTiers are the in-process cache on the embedded backends (instances of
-// one process share it) and Redis on the AWS servers (each instance has its
-// own client, as Lambda's do). A tier whose servers are not configured is
-// skipped (or fails, with IMAGO_REQUIRE_TESTENV=1).
-func cacheTiers() map[string]func(t *testing.T) cacheTier {
-	return map[string]func(t *testing.T) cacheTier{
-		"Embedded+memory": func(t *testing.T) cacheTier {
-			emb := open(t, embeddedFamily().cfg(t))
-			mem := emb.Cache
-			return cacheTier{origin: withoutCache(emb.Backends), newCache: func(*testing.T) docstore.Cache { return mem }, rounds: 20}
+// cacheTiers are the tiers the delete-versus-fill behaviours run on over
+// h's origin: the family's own cache, which the instances share as the
+// requests of one process (`imago serve`) do; and, when h runs them, each
+// kind of Redis server with a client per instance, as Lambda's have. A
+// Redis whose server is not configured is skipped (or fails, with
+// IMAGO_REQUIRE_TESTENV=1).
+func cacheTiers(h Harness) map[string]func(t *testing.T) cacheTier {
+	tiers := map[string]func(t *testing.T) cacheTier{
+		"own-cache": func(t *testing.T) cacheTier {
+			set := h.Open(t)
+			own := set.Cache
+			return cacheTier{origin: withoutCache(set.Backends), newCache: func(*testing.T) docstore.Cache { return own }, rounds: h.Rounds}
 		},
-		"AWS+Redis":         func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_REDIS_URL") },
-		"AWS+Redis-cluster": func(t *testing.T) cacheTier { return redisTier(t, "IMAGO_TESTENV_REDIS_CLUSTER_URL") },
 	}
+	if h.Redis {
+		for name, urlVar := range redisServers {
+			tiers[name] = func(t *testing.T) cacheTier { return redisTier(t, h, urlVar) }
+		}
+	}
+	return tiers
 }
 
-func redisTier(t *testing.T, urlVar string) cacheTier {
+func redisTier(t *testing.T, h Harness, urlVar string) cacheTier {
 	t.Helper()
 	url := testenv.Require(t, urlVar)[urlVar]
-	aws := open(t, awsFamily(false).cfg(t))
-	return cacheTier{origin: withoutCache(aws.Backends), rounds: 8, newCache: func(t *testing.T) docstore.Cache {
+	set := h.Open(t)
+	return cacheTier{origin: withoutCache(set.Backends), rounds: h.Rounds, newCache: func(t *testing.T) docstore.Cache {
 		client, err := rediscache.NewClient(url, rediscache.ClientOptions{
 			DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 		if err != nil {
@@ -389,8 +401,6 @@ func redisTier(t *testing.T, urlVar string) cacheTier {
 		return rediscache.New(client, rediscache.Options{TTL: time.Minute, Timeout: 10 * time.Second})
 	}}
 }
-
-func withoutCache(b docstore.Backends) docstore.Backends { b.Cache = nil; return b }
 
 // tierInstance is one instance's Service behind the three functions' handlers.
 type tierInstance struct {
@@ -437,8 +447,8 @@ func pause(c docstore.Cache, id docstore.ID) (docstore.Cache, *pausingCache) {
 
 // Issue 9, defect 1: a fill that read the origin before a DELETE and wrote
 // the cache after it must not make the deleted document readable again.
-func TestCacheTier_DeleteWinsOverAPausedFill(t *testing.T) {
-	for name, setup := range cacheTiers() {
+func testDeleteWinsOverAPausedFill(t *testing.T, h Harness) {
+	for name, setup := range cacheTiers(h) {
 		t.Run(name, func(t *testing.T) {
 			tr := setup(t)
 			doc := randomDoc(1 << 20)
@@ -482,8 +492,8 @@ func TestCacheTier_DeleteWinsOverAPausedFill(t *testing.T) {
 // The same race left to the scheduler, as a user meets it: cold documents,
 // three downloads on three instances and a DELETE on a fourth, all at once.
 // Once the DELETE has answered 204, every instance answers 404.
-func TestCacheTier_DeleteWinsOverConcurrentDownloads(t *testing.T) {
-	for name, setup := range cacheTiers() {
+func testDeleteWinsOverConcurrentDownloads(t *testing.T, h Harness) {
+	for name, setup := range cacheTiers(h) {
 		t.Run(name, func(t *testing.T) {
 			tr := setup(t)
 			const readers = 3
@@ -568,7 +578,7 @@ func (failingDeletes) Delete(context.Context, docstore.ID) error {
 // A DELETE that cannot leave its tombstone in the cache answers 503 and
 // deletes nothing: a 204 would leave the document readable from the cache
 // once it answers again.
-func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
+func testDeleteWithoutTheCacheDeletesNothing(t *testing.T, h Harness) {
 	check := func(t *testing.T, in *tierInstance, id string, doc []byte) {
 		t.Helper()
 		resp, err := in.remove("tenant-a", id)
@@ -585,14 +595,15 @@ func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
 			t.Fatalf("content after a refused DELETE: %d, identical %v", resp.StatusCode, bytes.Equal(body, doc))
 		}
 	}
-	t.Run("Embedded+memory", func(t *testing.T) {
-		emb := open(t, embeddedFamily().cfg(t))
-		in := newTierInstance(emb.Backends, failingDeletes{emb.Cache})
+	t.Run("own-cache", func(t *testing.T) {
+		set := h.Open(t)
+		in := newTierInstance(set.Backends, failingDeletes{set.Cache})
 		doc := randomDoc(64 << 10)
 		check(t, in, in.put(t, "tenant-a", doc), doc)
 	})
-	t.Run("AWS+Redis", func(t *testing.T) {
-		_, backends, redisURL := origin(t, "IMAGO_REDIS_URL")
+	t.Run("node", func(t *testing.T) {
+		needRedis(t, h)
+		_, backends, redisURL := origin(t, h, "IMAGO_REDIS_URL")
 		opt, err := redis.ParseURL(redisURL)
 		if err != nil {
 			t.Fatal(err)
@@ -615,43 +626,41 @@ func TestCacheTier_DeleteWithoutTheCacheDeletesNothing(t *testing.T) {
 // or it had nothing to fill) claims the lock and loads at once: with a
 // FillWait of an hour, this test finishes only if it does. It read the
 // record again under its claim, so it fills.
-func TestCacheTier_WaiterTakesOverAnAbandonedFill(t *testing.T) {
-	onEachRedis(t, func(t *testing.T, urlVar string) {
-		p, backends, redisURL := origin(t, urlVar)
-		in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second, fillWait: time.Hour})
-		doc := randomDoc(256 << 10)
-		id := in.put(t, "tenant-a", doc)
-		evict(t, redisURL, id)
+func testWaiterTakesOverAnAbandonedFill(t *testing.T, h Harness, urlVar string) {
+	p, backends, redisURL := origin(t, h, urlVar)
+	in := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second, fillWait: time.Hour})
+	doc := randomDoc(256 << 10)
+	id := in.put(t, "tenant-a", doc)
+	evict(t, redisURL, id)
 
-		holder := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second})
-		_, claim, err := holder.cache.Claim(context.Background(), docstore.ID(id))
-		if err != nil || claim == docstore.NoClaim {
-			t.Fatalf("Claim: %q %v", claim, err)
+	holder := newInstance(t, backends, tierOptions{redisURL: redisURL, ttl: time.Minute, timeout: 5 * time.Second})
+	_, claim, err := holder.cache.Claim(context.Background(), docstore.ID(id))
+	if err != nil || claim == docstore.NoClaim {
+		t.Fatalf("Claim: %q %v", claim, err)
+	}
+	release := func() { holder.cache.Release(context.Background(), docstore.ID(id), claim) }
+	p.Reset()
+	done := make(chan string, 1)
+	go func() {
+		resp, err := invokeErr(in.download, "GET", "GET /documents/{id}/content", "/documents/"+id+"/content", id, "tenant-a", nil)
+		body, _ := base64.StdEncoding.DecodeString(resp.Body)
+		if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, doc) {
+			done <- "failed"
+			return
 		}
-		release := func() { holder.cache.Release(context.Background(), docstore.ID(id), claim) }
-		p.Reset()
-		done := make(chan string, 1)
-		go func() {
-			resp, err := invokeErr(in.download, "GET", "GET /documents/{id}/content", "/documents/"+id+"/content", id, "tenant-a", nil)
-			body, _ := base64.StdEncoding.DecodeString(resp.Body)
-			if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, doc) {
-				done <- "failed"
-				return
-			}
-			done <- resp.Headers["x-imago-cache"]
-		}()
-		for in.seen.contended.Load() == 0 { // the download is waiting on the holder
-			runtime.Gosched()
-		}
-		release() // the holder gives up without filling
-		if got := <-done; got != "miss" {
-			t.Fatalf("the waiter's download: %s, want a miss served from the origin", got)
-		}
-		if _, b, u := p.Origin(); b != 1 || u != 1 {
-			t.Fatalf("%d blob reads, %d unwraps; want one load", b, u)
-		}
-		if got := in.get(t, "tenant-a", id, doc); got != "hit" {
-			t.Fatalf("after the waiter's load: %s, want a hit (it filled the cache)", got)
-		}
-	})
+		done <- resp.Headers["x-imago-cache"]
+	}()
+	for in.seen.contended.Load() == 0 { // the download is waiting on the holder
+		runtime.Gosched()
+	}
+	release() // the holder gives up without filling
+	if got := <-done; got != "miss" {
+		t.Fatalf("the waiter's download: %s, want a miss served from the origin", got)
+	}
+	if _, b, u := p.Origin(); b != 1 || u != 1 {
+		t.Fatalf("%d blob reads, %d unwraps; want one load", b, u)
+	}
+	if got := in.get(t, "tenant-a", id, doc); got != "hit" {
+		t.Fatalf("after the waiter's load: %s, want a hit (it filled the cache)", got)
+	}
 }

@@ -1,4 +1,4 @@
-package backends_test
+package awsbackends_test
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ const faultTimeout = 2 * time.Second
 const requestBudget = 25 * time.Second
 
 func newFaultRig(t *testing.T) *faultRig {
-	cfg := awsFamily(false).cfg(t) // skips (or fails) without the servers
+	cfg := awsConfig(t, false) // skips (or fails) without the servers
 	r := &faultRig{}
 	for _, svc := range []struct {
 		name  string

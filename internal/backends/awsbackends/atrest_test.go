@@ -1,4 +1,4 @@
-package backends_test
+package awsbackends_test
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 // TestAWSAtRest looks at what an upload leaves in S3, DynamoDB and KMS
 // with the services' own APIs, as an auditor would.
 func TestAWSAtRest(t *testing.T) {
-	cfg := awsFamily(false).cfg(t)
+	cfg := awsConfig(t, false)
 	ctx := context.Background()
 	set := open(t, cfg)
 	svc := docstore.NewService(set.Backends, docstore.Config{}, nil)
