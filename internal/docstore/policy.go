@@ -196,9 +196,18 @@ func (s *Service) SetLegalHold(ctx context.Context, tenant Tenant, id ID, hold b
 }
 
 // Restore brings tenant's document id back from the trash, whole, until
-// its purge. A document not in the trash is a conflict.
+// its purge. A document not in the trash is a conflict. Its share links
+// stay dead: the trash removed them, and Restore removes any made while
+// the trash did, before the document is readable again.
 func (s *Service) Restore(ctx context.Context, tenant Tenant, id ID) (Document, error) {
 	const op = "docstore.Restore"
+	if s.links != nil {
+		if rec, err := s.anyRecord(ctx, op, tenant, id); err == nil && rec.Trashed() {
+			if err := s.links.DeleteLinks(ctx, id); err != nil {
+				return Document{}, E(op, fmt.Errorf("delete the links of %s: %w", id, err))
+			}
+		}
+	}
 	rec, err := s.change(ctx, op, tenant, id, func(rec Record, now time.Time) (Policy, error) {
 		switch {
 		case !rec.Trashed():
@@ -213,8 +222,16 @@ func (s *Service) Restore(ctx context.Context, tenant Tenant, id ID) (Document, 
 	return rec.Document, err
 }
 
-// trash moves tenant's document id to the trash until now+delay.
+// trash moves tenant's document id to the trash until now+delay, and
+// removes its share links: a restore does not revive them.
 func (s *Service) trash(ctx context.Context, op Op, tenant Tenant, id ID) error {
+	defer func() {
+		if s.links != nil {
+			detached(ctx, s.log, "delete the links of a document in the trash", func(ctx context.Context) error {
+				return s.links.DeleteLinks(ctx, id)
+			}, "document", id)
+		}
+	}()
 	_, err := s.change(ctx, op, tenant, id, func(rec Record, now time.Time) (Policy, error) {
 		switch {
 		case rec.Trashed():

@@ -46,8 +46,8 @@ const (
 	// valueVersion1 values, without the expiry, were written before
 	// documents expired; they are read as entries without one.
 	valueVersion1 byte = 1
-	flagSealed   byte = 1 << 0
-	knownFlags        = flagSealed
+	flagSealed    byte = 1 << 0
+	knownFlags         = flagSealed
 
 	prefixLen = 2
 	nonceLen  = 12 // AES-GCM standard nonce
