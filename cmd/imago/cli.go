@@ -314,29 +314,44 @@ func (r reported) Unwrap() error { return r.error }
 
 var commands = []*command{
 	{
-		name: "put", synopsis: "[-meta k=v]... [--parallel N] [--quiet] FILE...",
+		name: "put", synopsis: "[-meta k=v]... [--expires-in DURATION] [--parallel N] [--quiet] FILE...",
 		summary: "Uploads each file — inline, by presigned PUT or in parallel parts, as its size requires —\nand prints each document's metadata JSON, one line each, once it is available.",
 		details: `Running put again on a file whose upload in parts was interrupted resumes it: only the
 parts the server lacks are sent, as long as the file's size and modification time are
 unchanged; a part the server lists with an ETag other than the MD5 of the file's bytes is
 sent again. The state of interrupted uploads is kept under the user's cache folder
 (imago/uploads). A document stored with a SHA-256 other than the file's is an integrity
-failure: put names it and exits 4.`,
+failure: put names it and exits 4.
+
+--expires-in sets each document's retention: it expires DURATION after its upload began
+(its metadata's expires_at), and is then gone for good. DURATION is Go's form (90m, 2h,
+1h30m) or whole days (30d), a whole number of seconds. Without it the server's retention
+applies (IMAGO_RETENTION; unset: never). A resumed upload keeps the retention, metadata and
+type of the run that began it.`,
 		flags: func(c *cli, fs *flag.FlagSet) {
 			c.transferFlags(fs)
 			fs.Var(metaFlags{}, "meta", "custom metadata `key=value` (repeatable)")
 			fs.String("type", "", "content type (default: from the file name's extension)")
+			fs.String("expires-in", "", "each document expires `DURATION` after its upload (default: the server's retention)")
 		},
 		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			if len(args) == 0 {
 				return usageError{"put: no FILE given"}
+			}
+			var expiresIn time.Duration
+			if isSet(fs, "expires-in") {
+				d, err := config.ParseDuration(fs.Lookup("expires-in").Value.String())
+				if err != nil || d < time.Second || d%time.Second != 0 {
+					return usageError{"put: --expires-in wants a duration of whole seconds, 1s or more (90m, 2h, 30d)"}
+				}
+				expiresIn = d
 			}
 			meta := fs.Lookup("meta").Value.(metaFlags)
 			contentType := fs.Lookup("type").Value.String()
 			cl := c.client()
 			return c.eachArg(args, func(path string) error {
 				d, err := cl.Put(ctx, path, client.PutOptions{ContentType: contentType, Metadata: meta,
-					Progress: c.progress(filepath.Base(path))})
+					ExpiresIn: expiresIn, Progress: c.progress(filepath.Base(path))})
 				if err != nil {
 					return err
 				}
@@ -394,12 +409,17 @@ exits 4.`,
 		},
 	},
 	{
-		name: "ls", synopsis: "[--limit N] [--json]",
+		name: "ls", synopsis: "[--trash] [--limit N] [--json]",
 		summary: "Lists the caller's documents, newest first, pending and failed ones too, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
+		details: `--trash lists the documents deleted but not yet purged instead (on a server with a deletion
+delay; "imago restore ID" brings one back), one line each: id, size, status, created,
+deleted, purge (when it is purged for good), filename, separated by tabs; times in RFC 3339.
+With --json each line is the metadata JSON, with deleted_at and purge_at.`,
 		flags: func(c *cli, fs *flag.FlagSet) {
 			c.clientFlags(fs)
 			fs.Int("limit", 0, "list at most `N` documents (default: all)")
 			fs.Bool("json", false, "one metadata JSON per line instead")
+			fs.Bool("trash", false, "list the trash instead")
 		},
 		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			if len(args) != 0 {
@@ -410,13 +430,23 @@ exits 4.`,
 				return usageError{"ls: --limit wants a whole number"}
 			}
 			asJSON := fs.Lookup("json").Value.String() == "true"
-			for d, err := range c.client().List(ctx, limit) {
+			trash := fs.Lookup("trash").Value.String() == "true"
+			cl := c.client()
+			list := cl.List
+			if trash {
+				list = cl.ListTrash
+			}
+			for d, err := range list(ctx, limit) {
 				if err != nil {
 					return err
 				}
-				if asJSON {
+				switch {
+				case asJSON:
 					err = printJSON(c.stdout, d)
-				} else {
+				case trash:
+					_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
+						d.CreatedAt.UTC().Format(time.RFC3339), rfc3339(d.DeletedAt), rfc3339(d.PurgeAt), oneLine(d.Filename))
+				default:
 					_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
 						d.CreatedAt.UTC().Format(time.RFC3339), oneLine(d.Filename))
 				}
@@ -443,15 +473,72 @@ exits 4.`,
 		},
 	},
 	{
-		name: "rm", synopsis: "ID...",
+		name: "rm", synopsis: "[--purge] ID...",
 		summary: "Deletes documents (a pending upload is aborted).",
-		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		details: `On a server with a deletion delay (IMAGO_DELETION_DELAY) a deleted document goes to the
+trash: no longer read or listed, but "imago ls --trash" lists it and "imago restore ID"
+brings it back, until it is purged for good at the end of the delay. --purge purges at
+once, from the trash or not. A document under a legal hold is refused (exit 1) until
+"imago release ID"; an unknown one, or one already in the trash without --purge, is not
+found (exit 3).`,
+		flags: func(c *cli, fs *flag.FlagSet) {
+			c.clientFlags(fs)
+			fs.Bool("purge", false, "purge for good at once, past the trash")
+		},
 		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
 			if len(args) == 0 {
 				return usageError{"rm: no ID given"}
 			}
 			cl := c.client()
-			return c.eachArg(args, func(id string) error { return cl.Delete(ctx, id) })
+			remove := cl.Delete
+			if fs.Lookup("purge").Value.String() == "true" {
+				remove = cl.Purge
+			}
+			return c.eachArg(args, func(id string) error { return remove(ctx, id) })
+		},
+	},
+	{
+		name: "restore", synopsis: "ID...",
+		summary: "Brings documents back from the trash, whole (same id, bytes, metadata and expiry), and prints\neach one's metadata JSON, one line each.",
+		details: `A document not in the trash is refused (exit 1); one purged, or unknown, is not found
+(exit 3). Share links of a deleted document stay dead after its restore.`,
+		flags: func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) == 0 {
+				return usageError{"restore: no ID given"}
+			}
+			cl := c.client()
+			return c.eachArg(args, func(id string) error {
+				d, err := cl.Restore(ctx, id)
+				if err != nil {
+					return err
+				}
+				return printJSON(c.stdout, d)
+			})
+		},
+	},
+	{
+		name: "hold", synopsis: "ID...",
+		summary: "Puts a legal hold on documents: until it is released, a document refuses deletion, does not\nexpire, is not purged (in the trash too) and stays readable. Holding a held one succeeds.",
+		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) == 0 {
+				return usageError{"hold: no ID given"}
+			}
+			cl := c.client()
+			return c.eachArg(args, func(id string) error { return cl.Hold(ctx, id) })
+		},
+	},
+	{
+		name: "release", synopsis: "ID...",
+		summary: "Lifts the legal hold of documents: each one's policy resumes (an expiry already past expires\nit then). Releasing a document not held succeeds.",
+		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+			if len(args) == 0 {
+				return usageError{"release: no ID given"}
+			}
+			cl := c.client()
+			return c.eachArg(args, func(id string) error { return cl.Release(ctx, id) })
 		},
 	},
 	{
@@ -559,6 +646,14 @@ LINK_ID" revokes one.`,
 			return nil
 		},
 	},
+}
+
+// rfc3339 is t in RFC 3339, UTC; "-" when there is none.
+func rfc3339(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // oneLine keeps a filename from breaking the one-line-per-document output.

@@ -38,6 +38,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{"put", "-h"}, {"get", "-h"}, {"ls", "-h"}, {"stat", "-h"}, {"rm", "--help"}, {"version", "-h"},
 		{"serve", "-h"}, {"put", "file", "-h"},
 		{"share", "-h"}, {"share", "--expires", "2h", "id", "-h"}, {"links", "-h"}, {"unshare", "--help"}, {"help", "share"},
+		{"restore", "-h"}, {"hold", "-h"}, {"release", "--help"}, {"help", "restore"}, {"rm", "--purge", "id", "-h"},
+		{"put", "--expires-in", "2h", "f", "-h"}, {"ls", "--trash", "-h"},
 	} {
 		// serve -h must not start a server: the listen address is taken.
 		status, stdout, stderr := run(t, map[string]string{"IMAGO_ADDR": "256.0.0.1:1"}, args...)
@@ -60,8 +62,18 @@ func TestHelpExitsZero(t *testing.T) {
 			t.Errorf("share -h does not mention %s:\n%s", flag, stdout)
 		}
 	}
+	for cmd, flags := range map[string][]string{"put": {"-expires-in"}, "rm": {"-purge"}, "ls": {"-trash", "-json", "-limit"},
+		"restore": {"-url", "-token"}, "hold": {"-url", "-token"}, "release": {"-url", "-token"}} {
+		_, stdout, _ = run(t, nil, cmd, "-h")
+		for _, flag := range flags {
+			if !strings.Contains(stdout, flag) {
+				t.Errorf("%s -h does not mention %s:\n%s", cmd, flag, stdout)
+			}
+		}
+	}
 	_, stdout, _ = run(t, nil, "-h")
-	for _, cmd := range []string{"share [--expires", "links [--json] ID", "unshare ID LINK_ID"} {
+	for _, cmd := range []string{"share [--expires", "links [--json] ID", "unshare ID LINK_ID", "--expires-in DURATION",
+		"ls [--trash]", "rm [--purge] ID...", "restore ID...", "hold ID...", "release ID..."} {
 		if !strings.Contains(stdout, cmd) {
 			t.Errorf("imago -h does not list %s:\n%s", cmd, stdout)
 		}
@@ -74,6 +86,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"get"}, {"get", "a", "b"}, {"get", "--parallel", "0", "id"}, {"ls", "--limit", "x"}, {"ls", "extra"},
 		{"stat"}, {"stat", "a", "b"}, {"rm"}, {"version", "x"}, {"serve", "extra"}, {"--bogus", "ls"},
 		{"share"}, {"share", "--expires", "1.5s", "id"}, {"links"}, {"unshare", "id"},
+		{"put", "--expires-in", "1.5s", "f"}, {"restore"}, {"hold"}, {"release"}, {"rm", "--purge"},
 	} {
 		status, stdout, stderr := run(t, map[string]string{"IMAGO_URL": "http://127.0.0.1:1"}, args...)
 		if status != 2 || stdout != "" || !strings.Contains(stderr, "usage") {

@@ -2,7 +2,8 @@
 // `imago serve` puts the three Lambda functions' handlers behind a local
 // HTTP front, on embedded backends, or on S3, DynamoDB, KMS and Redis when
 // IMAGO_TABLE (and IMAGO_REDIS_URL) are set; put, get, ls, stat, rm,
-// share, links and unshare (cli.go) drive internal/client.
+// restore, hold, release, share, links and unshare (cli.go) drive
+// internal/client.
 package main
 
 import (
@@ -38,11 +39,15 @@ const usage = `usage: imago [--url URL] [--token TOKEN] <command> [arguments]
 
 commands:
   serve                                     serve the HTTP API on IMAGO_ADDR (default 127.0.0.1:8080)
-  put [-meta k=v]... [--parallel N] FILE... upload documents of any size; prints their metadata
+  put [-meta k=v]... [--expires-in DURATION] [--parallel N] FILE...
+                                            upload documents of any size; prints their metadata
   get [-o FILE|DIR] [--force] ID            download a document, checking its SHA-256
-  ls [--limit N] [--json]                   list your documents, newest first
+  ls [--trash] [--limit N] [--json]         list your documents (or your trash), newest first
   stat ID                                   a document's metadata JSON
-  rm ID...                                  delete documents
+  rm [--purge] ID...                        delete documents (into the trash, if the server has one)
+  restore ID...                             bring documents back from the trash
+  hold ID...                                put a legal hold on documents
+  release ID...                             lift their legal hold
   share [--expires DURATION] [--max-uses N] [--attachment] [--json] ID
                                             create a share link to a document; prints its URL
   links [--json] ID                         list a document's live share links

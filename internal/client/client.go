@@ -2,12 +2,16 @@
 // "The HTTP API"): it uploads documents of any size — inline, through one
 // presigned PUT, or in parallel multipart parts that an interrupted upload
 // resumes — and downloads them whole or in parallel Range parts into a
-// file that only takes its name once its SHA-256 checked out.
+// file that only takes its name once its SHA-256 checked out. It also
+// manages share links and a document's policy: the trash, restore, purge,
+// the legal hold.
 //
 // Every request that answers 429 or 503, or fails at the network, is
 // retried with exponential backoff and jitter, honouring Retry-After —
 // but the creation of a share link, which no Idempotency-Key guards, is
-// retried at the network only when it was never sent (Client.Share). API
+// retried at the network only when it was never sent (Client.Share), and
+// a deletion or restore whose repeat finds it already done after a lost
+// answer counts as done (policy.go). API
 // calls have a per-request timeout; transfers of bytes have a stall
 // timeout instead (no byte moved for that long), so a large but moving
 // transfer is never cut short.
@@ -324,35 +328,52 @@ func readAPIError(resp *http.Response) error {
 // call sends r, retrying as the package comment says, and decodes a JSON
 // answer into out (if out is not nil). It returns the final status.
 func (c *Client) call(ctx context.Context, r request, out any) (int, error) {
-	status := 0
-	err := c.retry(ctx, func(ctx context.Context) error {
-		resp, done, err := c.attempt(ctx, r)
-		if err != nil {
-			if r.notIdempotent && mayHaveActed(err) {
-				return permanent(err)
-			}
-			return err
-		}
-		defer done()
-		defer resp.Body.Close()
-		status = resp.StatusCode
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		if err != nil {
-			err = fmt.Errorf("read the answer to %s %s: %w", r.method, r.url, err)
-			if r.notIdempotent { // it succeeded: another attempt would do it again
-				return permanent(err)
-			}
-			return err
-		}
-		if out == nil {
-			return nil
-		}
-		if err := json.Unmarshal(raw, out); err != nil {
-			return permanent(fmt.Errorf("decode the answer to %s %s: %w", r.method, r.url, err))
-		}
-		return nil
-	})
+	status, _, err := c.callActed(ctx, r, out)
 	return status, err
+}
+
+// callActed is call that also tells whether an attempt before the last
+// one may have been carried out by the server though its answer was lost
+// (mayHaveActed): a repeat of a request that changes a document may then
+// be refused for the very change the lost attempt made.
+func (c *Client) callActed(ctx context.Context, r request, out any) (status int, acted bool, err error) {
+	err = c.retry(ctx, func(ctx context.Context) error {
+		s, err := c.callOnce(ctx, r, out)
+		status = s
+		if err != nil && mayHaveActed(err) {
+			acted = true
+		}
+		return err
+	})
+	return status, acted, err
+}
+
+// callOnce is one attempt of call.
+func (c *Client) callOnce(ctx context.Context, r request, out any) (int, error) {
+	resp, done, err := c.attempt(ctx, r)
+	if err != nil {
+		if r.notIdempotent && mayHaveActed(err) {
+			return 0, permanent(err)
+		}
+		return 0, err
+	}
+	defer done()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		err = fmt.Errorf("read the answer to %s %s: %w", r.method, r.url, err)
+		if r.notIdempotent { // it succeeded: another attempt would do it again
+			return resp.StatusCode, permanent(err)
+		}
+		return resp.StatusCode, err
+	}
+	if out == nil {
+		return resp.StatusCode, nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return resp.StatusCode, permanent(fmt.Errorf("decode the answer to %s %s: %w", r.method, r.url, err))
+	}
+	return resp.StatusCode, nil
 }
 
 // jsonRequest is an API call with a JSON body.
@@ -376,12 +397,4 @@ func (c *Client) Stat(ctx context.Context, id string) (Document, error) {
 		return Document{}, fmt.Errorf("stat %s: %w", id, err)
 	}
 	return d, nil
-}
-
-// Delete removes a document (and aborts its upload if it is pending).
-func (c *Client) Delete(ctx context.Context, id string) error {
-	if _, err := c.call(ctx, request{method: "DELETE", url: docPath(id)}, nil); err != nil {
-		return fmt.Errorf("delete %s: %w", id, err)
-	}
-	return nil
 }

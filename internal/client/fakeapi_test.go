@@ -28,7 +28,9 @@ import (
 // for the routes the client uses — inline uploads, presigned uploads,
 // multipart uploads (presigned parts, ListParts, complete, 202 pending,
 // ingest), metadata, listing, deletion, whole and Range downloads (413
-// over the inline limit), share links (create, list, revoke) — so that the client's logic is tested with
+// over the inline limit), share links (create, list, revoke), a
+// document's policy (retention at upload, the trash, restore, purge, the
+// legal hold) — so that the client's logic is tested with
 // faults injected where a real server would not make them. The real
 // `imago serve` is driven by cmd/imago's tests.
 type fakeAPI struct {
@@ -52,6 +54,9 @@ type fakeAPI struct {
 	// wrongSHA makes the documents stored record a SHA-256 other than
 	// their bytes'.
 	wrongSHA bool
+	// deletionDelay is IMAGO_DELETION_DELAY: DELETE moves a document to
+	// the trash for that long; zero purges at once.
+	deletionDelay time.Duration
 	// listedETag, when set, rewrites the ETags GET /documents/{id}/parts
 	// lists (set it under mu).
 	listedETag func(number int, etag string) string
@@ -75,7 +80,13 @@ type fakeDoc struct {
 	polls     int
 	links     []*api.Link // newest first
 	revoked   map[string]bool
+	// expiresIn is the retention its upload asked for, as sent (the
+	// header's value or the JSON number); empty when none was.
+	expiresIn string
 }
+
+// trashed says whether d is in the trash.
+func (d *fakeDoc) trashed() bool { return d.DeletedAt != nil }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{t: t, inlineLimit: 1 << 20, threshold: 4 << 20, partSize: 1 << 20,
@@ -211,7 +222,14 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 				meta[strings.ToLower(m)] = v[0]
 			}
 		}
+		raw := r.Header.Get(api.HeaderExpiresIn)
+		secs, err := strconv.ParseInt(raw, 10, 64)
+		if raw != "" && (err != nil || secs < 1) {
+			apiError(w, 400, "invalid", "bad "+api.HeaderExpiresIn)
+			return
+		}
 		d := f.add(r.URL.Query().Get("filename"), r.Header.Get("Content-Type"), int64(len(body)), meta)
+		d.setExpiry(raw, secs)
 		f.store(d, body)
 		w.Header().Set("Location", "/documents/"+d.ID)
 		writeJSONAnswer(w, 201, d.Document)
@@ -221,12 +239,19 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			ContentType string            `json:"content_type"`
 			Size        int64             `json:"size"`
 			Metadata    map[string]string `json:"metadata"`
+			ExpiresIn   json.RawMessage   `json:"expires_in"`
 		}
 		if json.Unmarshal(body, &req) != nil {
 			apiError(w, 400, "invalid", "bad JSON")
 			return
 		}
+		secs, err := strconv.ParseInt(string(req.ExpiresIn), 10, 64)
+		if req.ExpiresIn != nil && (err != nil || secs < 1) {
+			apiError(w, 400, "invalid", "bad expires_in")
+			return
+		}
 		d := f.add(req.Filename, req.ContentType, req.Size, req.Metadata)
+		d.setExpiry(string(req.ExpiresIn), secs)
 		exp := time.Now().Add(time.Hour)
 		if req.Size > f.threshold {
 			d.multipart, d.parts = true, map[int][]byte{}
@@ -265,7 +290,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		f.list(w, r)
 	default:
 		d := f.docs[p[1]]
-		if d == nil {
+		// A document in the trash answers only its restore, its legal
+		// hold and its purge.
+		if d == nil || d.trashed() && !(len(p) == 3 && (p[2] == "restore" || p[2] == "legal-hold") ||
+			len(p) == 2 && r.Method == "DELETE" && r.URL.Query().Get("purge") == "true") {
 			apiError(w, 404, "not_found", "document "+p[1]+" not found")
 			return
 		}
@@ -276,6 +304,16 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 func etag(b []byte) string {
 	sum := md5.Sum(b)
 	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// setExpiry gives d the retention its upload asked for: raw as sent,
+// secs its value.
+func (d *fakeDoc) setExpiry(raw string, secs int64) {
+	if raw == "" {
+		return
+	}
+	at := d.CreatedAt.Add(time.Duration(secs) * time.Second)
+	d.expiresIn, d.ExpiresAt = raw, &at
 }
 
 func (f *fakeAPI) add(filename, contentType string, size int64, meta map[string]string) *fakeDoc {
@@ -322,7 +360,27 @@ func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request, d *fakeDoc, r
 		}
 		writeJSONAnswer(w, 200, d.Document)
 	case len(rest) == 0 && r.Method == "DELETE":
-		delete(f.docs, d.ID)
+		switch {
+		case d.LegalHold:
+			apiError(w, 409, "conflict", "document "+d.ID+" is under a legal hold: lift the hold to delete it")
+			return
+		case f.deletionDelay > 0 && r.URL.Query().Get("purge") != "true":
+			now := time.Now().UTC().Truncate(time.Second)
+			purge := now.Add(f.deletionDelay)
+			d.DeletedAt, d.PurgeAt = &now, &purge
+		default:
+			delete(f.docs, d.ID)
+		}
+		w.WriteHeader(204)
+	case len(rest) == 1 && rest[0] == "restore" && r.Method == "POST":
+		if !d.trashed() {
+			apiError(w, 409, "conflict", "document "+d.ID+" is not in the trash")
+			return
+		}
+		d.restore()
+		writeJSONAnswer(w, 200, d.Document)
+	case len(rest) == 1 && rest[0] == "legal-hold" && (r.Method == "PUT" || r.Method == "DELETE"):
+		d.LegalHold = r.Method == "PUT"
 		w.WriteHeader(204)
 	case rest[0] == "parts" && r.Method == "POST":
 		var req struct{ Numbers []int }
@@ -425,9 +483,10 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 		limit = 50
 	}
 	start, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+	trash := r.URL.Query().Get("trash") == "true"
 	var ids []string // newest first
 	for i := len(f.order) - 1; i >= 0; i-- {
-		if f.docs[f.order[i]] != nil {
+		if d := f.docs[f.order[i]]; d != nil && d.trashed() == trash {
 			ids = append(ids, f.order[i])
 		}
 	}
@@ -440,6 +499,9 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSONAnswer(w, 200, page)
 }
+
+// restore takes d out of the trash.
+func (d *fakeDoc) restore() { d.DeletedAt, d.PurgeAt = nil, nil }
 
 // links answers the share link routes of document d: POST and GET
 // /documents/{id}/links, DELETE /documents/{id}/links/{link_id}.

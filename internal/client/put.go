@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,11 @@ type PutOptions struct {
 	ContentType string            // default: from the file name's extension
 	Metadata    map[string]string // custom metadata
 	Progress    Progress          // told of the bytes sent; nil for none
+	// ExpiresIn is the document's retention, a whole number of seconds
+	// counted from the upload's first request; zero for the server's
+	// default (IMAGO_RETENTION). An upload in parts that Put resumes keeps
+	// the retention its first run gave it.
+	ExpiresIn time.Duration
 }
 
 // Put uploads the file at path and returns the document's metadata once
@@ -51,6 +57,11 @@ func (c *Client) Put(ctx context.Context, path string, opt PutOptions) (Document
 	}
 	if !fi.Mode().IsRegular() {
 		return Document{}, fmt.Errorf("put %s: not a regular file", path)
+	}
+	// Checked before any request: the server would refuse it (400) only
+	// once the bytes were sent.
+	if opt.ExpiresIn < 0 || opt.ExpiresIn%time.Second != 0 {
+		return Document{}, fmt.Errorf("put %s: the retention %v is not a whole number of seconds", path, opt.ExpiresIn)
 	}
 	if opt.Filename == "" {
 		opt.Filename = filepath.Base(path)
@@ -134,7 +145,7 @@ func (u *upload) start(ctx context.Context) (Document, error) {
 	}
 	var up api.CreatedUpload
 	req := jsonRequest("POST", "/documents/uploads", api.CreateUpload{Filename: u.opt.Filename,
-		ContentType: u.opt.ContentType, Size: &u.size, Metadata: u.opt.Metadata})
+		ContentType: u.opt.ContentType, Size: &u.size, Metadata: u.opt.Metadata, ExpiresIn: u.expiresIn()})
 	req.header.Set("Idempotency-Key", uuid.NewString())
 	if _, err := u.c.call(ctx, req, &up); err != nil {
 		return Document{}, fmt.Errorf("create upload: %w", err)
@@ -203,6 +214,15 @@ func (u *upload) resume(ctx context.Context) (resumable, error) {
 	return resumable{pending: true, have: have}, nil
 }
 
+// expiresIn is the retention to send, in seconds; nil for none.
+func (u *upload) expiresIn() *int64 {
+	if u.opt.ExpiresIn <= 0 {
+		return nil
+	}
+	secs := int64(u.opt.ExpiresIn / time.Second)
+	return &secs
+}
+
 // partLen is the length of part n (1-based): part_size, but the last.
 func (u *upload) partLen(n int) int64 {
 	off := int64(n-1) * u.state.PartSize
@@ -217,6 +237,9 @@ func (u *upload) inline(ctx context.Context) (Document, error) {
 	h := http.Header{"Content-Type": {u.opt.ContentType}, "Idempotency-Key": {uuid.NewString()}}
 	for k, v := range u.opt.Metadata {
 		h.Set("X-Imago-Meta-"+k, v)
+	}
+	if secs := u.expiresIn(); secs != nil {
+		h.Set(api.HeaderExpiresIn, strconv.FormatInt(*secs, 10))
 	}
 	u.progress.Start(u.size, 0)
 	var d Document

@@ -245,3 +245,22 @@ func (m *meteredBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// mayHaveActed says whether the server may have acted on a request whose
+// attempt failed with err: anything but an answer of the API (the only
+// ones retried, 429 and 503, are its "not now, retry": throttled, or a
+// backend unavailable) and a connection that was never made. A request
+// cut off after it was sent, or whose answer never came in time, may have
+// been carried out.
+func mayHaveActed(err error) bool {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		// An answer: retryDelay retries only 429 and 503, which did not act.
+		return false
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return false // no connection, so nothing was sent
+	}
+	return true
+}
