@@ -1770,7 +1770,8 @@ func eventFiles(t *testing.T) map[string][]byte {
 		files[filepath.Base(p)] = b
 	}
 	for _, want := range []string{"health.json", "upload.json", "upload-multipart.json", "create-upload.json",
-		"get-metadata.json", "list.json", "delete.json", "download.json", "download-range.json", "s3-object-created.json"} {
+		"get-metadata.json", "list.json", "delete.json", "download.json", "download-range.json", "s3-object-created.json",
+		"stream-ttl-remove.json"} {
 		if files[want] == nil {
 			t.Errorf("events/%s is missing", want)
 		}
@@ -1778,9 +1779,18 @@ func eventFiles(t *testing.T) map[string][]byte {
 	return files
 }
 
-func isS3Event(b []byte) bool {
-	var probe struct{ Records []json.RawMessage }
-	return json.Unmarshal(b, &probe) == nil && len(probe.Records) > 0
+// recordsSource is the eventSource of an event of Records (aws:s3,
+// aws:dynamodb), or "" for an API Gateway event.
+func recordsSource(b []byte) string {
+	var probe struct {
+		Records []struct {
+			EventSource string `json:"eventSource"`
+		}
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Records) == 0 {
+		return ""
+	}
+	return cmpOr(probe.Records[0].EventSource, "(none)")
 }
 
 func strictDecode(b []byte, v any) error {
@@ -1802,9 +1812,16 @@ func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
 	covered := map[string]bool{}
 	for name, b := range eventFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			if isS3Event(b) {
+			switch recordsSource(b) {
+			case "":
+			case "aws:s3":
 				checkS3Event(t, b, staging)
 				return
+			case "aws:dynamodb":
+				checkStreamSample(t, b)
+				return
+			default:
+				t.Fatalf("records of %s: neither S3's nor the table stream's", recordsSource(b))
 			}
 			var ev events.APIGatewayV2HTTPRequest
 			if err := strictDecode(b, &ev); err != nil {
@@ -1926,6 +1943,44 @@ func checkS3Event(t *testing.T, b []byte, staging string) {
 	}
 }
 
+// checkStreamSample wants a DynamoDB stream event of the table's view
+// (NEW_AND_OLD_IMAGES) whose records are TTL removals of documents, in
+// the layout dynamostore reads: what the filter of MetadataFunction's
+// stream event lets through and its handler acts on.
+func checkStreamSample(t *testing.T, b []byte) {
+	t.Helper()
+	var ev events.DynamoDBEvent
+	if err := strictDecode(b, &ev); err != nil {
+		t.Fatalf("not a DynamoDB stream event: %v", err)
+	}
+	var raw apigw.StreamEvent
+	if err := json.Unmarshal(b, &raw); err != nil || len(raw.Records) != len(ev.Records) {
+		t.Fatalf("apigw.StreamEvent: %v", err)
+	}
+	for i, r := range ev.Records {
+		c := r.Change
+		if r.EventSource != "aws:dynamodb" || r.EventVersion == "" || r.AWSRegion == "" || r.EventID == "" ||
+			!strings.HasPrefix(r.EventSourceArn, "arn:aws:dynamodb:"+r.AWSRegion+":") || !strings.Contains(r.EventSourceArn, "/stream/") {
+			t.Errorf("record %d: source %q, version %q, region %q, id %q, ARN %q; want an aws:dynamodb record of a table's stream",
+				i, r.EventSource, r.EventVersion, r.AWSRegion, r.EventID, r.EventSourceArn)
+		}
+		if c.StreamViewType != "NEW_AND_OLD_IMAGES" || c.SequenceNumber == "" || c.SizeBytes <= 0 || c.NewImage != nil {
+			t.Errorf("record %d: view %q, sequence %q, size %d, new image %v; want a REMOVE of the table's NEW_AND_OLD_IMAGES stream",
+				i, c.StreamViewType, c.SequenceNumber, c.SizeBytes, c.NewImage)
+		}
+		if !raw.Records[i].IsTTLRemoval() {
+			t.Errorf("record %d: %s by %+v is not a TTL removal: the handler would ignore it", i, r.EventName, r.UserIdentity)
+		}
+		rec, ok, err := dynamostore.DecodeStreamImage(raw.Records[i].DynamoDB.OldImage)
+		if err != nil || !ok {
+			t.Fatalf("record %d: OldImage is not a document's item: ok %v, %v", i, ok, err)
+		}
+		if rec.ID != placeholderID || c.Keys["id"].String() != placeholderID {
+			t.Errorf("record %d: document %s, key %v; want the placeholder %s", i, rec.ID, c.Keys, placeholderID)
+		}
+	}
+}
+
 // TestEventsThroughTheHandlers answers every API event with the handler of
 // the function its route names, on embedded backends: a well-formed event
 // is never a 400, 401, 405 or 415, and the ones that can succeed there do.
@@ -1945,11 +2000,29 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 		"list-links.json":       {404},
 		"revoke-link.json":      {404},
 		"link-content.json":     {404}, // a token of another deployment's secret
+		"set-policy.json":       {404},
+		"restore.json":          {404},
+		"hold.json":             {404},
+		"release.json":          {404},
+		"purge.json":            {404},
+		"list-trash.json":       {200},
 	}
 	ctx := context.Background()
 	a := embeddedApp(t)
 	for name, b := range eventFiles(t) {
-		if isS3Event(b) {
+		switch recordsSource(b) {
+		case "":
+		case "aws:dynamodb":
+			// The document is nowhere: finishing its removal finds nothing
+			// left, which is a success (Removed is idempotent).
+			t.Run(name, func(t *testing.T) {
+				out, err := a.NewMetadataFunction().Invoke(ctx, b)
+				if err != nil || len(out) != 0 {
+					t.Errorf("the metadata function answered %q, %v; want nothing and no error", out, err)
+				}
+			})
+			continue
+		default:
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
