@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/openapitest"
@@ -102,6 +103,9 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	srv := startServer(t, map[string]string{
 		"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0", "IMAGO_TOKENS": tokens,
 		"IMAGO_MAX_INLINE_BYTES": "1MiB", "IMAGO_MULTIPART_THRESHOLD": "5MiB",
+		// A deletion delay: DELETE moves documents to the trash, so that
+		// the trash's answers can be caused (policyRoutes).
+		"IMAGO_DELETION_DELAY": "1h",
 	})
 	c := &apiClient{t: t, url: srv.url, http: spec.Client(t, srv.url)}
 	const a, b = "secret-a", "secret-b"
@@ -231,6 +235,7 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	if hasRoute("GET /links/{token}") {
 		linkURL = linkRoutes(t, c, a, b, d1.ID, up.ID)
 	}
+	policyRoutes(t, c, a, b)
 
 	// Methods and paths the API does not have.
 	c.want("PUT /documents/{id}", 405, c.do("PUT", "/documents/"+d1.ID, a, nil, []byte("x")))
@@ -293,7 +298,7 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 	for _, id := range []string{d1.ID, d2.ID, up.ID} {
 		c.want("DELETE", 204, c.do("DELETE", "/documents/"+id, a, nil, nil))
 	}
-	c.want("DELETE, again", 404, c.do("DELETE", "/documents/"+d1.ID, a, nil, nil))
+	c.want("DELETE, again (in the trash)", 404, c.do("DELETE", "/documents/"+d1.ID, a, nil, nil))
 	if linkURL != "" {
 		c.want("GET a link of a deleted document", 404, c.do("GET", linkURL, "", nil, nil))
 	}
@@ -321,6 +326,15 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		{"GET /documents/{id}/content", 401}, {"GET /documents/{id}/content", 404}, {"GET /documents/{id}/content", 409},
 		{"GET /documents/{id}/content", 413}, {"GET /documents/{id}/content", 416},
 		{"DELETE /documents/{id}", 204}, {"DELETE /documents/{id}", 400}, {"DELETE /documents/{id}", 401}, {"DELETE /documents/{id}", 404},
+		{"DELETE /documents/{id}", 409},
+		{"PATCH /documents/{id}", 200}, {"PATCH /documents/{id}", 400}, {"PATCH /documents/{id}", 401}, {"PATCH /documents/{id}", 404},
+		{"PATCH /documents/{id}", 409}, {"PATCH /documents/{id}", 413}, {"PATCH /documents/{id}", 415},
+		{"POST /documents/{id}/restore", 200}, {"POST /documents/{id}/restore", 400}, {"POST /documents/{id}/restore", 401},
+		{"POST /documents/{id}/restore", 404}, {"POST /documents/{id}/restore", 409}, {"POST /documents/{id}/restore", 413},
+		{"PUT /documents/{id}/legal-hold", 204}, {"PUT /documents/{id}/legal-hold", 400}, {"PUT /documents/{id}/legal-hold", 401},
+		{"PUT /documents/{id}/legal-hold", 404}, {"PUT /documents/{id}/legal-hold", 409}, {"PUT /documents/{id}/legal-hold", 413},
+		{"DELETE /documents/{id}/legal-hold", 204}, {"DELETE /documents/{id}/legal-hold", 400},
+		{"DELETE /documents/{id}/legal-hold", 401}, {"DELETE /documents/{id}/legal-hold", 404}, {"DELETE /documents/{id}/legal-hold", 409},
 		{"GET /health", 200}, {"HEAD /health", 200}, {"(unrouted)", 404}, {"(unrouted)", 405},
 		{"POST /documents/{id}/parts", 200}, {"POST /documents/{id}/parts", 400}, {"POST /documents/{id}/parts", 401},
 		{"POST /documents/{id}/parts", 404}, {"POST /documents/{id}/parts", 409}, {"POST /documents/{id}/parts", 415},
@@ -523,6 +537,181 @@ func linkRoutes(t *testing.T, c *apiClient, a, b, doc, big string) string {
 	var live link
 	c.want("POST links (kept)", 201, c.do("POST", links, a, nil, nil)).json(t, &live)
 	return path(live)
+}
+
+// policyRoutes drives a document's policy (docs/design.md, "Retention,
+// deletion delay, legal hold") on a server with a deletion delay: an
+// expiry at upload and by PATCH, the legal hold, the trash, the restore
+// and the purge, with every answer a client can cause.
+func policyRoutes(t *testing.T, c *apiClient, a, b string) {
+	t.Helper()
+	jsonCT := map[string]string{"Content-Type": "application/json"}
+	tooBig := make([]byte, apigw.MaxJSONBodyBytes+1)
+	type policy struct {
+		ID        string     `json:"id"`
+		ExpiresAt *time.Time `json:"expires_at"`
+		LegalHold *bool      `json:"legal_hold"`
+		DeletedAt *time.Time `json:"deleted_at"`
+		PurgeAt   *time.Time `json:"purge_at"`
+	}
+	type page struct{ Documents []policy }
+	upload := func(what string, status int, expiresIn string) policy {
+		t.Helper()
+		h := map[string]string{"Content-Type": "text/plain"}
+		if expiresIn != "" {
+			h["X-Imago-Expires-In"] = expiresIn
+		}
+		var d policy
+		if a := c.want(what, status, c.do("POST", "/documents?filename=policy.txt", a, h, []byte("kept as long as its policy says"))); status == 201 {
+			a.json(t, &d)
+		}
+		return d
+	}
+	listed := func(what, token, query, id string) *policy {
+		t.Helper()
+		var p page
+		c.want(what, 200, c.do("GET", "/documents"+query, token, nil, nil)).json(t, &p)
+		for i := range p.Documents {
+			if p.Documents[i].ID == id {
+				return &p.Documents[i]
+			}
+		}
+		return nil
+	}
+	conflictNaming := func(what, word string, ans answer) {
+		t.Helper()
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		c.want(what, 409, ans).json(t, &e)
+		if e.Error.Code != "conflict" || !strings.Contains(e.Error.Message, word) {
+			t.Fatalf("%s: %+v, want code conflict and a message naming the %s", what, e.Error, word)
+		}
+	}
+
+	// Retention at upload: the header, the upload's field, and what they
+	// refuse.
+	before := time.Now()
+	d := upload("POST /documents, X-Imago-Expires-In", 201, "3600")
+	if d.ExpiresAt == nil || d.ExpiresAt.Before(before.Add(time.Hour-time.Minute)) || d.ExpiresAt.After(time.Now().Add(time.Hour+time.Minute)) ||
+		d.LegalHold == nil || *d.LegalHold || d.DeletedAt != nil || d.PurgeAt != nil {
+		t.Fatalf("an upload with an hour to live: %+v", d)
+	}
+	if plain := upload("POST /documents, no expiry", 201, ""); plain.ExpiresAt != nil {
+		t.Fatalf("an upload without an expiry on a server without a retention: expires_at %v", plain.ExpiresAt)
+	}
+	for _, v := range []string{"0", "-5", "soon", "1.5"} {
+		upload("POST /documents, X-Imago-Expires-In "+v, 400, v)
+	}
+	var pending policy
+	c.want("POST /documents/uploads, expires_in", 201, c.do("POST", "/documents/uploads", a, jsonCT,
+		[]byte(`{"filename":"later.pdf","size":10,"expires_in":86400}`))).json(t, &pending)
+	c.want("POST /documents/uploads, expires_in 0", 400, c.do("POST", "/documents/uploads", a, jsonCT, []byte(`{"size":10,"expires_in":0}`)))
+	c.want("POST /documents/uploads, expires_in not an integer", 400, c.do("POST", "/documents/uploads", a, jsonCT, []byte(`{"size":10,"expires_in":"1h"}`)))
+
+	// PATCH: a new expiry, none, and what it refuses.
+	doc := "/documents/" + d.ID
+	unknown := "/documents/00000000-0000-4000-8000-000000000000"
+	future := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	var patched policy
+	c.want("PATCH", 200, c.do("PATCH", doc, a, jsonCT, fmt.Appendf(nil, `{"expires_at":%q}`, future.Format(time.RFC3339)))).json(t, &patched)
+	if patched.ExpiresAt == nil || !patched.ExpiresAt.Equal(future) {
+		t.Fatalf("PATCH: expires_at %v, want %v", patched.ExpiresAt, future)
+	}
+	var cleared policy
+	c.want("PATCH, null", 200, c.do("PATCH", doc, a, jsonCT, []byte(`{"expires_at":null}`))).json(t, &cleared)
+	if cleared.ExpiresAt != nil {
+		t.Fatalf("PATCH with null: expires_at %v, want none", cleared.ExpiresAt)
+	}
+	c.want("PATCH, in the past", 400, c.do("PATCH", doc, a, jsonCT, []byte(`{"expires_at":"2001-01-01T00:00:00Z"}`)))
+	c.want("PATCH, not RFC 3339", 400, c.do("PATCH", doc, a, jsonCT, []byte(`{"expires_at":"tomorrow"}`)))
+	c.want("PATCH, no expires_at", 400, c.do("PATCH", doc, a, jsonCT, []byte(`{}`)))
+	c.want("PATCH, text/plain", 415, c.do("PATCH", doc, a, map[string]string{"Content-Type": "text/plain"}, []byte(`{"expires_at":null}`)))
+	c.want("PATCH, a body over what the route takes", 413, c.do("PATCH", doc, a, jsonCT, tooBig))
+	c.want("PATCH, another tenant's", 404, c.do("PATCH", doc, b, jsonCT, []byte(`{"expires_at":null}`)))
+	c.want("PATCH, unknown", 404, c.do("PATCH", unknown, a, jsonCT, []byte(`{"expires_at":null}`)))
+	c.want("PATCH, no token", 401, c.do("PATCH", doc, "", jsonCT, []byte(`{"expires_at":null}`)))
+	c.want("PATCH, not a UUID", 400, c.do("PATCH", "/documents/nope", a, jsonCT, []byte(`{"expires_at":null}`)))
+	conflictNaming("PATCH of a pending document", "pending", c.do("PATCH", "/documents/"+pending.ID, a, jsonCT, []byte(`{"expires_at":null}`)))
+
+	// The legal hold: idempotent both ways; a held document refuses every
+	// DELETE, and its expiry still changes.
+	hold := doc + "/legal-hold"
+	c.want("PUT legal-hold", 204, c.do("PUT", hold, a, nil, nil))
+	c.want("PUT legal-hold, again", 204, c.do("PUT", hold, a, nil, nil))
+	var held policy
+	c.want("GET a held document", 200, c.do("GET", doc, a, nil, nil)).json(t, &held)
+	if held.LegalHold == nil || !*held.LegalHold {
+		t.Fatalf("a held document: legal_hold %v", held.LegalHold)
+	}
+	conflictNaming("DELETE of a held document", "hold", c.do("DELETE", doc, a, nil, nil))
+	conflictNaming("DELETE ?purge=true of a held document", "hold", c.do("DELETE", doc+"?purge=true", a, nil, nil))
+	c.want("PATCH of a held document", 200, c.do("PATCH", doc, a, jsonCT, fmt.Appendf(nil, `{"expires_at":%q}`, future.Format(time.RFC3339))))
+	c.want("PUT legal-hold, a body over what the route takes", 413, c.do("PUT", hold, a, jsonCT, tooBig))
+	c.want("PUT legal-hold, another tenant's", 404, c.do("PUT", hold, b, nil, nil))
+	c.want("PUT legal-hold, unknown", 404, c.do("PUT", unknown+"/legal-hold", a, nil, nil))
+	c.want("PUT legal-hold, no token", 401, c.do("PUT", hold, "", nil, nil))
+	c.want("PUT legal-hold, not a UUID", 400, c.do("PUT", "/documents/nope/legal-hold", a, nil, nil))
+	c.want("PUT legal-hold of a pending document", 409, c.do("PUT", "/documents/"+pending.ID+"/legal-hold", a, nil, nil))
+	c.want("DELETE legal-hold", 204, c.do("DELETE", hold, a, nil, nil))
+	c.want("DELETE legal-hold, again", 204, c.do("DELETE", hold, a, nil, nil))
+	c.want("DELETE legal-hold, another tenant's", 404, c.do("DELETE", hold, b, nil, nil))
+	c.want("DELETE legal-hold, unknown", 404, c.do("DELETE", unknown+"/legal-hold", a, nil, nil))
+	c.want("DELETE legal-hold, no token", 401, c.do("DELETE", hold, "", nil, nil))
+	c.want("DELETE legal-hold, not a UUID", 400, c.do("DELETE", "/documents/nope/legal-hold", a, nil, nil))
+	c.want("DELETE legal-hold of a pending document", 409, c.do("DELETE", "/documents/"+pending.ID+"/legal-hold", a, nil, nil))
+	c.want("POST legal-hold", 405, c.do("POST", hold, a, nil, nil))
+
+	// The trash: DELETE moves the document there, where every read is a
+	// 404 and only the trash's listing shows it, held or not; a restore
+	// brings it back whole, once.
+	c.want("DELETE (to the trash)", 204, c.do("DELETE", doc, a, nil, nil))
+	c.want("GET a document in the trash", 404, c.do("GET", doc, a, nil, nil))
+	c.want("GET content of a document in the trash", 404, c.do("GET", doc+"/content", a, nil, nil))
+	if listed("GET /documents (the trash omitted)", a, "", d.ID) != nil {
+		t.Fatal("a document in the trash is listed")
+	}
+	trashed := listed("GET /documents?trash=true", a, "?trash=true", d.ID)
+	if trashed == nil || trashed.DeletedAt == nil || trashed.PurgeAt == nil || trashed.PurgeAt.Sub(*trashed.DeletedAt) != time.Hour {
+		t.Fatalf("the trash's listing: %+v, want the document with deleted_at and purge_at an hour apart", trashed)
+	}
+	if listed("GET /documents?trash=false", a, "?trash=false", d.ID) != nil || listed("GET /documents?trash=true, another tenant", b, "?trash=true", d.ID) != nil {
+		t.Fatal("a document in the trash is listed outside its tenant's trash")
+	}
+	c.want("GET /documents?trash=maybe", 400, c.do("GET", "/documents?trash=maybe", a, nil, nil))
+	c.want("DELETE of a document in the trash", 404, c.do("DELETE", doc, a, nil, nil))
+	c.want("PATCH of a document in the trash", 404, c.do("PATCH", doc, a, jsonCT, []byte(`{"expires_at":null}`)))
+	c.want("PUT legal-hold in the trash", 204, c.do("PUT", hold, a, nil, nil))
+	c.want("DELETE legal-hold in the trash", 204, c.do("DELETE", hold, a, nil, nil))
+	restore := doc + "/restore"
+	c.want("POST restore, another tenant's", 404, c.do("POST", restore, b, nil, nil))
+	c.want("POST restore, unknown", 404, c.do("POST", unknown+"/restore", a, nil, nil))
+	c.want("POST restore, no token", 401, c.do("POST", restore, "", nil, nil))
+	c.want("POST restore, not a UUID", 400, c.do("POST", "/documents/nope/restore", a, nil, nil))
+	c.want("POST restore, a body over what the route takes", 413, c.do("POST", restore, a, jsonCT, tooBig))
+	var restored policy
+	c.want("POST restore", 200, c.do("POST", restore, a, nil, nil)).json(t, &restored)
+	if restored.ID != d.ID || restored.DeletedAt != nil || restored.PurgeAt != nil || restored.ExpiresAt == nil || !restored.ExpiresAt.Equal(future) {
+		t.Fatalf("POST restore: %+v, want the document, its expiry, no deleted_at or purge_at", restored)
+	}
+	conflictNaming("POST restore, not in the trash", "trash", c.do("POST", restore, a, nil, nil))
+	c.want("GET content of a restored document", 200, c.do("GET", doc+"/content", a, nil, nil))
+
+	// The purge: from the trash, and at once.
+	c.want("DELETE ?purge=maybe", 400, c.do("DELETE", doc+"?purge=maybe", a, nil, nil))
+	c.want("DELETE (to the trash, again)", 204, c.do("DELETE", doc, a, nil, nil))
+	c.want("DELETE ?purge=true, from the trash", 204, c.do("DELETE", doc+"?purge=true", a, nil, nil))
+	c.want("POST restore of a purged document", 404, c.do("POST", restore, a, nil, nil))
+	if listed("GET /documents?trash=true (purged)", a, "?trash=true", d.ID) != nil {
+		t.Fatal("a purged document is still in the trash")
+	}
+	now := upload("POST /documents (to purge at once)", 201, "")
+	c.want("DELETE ?purge=true", 204, c.do("DELETE", "/documents/"+now.ID+"?purge=true", a, nil, nil))
+	c.want("GET a purged document", 404, c.do("GET", "/documents/"+now.ID, a, nil, nil))
+	if listed("GET /documents?trash=true (purged at once)", a, "?trash=true", now.ID) != nil {
+		t.Fatal("a document purged at once is in the trash")
+	}
+	c.want("DELETE (pending document, purged at once)", 204, c.do("DELETE", "/documents/"+pending.ID, a, nil, nil))
 }
 
 // TestServeFailuresMatchOpenAPI causes the answers a client cannot: 503

@@ -11,7 +11,11 @@ const (
 	docID   = "3f1c2a4e-1b2c-4d5e-8f90-0123456789ab"
 	docHash = "dca9318ecba6ec27cbfd8f7e744664d91159845d51f0e186e2fac1e321d8343c"
 	docJSON = `{"id":"` + docID + `","filename":"scan.png","content_type":"image/png","size":300000,` +
-		`"sha256":"` + docHash + `","status":"available","created_at":"2026-12-01T21:35:35.957696812Z","metadata":{"country":"FR"}}`
+		`"sha256":"` + docHash + `","status":"available","created_at":"2026-12-01T21:35:35.957696812Z","metadata":{"country":"FR"},"legal_hold":false}`
+	// trashedJSON is the document in the trash, with an expiry.
+	trashedJSON = `{"id":"` + docID + `","filename":"scan.png","content_type":"image/png","size":300000,` +
+		`"sha256":"` + docHash + `","status":"available","created_at":"2026-12-01T21:35:35.957696812Z","metadata":{"country":"FR"},` +
+		`"expires_at":"2036-12-01T00:00:00Z","legal_hold":false,"deleted_at":"2026-12-02T08:00:00Z","purge_at":"2026-12-09T08:00:00Z"}`
 )
 
 func hdr(kv ...string) http.Header {
@@ -53,7 +57,7 @@ func TestCheckCatchesDrift(t *testing.T) {
 		"not found":        {Method: "GET", Target: "/documents/" + docID, Status: 404, ResponseHeader: jsonCT, ResponseBody: errJSON("not_found")},
 		"unavailable":      {Method: "GET", Target: "/documents", Status: 503, ResponseHeader: hdr("Content-Type", "application/json", "Retry-After", "1"), ResponseBody: errJSON("unavailable")},
 		"deleted":          {Method: "DELETE", Target: "/documents/" + docID, Status: 204, ResponseHeader: http.Header{}},
-		"not allowed":      {Method: "PUT", Target: "/documents/" + docID, Status: 405, ResponseHeader: hdr("Content-Type", "application/json", "Allow", "DELETE, GET"), ResponseBody: errJSON("method_not_allowed")},
+		"not allowed":      {Method: "PUT", Target: "/documents/" + docID, Status: 405, ResponseHeader: hdr("Content-Type", "application/json", "Allow", "DELETE, GET, PATCH"), ResponseBody: errJSON("method_not_allowed")},
 		"bad range":        {Method: "GET", Target: "/documents/" + docID + "/content", Header: hdr("Range", "bytes=999999-"), Status: 416, ResponseHeader: hdr("Content-Type", "application/json", "Content-Range", "bytes */300000"), ResponseBody: errJSON("range_not_satisfiable")},
 		"refused limit":    {Method: "GET", Target: "/documents?limit=0", Status: 400, ResponseHeader: jsonCT, ResponseBody: errJSON("invalid")},
 		"health":           {Method: "GET", Target: "/health", Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(`{"status":"ok"}`)},
@@ -62,8 +66,22 @@ func TestCheckCatchesDrift(t *testing.T) {
 		"pending":          {Method: "GET", Target: "/documents/" + docID, Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(strings.Replace(strings.Replace(docJSON, docHash, "", 1), "available", "pending", 1))},
 		"failed ingest":    {Method: "GET", Target: "/documents/" + docID, Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(strings.Replace(strings.Replace(docJSON, docHash, "", 1), `"available"`, `"failed","failure":"the staged object is not the announced size"`, 1))},
 		"uploads as an id": {Method: "GET", Target: "/documents/uploads", Status: 400, ResponseHeader: jsonCT, ResponseBody: errJSON("invalid")},
-		"PUT on uploads":   {Method: "PUT", Target: "/documents/uploads", Status: 405, ResponseHeader: hdr("Content-Type", "application/json", "Allow", "DELETE, GET, POST"), ResponseBody: errJSON("method_not_allowed")},
+		"PUT on uploads":   {Method: "PUT", Target: "/documents/uploads", Status: 405, ResponseHeader: hdr("Content-Type", "application/json", "Allow", "DELETE, GET, PATCH, POST"), ResponseBody: errJSON("method_not_allowed")},
 		"unauthenticated":  {Method: "GET", Target: "/documents", Status: 401, ResponseHeader: jsonCT, ResponseBody: errJSON("unauthenticated")},
+
+		"expiring upload": {Method: "POST", Target: "/documents?filename=a.txt", Header: hdr("Content-Type", "text/plain", "X-Imago-Expires-In", "86400"),
+			RequestBody: []byte("hello"), Status: 201, ResponseHeader: hdr("Content-Type", "application/json", "Location", "/documents/"+docID),
+			ResponseBody: []byte(strings.Replace(docJSON, `"legal_hold"`, `"expires_at":"2026-12-02T21:35:35Z","legal_hold"`, 1))},
+		"trash": {Method: "GET", Target: "/documents?trash=true", Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(`{"documents":[` + trashedJSON + `]}`)},
+		"set expiry": {Method: "PATCH", Target: "/documents/" + docID, Header: jsonCT, RequestBody: []byte(`{"expires_at":"2036-12-01T00:00:00Z"}`),
+			Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(strings.Replace(docJSON, `"legal_hold"`, `"expires_at":"2036-12-01T00:00:00Z","legal_hold"`, 1))},
+		"clear expiry": {Method: "PATCH", Target: "/documents/" + docID, Header: jsonCT, RequestBody: []byte(`{"expires_at":null}`),
+			Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(docJSON)},
+		"restored":          {Method: "POST", Target: "/documents/" + docID + "/restore", Status: 200, ResponseHeader: jsonCT, ResponseBody: []byte(docJSON)},
+		"held":              {Method: "PUT", Target: "/documents/" + docID + "/legal-hold", Status: 204, ResponseHeader: http.Header{}},
+		"released":          {Method: "DELETE", Target: "/documents/" + docID + "/legal-hold", Status: 204, ResponseHeader: http.Header{}},
+		"held, not deleted": {Method: "DELETE", Target: "/documents/" + docID, Status: 409, ResponseHeader: jsonCT, ResponseBody: errJSON("conflict")},
+		"purged":            {Method: "DELETE", Target: "/documents/" + docID + "?purge=true", Status: 204, ResponseHeader: http.Header{}},
 	}
 	ctx := context.Background()
 	for name, ex := range good {
@@ -138,6 +156,28 @@ func TestCheckCatchesDrift(t *testing.T) {
 		{"health with more than status", "health", func(ex *Exchange) { ex.ResponseBody = []byte(`{"status":"ok","version":"1"}`) }, "version"},
 		{"health answering 401", "health", func(ex *Exchange) { ex.Status, ex.ResponseBody = 401, errJSON("unauthenticated") }, "401"},
 		{"an unknown route answered 200", "no such route", func(ex *Exchange) { ex.Status = 200 }, "404"},
+
+		{"no legal_hold", "metadata", func(ex *Exchange) {
+			ex.ResponseBody = []byte(strings.Replace(docJSON, `,"legal_hold":false`, "", 1))
+		}, "legal_hold"},
+		{"legal_hold not a boolean", "metadata", func(ex *Exchange) {
+			ex.ResponseBody = []byte(strings.Replace(docJSON, `"legal_hold":false`, `"legal_hold":"no"`, 1))
+		}, "legal_hold"},
+		{"expires_at null", "metadata", func(ex *Exchange) {
+			ex.ResponseBody = []byte(strings.Replace(docJSON, `"legal_hold"`, `"expires_at":null,"legal_hold"`, 1))
+		}, "expires_at"},
+		{"deleted_at without purge_at", "trash", func(ex *Exchange) {
+			ex.ResponseBody = []byte(`{"documents":[` + strings.Replace(trashedJSON, `,"purge_at":"2026-12-09T08:00:00Z"`, "", 1) + `]}`)
+		}, "purge_at"},
+		{"a restore still in the trash", "restored", func(ex *Exchange) { ex.ResponseBody = []byte(trashedJSON) }, "deleted_at"},
+		{"X-Imago-Expires-In 0 answered 201", "expiring upload", func(ex *Exchange) {
+			ex.Header = with(ex.Header, "X-Imago-Expires-In", "0")
+		}, "refuses the request"},
+		{"expires_in 0 answered 201", "presigned", func(ex *Exchange) { ex.RequestBody = []byte(`{"size":5000000,"expires_in":0}`) }, "refuses the request"},
+		{"?trash=yes answered 200", "trash", func(ex *Exchange) { ex.Target = "/documents?trash=yes" }, "refuses the request"},
+		{"a PATCH without expires_at answered 200", "set expiry", func(ex *Exchange) { ex.RequestBody = []byte(`{}`) }, "refuses the request"},
+		{"a held document's DELETE with another code", "held, not deleted", func(ex *Exchange) { ex.ResponseBody = errJSON("gone") }, "code"},
+		{"a hold answered with a body", "held", func(ex *Exchange) { ex.ResponseBody = []byte("{}") }, "no body"},
 	}
 	for _, d := range drifts {
 		t.Run(d.name, func(t *testing.T) {

@@ -79,7 +79,13 @@ func TestFailedIngestIsNeverSilent(t *testing.T) {
 	} else if n >= 86400 {
 		t.Errorf("%s: events retried after the staged object expired", id)
 	}
-	onFailure := asMap(asMap(cfg["DestinationConfig"])["OnFailure"])
+	checkFailureQueue(t, tpl, id, asMap(asMap(cfg["DestinationConfig"])["OnFailure"]))
+}
+
+// checkFailureQueue wants an on-failure destination that is an encrypted
+// SQS queue of this stack, always there, whose depth is alarmed.
+func checkFailureQueue(t *testing.T, tpl *Template, id string, onFailure map[string]any) {
+	t.Helper()
 	queue, attr, ok := getAtt(onFailure["Destination"])
 	if onFailure["Type"] != "SQS" || !ok || attr != "Arn" || asString(treeResource(tpl, queue)["Type"]) != "AWS::SQS::Queue" {
 		t.Fatalf("%s: OnFailure %s, want Type SQS and the Arn of a queue of this stack", id, js(onFailure))
@@ -96,6 +102,93 @@ func TestFailedIngestIsNeverSilent(t *testing.T) {
 		return ok && r == queue && a == "QueueName"
 	}); n == 0 {
 		t.Errorf("no alarm on %s's depth (AWS/SQS ApproximateNumberOfMessagesVisible, QueueName)", queue)
+	}
+}
+
+// TestTableStreamReachesMetadataOnly: DynamoDB's TTL removals (an expiry,
+// a purge at the end of the deletion delay) reach MetadataFunction through
+// the table's stream, which carries the removed item; the function is
+// invoked for those records only; a batch that keeps failing is isolated,
+// retried a bounded number of times, and ends in an alarmed queue while the
+// stream (24 hours) still holds it.
+func TestTableStreamReachesMetadataOnly(t *testing.T) {
+	tpl := load(t)
+	var found []string
+	for fn := range functionIDs {
+		id := functionIDs[fn]
+		for name, ev := range asMap(asMap(treeResource(tpl, id)["Properties"])["Events"]) {
+			e := asMap(ev)
+			if e["Type"] != "DynamoDB" {
+				continue
+			}
+			found = append(found, id+"."+name)
+			if fn != apigw.Metadata {
+				t.Errorf("%s: a DynamoDB event; only %s handles the stream", id, functionIDs[apigw.Metadata])
+			}
+			checkStreamEvent(t, tpl, id+"."+name, asMap(e["Properties"]))
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("DynamoDB events %v, want exactly one, on %s", found, functionIDs[apigw.Metadata])
+	}
+}
+
+func checkStreamEvent(t *testing.T, tpl *Template, id string, p map[string]any) {
+	t.Helper()
+	if res, attr, ok := getAtt(p["Stream"]); !ok || res != tableID || attr != "StreamArn" {
+		t.Errorf("%s: Stream %s, want !GetAtt %s.StreamArn", id, js(p["Stream"]), tableID)
+	}
+	// A mapping made after the stream must not skip the removals made
+	// before it became active; Removed is idempotent, so a replay is
+	// harmless.
+	if p["StartingPosition"] != "TRIM_HORIZON" {
+		t.Errorf("%s: StartingPosition %v, want TRIM_HORIZON", id, p["StartingPosition"])
+	}
+	if n, ok := p["BatchSize"].(float64); !ok || n < 1 || n > 100 {
+		t.Errorf("%s: BatchSize %v, want a small one (1…100): each record is a blob and links to delete within the timeout", id, p["BatchSize"])
+	}
+	if p["BisectBatchOnFunctionError"] != true {
+		t.Errorf("%s: BisectBatchOnFunctionError %v, want true (one bad record must not hold back its batch)", id, p["BisectBatchOnFunctionError"])
+	}
+	if n, ok := p["MaximumRetryAttempts"].(float64); !ok || n < 1 || n > 10 {
+		t.Errorf("%s: MaximumRetryAttempts %v, want 1…10 (set: the default retries until the record expires)", id, p["MaximumRetryAttempts"])
+	}
+	if n, ok := p["MaximumRecordAgeInSeconds"].(float64); !ok || n < 60 || n >= 86400 {
+		t.Errorf("%s: MaximumRecordAgeInSeconds %v, want 60…86399: a failure must reach the queue while the stream still holds the record", id, p["MaximumRecordAgeInSeconds"])
+	}
+	checkFailureQueue(t, tpl, id, asMap(asMap(p["DestinationConfig"])["OnFailure"]))
+
+	// The filter lets TTL removals through, and only those: what the
+	// handler acts on (apigw.StreamRecord.IsTTLRemoval).
+	filters := asSlice(asMap(p["FilterCriteria"])["Filters"])
+	if len(filters) != 1 {
+		t.Fatalf("%s: FilterCriteria %s, want one filter (TTL removals)", id, js(p["FilterCriteria"]))
+	}
+	var pattern struct {
+		EventName    []string `json:"eventName"`
+		UserIdentity struct {
+			Type        []string `json:"type"`
+			PrincipalID []string `json:"principalId"`
+		} `json:"userIdentity"`
+	}
+	if err := strictDecode([]byte(asString(asMap(filters[0])["Pattern"])), &pattern); err != nil {
+		t.Fatalf("%s: filter pattern: %v", id, err)
+	}
+	if len(pattern.EventName) != 1 || len(pattern.UserIdentity.Type) != 1 || len(pattern.UserIdentity.PrincipalID) != 1 {
+		t.Fatalf("%s: filter pattern %+v, want one event name, one identity type, one principal", id, pattern)
+	}
+	var r apigw.StreamRecord
+	r.EventName = pattern.EventName[0]
+	r.UserIdentity = &struct {
+		Type        string `json:"type"`
+		PrincipalID string `json:"principalId"`
+	}{pattern.UserIdentity.Type[0], pattern.UserIdentity.PrincipalID[0]}
+	if !r.IsTTLRemoval() {
+		t.Errorf("%s: the filter admits %+v, which the handler ignores: it would never act", id, pattern)
+	}
+	r.EventName = "MODIFY"
+	if r.IsTTLRemoval() {
+		t.Errorf("the handler acts on a MODIFY record: this test's check of the filter proves nothing")
 	}
 }
 

@@ -92,14 +92,31 @@ type Template struct {
 	Tree map[string]any
 }
 
-// unmodelled lists the SAM properties that goformation v7.14.9's schema
-// does not know (it rejects unknown properties outright): HttpApi's
-// AccessLogSettings (it only has AccessLogSetting, the REST Api spelling)
-// and Function's LoggingConfig. They are removed before the typed parse
-// and checked on the plain tree instead.
+// unmodelled lists the properties that goformation v7.14.9's schema does
+// not know (it rejects unknown properties outright), as dotted paths under
+// a resource's Properties: HttpApi's AccessLogSettings (it only has
+// AccessLogSetting, the REST Api spelling), Function's LoggingConfig, and
+// a table's PointInTimeRecoverySpecification.RecoveryPeriodInDays (newer
+// than its schema). They are removed before the typed parse and checked on
+// the plain tree instead. (A function event's unknown property, such as a
+// DynamoDB event's FilterCriteria, only leaves that event's typed
+// properties nil: the stream event is read from the plain tree.)
 var unmodelled = map[string][]string{
 	"AWS::Serverless::HttpApi":  {"AccessLogSettings"},
 	"AWS::Serverless::Function": {"LoggingConfig"},
+	"AWS::DynamoDB::Table":      {"PointInTimeRecoverySpecification.RecoveryPeriodInDays"},
+}
+
+// deletePath removes the property at a dotted path under m, if it is there.
+func deletePath(m map[string]any, path string) {
+	first, rest, nested := strings.Cut(path, ".")
+	if !nested {
+		delete(m, first)
+		return
+	}
+	if inner := asMap(m[first]); inner != nil {
+		deletePath(inner, rest)
+	}
 }
 
 // intrinsicNames are the functions goformation's processor recognises.
@@ -160,7 +177,7 @@ func parseTemplate(path string) (*Template, error) {
 		res := asMap(r)
 		props := asMap(res["Properties"])
 		for _, p := range unmodelled[asString(res["Type"])] {
-			delete(props, p)
+			deletePath(props, p)
 		}
 	}
 	params := asMap(tree["Parameters"])
@@ -504,8 +521,10 @@ func TestRoutesMatchApigwRoutes(t *testing.T) {
 				}
 				got[r] = functionIDs[fn]
 			case "S3":
+			case "DynamoDB":
+				// The table's stream (TestTableStreamReachesMetadataOnly).
 			default:
-				t.Errorf("%s: event %s has type %s; the functions are invoked by the HTTP API and S3 only", functionIDs[fn], name, ev.Type)
+				t.Errorf("%s: event %s has type %s; the functions are invoked by the HTTP API, S3 and the table's stream only", functionIDs[fn], name, ev.Type)
 			}
 		}
 	}
@@ -1054,6 +1073,7 @@ func wantGrants(staging string) map[apigw.Function][]string {
 	staged := "bucket/" + staging + "*"
 	index := "table/index/" + dynamostore.IndexName
 	linkIndex := "table/index/" + dynamostore.LinkIndexName
+	trashIndex := "table/index/" + dynamostore.TrashIndexName
 	return map[apigw.Function][]string{
 		apigw.Upload: {
 			"s3:PutObject " + blobs, // PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload
@@ -1080,14 +1100,18 @@ func wantGrants(staging string) map[apigw.Function][]string {
 		},
 		apigw.Metadata: {
 			"dynamodb:GetItem table",
-			"dynamodb:DeleteItem table", // documents, and a deleted document's links
+			"dynamodb:DeleteItem table", // documents (a purge), and a purged document's links
 			"dynamodb:PutItem table",    // a new share link
-			"dynamodb:UpdateItem table", // a revoked share link
+			"dynamodb:UpdateItem table", // a document's policy (expiry, trash, restore, hold), a revoked share link
 			"dynamodb:Query " + index,
-			"dynamodb:Query " + linkIndex, // a document's links: listed, and deleted with it
-			"s3:DeleteObject " + blobs,
-			"s3:DeleteObject " + staged,         // DELETE of a pending document
+			"dynamodb:Query " + trashIndex,      // GET /documents?trash=true
+			"dynamodb:Query " + linkIndex,       // a document's links: listed, and deleted with it
+			"s3:DeleteObject " + blobs,          // a purge: DELETE, or a TTL removal from the stream
+			"s3:DeleteObject " + staged,         // the purge of a pending document
 			"s3:AbortMultipartUpload " + staged, // aborts its upload
+			// The stream's reads (AWSLambdaDynamoDBExecutionRole) and
+			// sqs:SendMessage on its on-failure queue are SAM's, from the
+			// DynamoDB event: not in Policies.
 		},
 	}
 }
@@ -1251,7 +1275,7 @@ func schemaNames(t *testing.T) map[string]string {
 			return true
 		})
 	}
-	for _, c := range []string{"attrID", "attrTenantListed", "attrCreatedKey", "attrExpiresAt", "attrLinkDocument"} {
+	for _, c := range []string{"attrID", "attrTenantListed", "attrCreatedKey", "attrExpiresAt", "attrLinkDocument", "attrTenantTrash"} {
 		if names[c] == "" {
 			t.Fatalf("internal/dynamostore has no string constant %s any more: update this test", c)
 		}
@@ -1269,6 +1293,12 @@ func TestTableMatchesDynamostoreSchema(t *testing.T) {
 	if p := tb.PointInTimeRecoverySpecification; p == nil || !deref(p.PointInTimeRecoveryEnabled) {
 		t.Errorf("point-in-time recovery is off")
 	}
+	checkRecoveryPeriod(t, tpl)
+	// The TTL's removals reach MetadataFunction through the stream, which
+	// must carry the removed item (TestTableStreamReachesMetadataOnly).
+	if s := tb.StreamSpecification; s == nil || s.StreamViewType != "NEW_AND_OLD_IMAGES" {
+		t.Errorf("StreamSpecification %s, want StreamViewType NEW_AND_OLD_IMAGES", js(s))
+	}
 	if s := tb.SSESpecification; s == nil || !s.SSEEnabled {
 		t.Errorf("SSESpecification.SSEEnabled is not true")
 	}
@@ -1285,12 +1315,13 @@ func TestTableMatchesDynamostoreSchema(t *testing.T) {
 	if got, want := keys(tb.KeySchema), []string{names["attrID"] + " HASH"}; !slices.Equal(got, want) {
 		t.Errorf("KeySchema %v, want %v", got, want)
 	}
-	// The documents by tenant, and a document's share links: each index's
-	// partition and sort key, and every attribute (the stores read whole
-	// items from them).
+	// The documents by tenant, the trash by tenant, and a document's share
+	// links: each index's partition and sort key, and every attribute (the
+	// stores read whole items from them).
 	wantGSIs := map[string][]string{
-		dynamostore.IndexName:     {names["attrTenantListed"] + " HASH", names["attrCreatedKey"] + " RANGE"},
-		dynamostore.LinkIndexName: {names["attrLinkDocument"] + " HASH", names["attrCreatedKey"] + " RANGE"},
+		dynamostore.IndexName:      {names["attrTenantListed"] + " HASH", names["attrCreatedKey"] + " RANGE"},
+		dynamostore.TrashIndexName: {names["attrTenantTrash"] + " HASH", names["attrCreatedKey"] + " RANGE"},
+		dynamostore.LinkIndexName:  {names["attrLinkDocument"] + " HASH", names["attrCreatedKey"] + " RANGE"},
 	}
 	var gotGSIs []string
 	for _, gsi := range tb.GlobalSecondaryIndexes {
@@ -1316,12 +1347,37 @@ func TestTableMatchesDynamostoreSchema(t *testing.T) {
 		defs[d.AttributeName] = d.AttributeType
 	}
 	wantDefs := map[string]string{names["attrID"]: "S", names["attrTenantListed"]: "S", names["attrCreatedKey"]: "S",
-		names["attrLinkDocument"]: "S"}
+		names["attrLinkDocument"]: "S", names["attrTenantTrash"]: "S"}
 	if !maps.Equal(defs, wantDefs) {
 		t.Errorf("AttributeDefinitions %v, want %v", defs, wantDefs)
 	}
 	if ttl := tb.TimeToLiveSpecification; ttl == nil || !ttl.Enabled || deref(ttl.AttributeName) != names["attrExpiresAt"] {
 		t.Errorf("TimeToLiveSpecification %s, want %s enabled", js(ttl), names["attrExpiresAt"])
+	}
+}
+
+// checkRecoveryPeriod wants the point-in-time recovery period to be the
+// PointInTimeRecoveryDays parameter, 1 to 35 days (what DynamoDB allows),
+// 7 by default: it bounds how long a purged document's wrapped key can be
+// restored, which README.md states (read from the plain tree: goformation's
+// schema predates RecoveryPeriodInDays).
+func checkRecoveryPeriod(t *testing.T, tpl *Template) {
+	t.Helper()
+	const param = "PointInTimeRecoveryDays"
+	pitr := asMap(asMap(treeResource(tpl, tableID)["Properties"])["PointInTimeRecoverySpecification"])
+	if !isRef(pitr["RecoveryPeriodInDays"], param) {
+		t.Errorf("PointInTimeRecoverySpecification.RecoveryPeriodInDays %s, want !Ref %s", js(pitr["RecoveryPeriodInDays"]), param)
+	}
+	p := asMap(asMap(tpl.Tree["Parameters"])[param])
+	if p["Type"] != "Number" || fmt.Sprint(p["MinValue"]) != "1" || fmt.Sprint(p["MaxValue"]) != "35" || fmt.Sprint(p["Default"]) != "7" {
+		t.Errorf("parameter %s: %s, want a Number, 1 to 35, default 7", param, js(p))
+	}
+	readme, err := os.ReadFile(root + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "`"+param+"`") {
+		t.Errorf("README.md does not name %s: the crypto-shredding bound is stated there", param)
 	}
 }
 
@@ -1450,7 +1506,10 @@ func refs(v any, out map[string]bool) {
 // TestNoDependencyCycle follows Ref, GetAtt, Sub and DependsOn, plus what
 // SAM adds: a function inherits Globals' references; a bucket with an S3
 // event depends on the function (its notification names it); the API
-// depends on the functions its routes integrate.
+// depends on the functions its routes integrate. A DynamoDB stream event
+// becomes an event source mapping of its own, which depends on both the
+// function and the table (and its on-failure queue): no edge between
+// them.
 func TestNoDependencyCycle(t *testing.T) {
 	tpl := load(t)
 	resources := asMap(tpl.Tree["Resources"])
@@ -1474,6 +1533,9 @@ func TestNoDependencyCycle(t *testing.T) {
 			maps.Copy(out, globalRefs)
 			// An event's source depends on the function, not the reverse.
 			for _, ev := range asMap(props["Events"]) {
+				if asMap(ev)["Type"] == "DynamoDB" {
+					continue
+				}
 				sources := map[string]bool{}
 				refs(asMap(ev)["Properties"], sources)
 				for source := range sources {
@@ -1708,7 +1770,8 @@ func eventFiles(t *testing.T) map[string][]byte {
 		files[filepath.Base(p)] = b
 	}
 	for _, want := range []string{"health.json", "upload.json", "upload-multipart.json", "create-upload.json",
-		"get-metadata.json", "list.json", "delete.json", "download.json", "download-range.json", "s3-object-created.json"} {
+		"get-metadata.json", "list.json", "delete.json", "download.json", "download-range.json", "s3-object-created.json",
+		"stream-ttl-remove.json"} {
 		if files[want] == nil {
 			t.Errorf("events/%s is missing", want)
 		}
@@ -1716,9 +1779,18 @@ func eventFiles(t *testing.T) map[string][]byte {
 	return files
 }
 
-func isS3Event(b []byte) bool {
-	var probe struct{ Records []json.RawMessage }
-	return json.Unmarshal(b, &probe) == nil && len(probe.Records) > 0
+// recordsSource is the eventSource of an event of Records (aws:s3,
+// aws:dynamodb), or "" for an API Gateway event.
+func recordsSource(b []byte) string {
+	var probe struct {
+		Records []struct {
+			EventSource string `json:"eventSource"`
+		}
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Records) == 0 {
+		return ""
+	}
+	return cmpOr(probe.Records[0].EventSource, "(none)")
 }
 
 func strictDecode(b []byte, v any) error {
@@ -1740,9 +1812,16 @@ func TestEventsAreRealisticAPIGatewayAndS3Events(t *testing.T) {
 	covered := map[string]bool{}
 	for name, b := range eventFiles(t) {
 		t.Run(name, func(t *testing.T) {
-			if isS3Event(b) {
+			switch recordsSource(b) {
+			case "":
+			case "aws:s3":
 				checkS3Event(t, b, staging)
 				return
+			case "aws:dynamodb":
+				checkStreamSample(t, b)
+				return
+			default:
+				t.Fatalf("records of %s: neither S3's nor the table stream's", recordsSource(b))
 			}
 			var ev events.APIGatewayV2HTTPRequest
 			if err := strictDecode(b, &ev); err != nil {
@@ -1864,6 +1943,44 @@ func checkS3Event(t *testing.T, b []byte, staging string) {
 	}
 }
 
+// checkStreamSample wants a DynamoDB stream event of the table's view
+// (NEW_AND_OLD_IMAGES) whose records are TTL removals of documents, in
+// the layout dynamostore reads: what the filter of MetadataFunction's
+// stream event lets through and its handler acts on.
+func checkStreamSample(t *testing.T, b []byte) {
+	t.Helper()
+	var ev events.DynamoDBEvent
+	if err := strictDecode(b, &ev); err != nil {
+		t.Fatalf("not a DynamoDB stream event: %v", err)
+	}
+	var raw apigw.StreamEvent
+	if err := json.Unmarshal(b, &raw); err != nil || len(raw.Records) != len(ev.Records) {
+		t.Fatalf("apigw.StreamEvent: %v", err)
+	}
+	for i, r := range ev.Records {
+		c := r.Change
+		if r.EventSource != "aws:dynamodb" || r.EventVersion == "" || r.AWSRegion == "" || r.EventID == "" ||
+			!strings.HasPrefix(r.EventSourceArn, "arn:aws:dynamodb:"+r.AWSRegion+":") || !strings.Contains(r.EventSourceArn, "/stream/") {
+			t.Errorf("record %d: source %q, version %q, region %q, id %q, ARN %q; want an aws:dynamodb record of a table's stream",
+				i, r.EventSource, r.EventVersion, r.AWSRegion, r.EventID, r.EventSourceArn)
+		}
+		if c.StreamViewType != "NEW_AND_OLD_IMAGES" || c.SequenceNumber == "" || c.SizeBytes <= 0 || c.NewImage != nil {
+			t.Errorf("record %d: view %q, sequence %q, size %d, new image %v; want a REMOVE of the table's NEW_AND_OLD_IMAGES stream",
+				i, c.StreamViewType, c.SequenceNumber, c.SizeBytes, c.NewImage)
+		}
+		if !raw.Records[i].IsTTLRemoval() {
+			t.Errorf("record %d: %s by %+v is not a TTL removal: the handler would ignore it", i, r.EventName, r.UserIdentity)
+		}
+		rec, ok, err := dynamostore.DecodeStreamImage(raw.Records[i].DynamoDB.OldImage)
+		if err != nil || !ok {
+			t.Fatalf("record %d: OldImage is not a document's item: ok %v, %v", i, ok, err)
+		}
+		if rec.ID != placeholderID || c.Keys["id"].String() != placeholderID {
+			t.Errorf("record %d: document %s, key %v; want the placeholder %s", i, rec.ID, c.Keys, placeholderID)
+		}
+	}
+}
+
 // TestEventsThroughTheHandlers answers every API event with the handler of
 // the function its route names, on embedded backends: a well-formed event
 // is never a 400, 401, 405 or 415, and the ones that can succeed there do.
@@ -1883,11 +2000,29 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 		"list-links.json":       {404},
 		"revoke-link.json":      {404},
 		"link-content.json":     {404}, // a token of another deployment's secret
+		"set-policy.json":       {404},
+		"restore.json":          {404},
+		"hold.json":             {404},
+		"release.json":          {404},
+		"purge.json":            {404},
+		"list-trash.json":       {200},
 	}
 	ctx := context.Background()
 	a := embeddedApp(t)
 	for name, b := range eventFiles(t) {
-		if isS3Event(b) {
+		switch recordsSource(b) {
+		case "":
+		case "aws:dynamodb":
+			// The document is nowhere: finishing its removal finds nothing
+			// left, which is a success (Removed is idempotent).
+			t.Run(name, func(t *testing.T) {
+				out, err := a.NewMetadataFunction().Invoke(ctx, b)
+				if err != nil || len(out) != 0 {
+					t.Errorf("the metadata function answered %q, %v; want nothing and no error", out, err)
+				}
+			})
+			continue
+		default:
 			continue
 		}
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Command provision creates, idempotently, the AWS resources the tests use on
 // the local servers started by scripts/testenv: the S3 bucket, the DynamoDB
-// table (with its GSI and TTL) and the KMS key with its alias.
+// table (with its GSIs, TTL and stream) and the KMS key with its alias.
 //
 // Endpoints and credentials come from the environment, as for every SDK user:
 // AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_KMS,
@@ -31,6 +31,9 @@ import (
 const (
 	tableHashKey = "id"
 	ttlAttribute = "expires_at"
+	// streamView is the view of the table's stream, as template.yaml
+	// declares it: a TTL removal's record carries the removed item.
+	streamView = ddbtypes.StreamViewTypeNewAndOldImages
 )
 
 // index is one global secondary index of the table.
@@ -139,6 +142,9 @@ func provisionTable(ctx context.Context, c *dynamodb.Client, table string) error
 		if err := addMissingIndexes(ctx, c, table, desc.Table); err != nil {
 			return err
 		}
+		if err := enableStream(ctx, c, table, desc.Table); err != nil {
+			return err
+		}
 	case errors.As(err, &rnf):
 		gsis := make([]ddbtypes.GlobalSecondaryIndex, len(indexes))
 		for i, ix := range indexes {
@@ -152,6 +158,7 @@ func provisionTable(ctx context.Context, c *dynamodb.Client, table string) error
 				{AttributeName: aws.String(tableHashKey), KeyType: ddbtypes.KeyTypeHash},
 			},
 			GlobalSecondaryIndexes: gsis,
+			StreamSpecification:    &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView},
 		})
 		var inUse *ddbtypes.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -247,6 +254,43 @@ func addMissingIndexes(ctx context.Context, c *dynamodb.Client, table string, t 
 		}
 		log.Printf("DynamoDB table %s: index %s added", table, ix.name)
 	}
+	return nil
+}
+
+// enableStream turns on the stream (streamView) of a table made by an
+// older version of this program, which had none, and waits for the table
+// to be active again. A stream of another view is reported, not changed:
+// changing it means disabling the stream, which this program never does.
+func enableStream(ctx context.Context, c *dynamodb.Client, table string, t *ddbtypes.TableDescription) error {
+	if s := t.StreamSpecification; s != nil && aws.ToBool(s.StreamEnabled) {
+		if s.StreamViewType != streamView {
+			return fmt.Errorf("DynamoDB table %s: its stream's view is %s, want %s; delete the table or restart the test environment", table, s.StreamViewType, streamView)
+		}
+		log.Printf("DynamoDB table %s: stream (%s) already enabled", table, streamView)
+		return nil
+	}
+	_, err := c.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+		TableName:           &table,
+		StreamSpecification: &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView},
+	})
+	if err != nil {
+		return fmt.Errorf("UpdateTable (enable the stream): %w", err)
+	}
+	for {
+		d, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+		if err != nil {
+			return fmt.Errorf("DescribeTable: %w", err)
+		}
+		if d.Table.TableStatus == ddbtypes.TableStatusActive && d.Table.LatestStreamArn != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the stream of %s: %w", table, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	log.Printf("DynamoDB table %s: stream (%s) enabled", table, streamView)
 	return nil
 }
 

@@ -1,7 +1,7 @@
 // Command smoke checks, over the real wire protocols, that the servers of
 // scripts/testenv work as the Imago backends need (`scripts/testenv check`):
 // S3 put/get and the event webhook through the relay, the DynamoDB table's
-// indexes and TTL, KMS data keys bound to their encryption context, Redis PING.
+// indexes, stream and TTL, KMS data keys bound to their encryption context, Redis PING.
 //
 // It reads the same environment as the code under test (`scripts/testenv env`).
 package main
@@ -44,7 +44,7 @@ func main() {
 		fn   func(context.Context, aws.Config) error
 	}{
 		{"S3 (versitygw) put/get + event via relay", checkS3},
-		{"DynamoDB (DynamoDB Local) table, indexes, TTL", checkDynamo},
+		{"DynamoDB (DynamoDB Local) table, indexes, stream, TTL", checkDynamo},
 		{"KMS (local-kms) data key + encryption context", checkKMS},
 		{"Redis PING", checkRedis},
 	}
@@ -160,10 +160,11 @@ func checkDynamo(ctx context.Context, cfg aws.Config) error {
 	if d.Table.TableStatus != ddbtypes.TableStatusActive {
 		return fmt.Errorf("table status %s", d.Table.TableStatus)
 	}
-	// The documents by tenant, and a document's share links: each index
-	// with its keys and every attribute projected.
+	// The documents by tenant, the trash by tenant, and a document's share
+	// links: each index with its keys and every attribute projected.
 	indexes := []struct{ name, hash, rng string }{
 		{"tenant-index", "tenant_listed", "created_key"},
+		{"trash-index", "tenant_trash", "created_key"},
 		{"link-index", "link_document", "created_key"},
 	}
 	for _, want := range indexes {
@@ -187,6 +188,11 @@ func checkDynamo(ctx context.Context, cfg aws.Config) error {
 		if !found {
 			return fmt.Errorf("no %s GSI", want.name)
 		}
+	}
+	// The stream the metadata function reads TTL removals from, with the
+	// removed item in each record.
+	if s := d.Table.StreamSpecification; s == nil || !aws.ToBool(s.StreamEnabled) || s.StreamViewType != ddbtypes.StreamViewTypeNewAndOldImages {
+		return fmt.Errorf("the table's stream is not enabled with NEW_AND_OLD_IMAGES: %+v", d.Table.StreamSpecification)
 	}
 	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &table})
 	if err != nil {
