@@ -19,15 +19,6 @@ import (
 	"github.com/imagodocs/imago/internal/testenv"
 )
 
-// policyDocument is the metadata JSON with its policy's fields.
-type policyDocument struct {
-	document
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	LegalHold bool       `json:"legal_hold"`
-	DeletedAt *time.Time `json:"deleted_at,omitempty"`
-	PurgeAt   *time.Time `json:"purge_at,omitempty"`
-}
-
 // TestLambdaE2E_RetentionTrashHold drives a document's policy through the
 // functions under the runtime emulator, with a deletion delay: retention
 // at upload, PATCH, the trash, restore, the legal hold, purge; and the
@@ -50,9 +41,9 @@ func TestLambdaE2E_RetentionTrashHold(t *testing.T) {
 	doc := randomBytes(300_000)
 	r := up.call(t, apiEvent(t, apiRequest{sample: "upload", route: "POST /documents", sub: tenant,
 		headers: map[string]string{"content-type": "application/pdf", "x-imago-expires-in": "7200"}, body: doc, binary: true})).expect(t, "upload with X-Imago-Expires-In", 201)
-	var d policyDocument
+	var d document
 	r.decode(t, "upload", &d)
-	if d.ExpiresAt == nil || time.Until(*d.ExpiresAt) > 2*time.Hour || time.Until(*d.ExpiresAt) < 119*time.Minute || d.LegalHold {
+	if time.Until(d.ExpiresAt) > 2*time.Hour || time.Until(d.ExpiresAt) < 119*time.Minute || d.LegalHold {
 		t.Fatalf("an upload with an expiry: %+v", d)
 	}
 	up.call(t, apiEvent(t, apiRequest{sample: "upload", route: "POST /documents", sub: tenant,
@@ -60,7 +51,7 @@ func TestLambdaE2E_RetentionTrashHold(t *testing.T) {
 
 	later := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Second)
 	call(meta, "PATCH", "PATCH /documents/{id}", d.ID, jsonCT, fmt.Sprintf(`{"expires_at":%q}`, later.Format(time.RFC3339)), 200).decode(t, "PATCH", &d)
-	if d.ExpiresAt == nil || !d.ExpiresAt.Equal(later) {
+	if !d.ExpiresAt.Equal(later) {
 		t.Fatalf("PATCH: expires_at %v, want %v", d.ExpiresAt, later)
 	}
 	call(meta, "PATCH, in the past", "PATCH /documents/{id}", d.ID, jsonCT, `{"expires_at":"2001-01-01T00:00:00Z"}`, 400)
@@ -72,10 +63,10 @@ func TestLambdaE2E_RetentionTrashHold(t *testing.T) {
 	call(down, "content in the trash", "GET /documents/{id}/content", d.ID, nil, "", 404)
 	call(meta, "metadata in the trash", "GET /documents/{id}", d.ID, nil, "", 404)
 	var trash struct {
-		Documents []policyDocument `json:"documents"`
+		Documents []document `json:"documents"`
 	}
 	meta.call(t, apiEvent(t, apiRequest{route: "GET /documents", sub: tenant, query: map[string][]string{"trash": {"true"}}})).expect(t, "GET ?trash=true", 200).decode(t, "trash", &trash)
-	if len(trash.Documents) != 1 || trash.Documents[0].ID != d.ID || trash.Documents[0].DeletedAt == nil || trash.Documents[0].PurgeAt == nil {
+	if len(trash.Documents) != 1 || trash.Documents[0].ID != d.ID || trash.Documents[0].DeletedAt.IsZero() || trash.Documents[0].PurgeAt.IsZero() {
 		t.Fatalf("the trash: %+v", trash.Documents)
 	}
 	call(meta, "restore", "POST /documents/{id}/restore", d.ID, nil, "", 200)

@@ -39,6 +39,12 @@ type document struct {
 	Status      string            `json:"status"`
 	CreatedAt   time.Time         `json:"created_at"`
 	Metadata    map[string]string `json:"metadata"`
+	// The document's policy: expires_at when it has an expiry,
+	// deleted_at and purge_at in the trash.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	LegalHold bool      `json:"legal_hold"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	PurgeAt   time.Time `json:"purge_at,omitzero"`
 }
 
 type page struct {

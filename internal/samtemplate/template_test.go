@@ -647,8 +647,9 @@ func needs(fn apigw.Function, v string) bool {
 
 // productionVars finds every IMAGO_* name the production code reads: the
 // string literals that are exactly such a name, in the non-test Go files of
-// functions/ and internal/ (but internal/testenv and internal/storetest,
-// which only tests use), minus serveOnlyVars and optionalVars.
+// functions/ and internal/ (but internal/testenv, internal/storetest and
+// internal/docstore/servicetest, which only tests use), minus serveOnlyVars
+// and optionalVars.
 func productionVars(t *testing.T) []string {
 	t.Helper()
 	name := regexp.MustCompile(`^IMAGO_[A-Z0-9_]+$`)
@@ -661,7 +662,7 @@ func productionVars(t *testing.T) []string {
 			}
 			if d.IsDir() {
 				switch d.Name() {
-				case "testenv", "storetest", "samtemplate":
+				case "testenv", "storetest", "servicetest", "samtemplate":
 					return filepath.SkipDir
 				}
 				return nil
