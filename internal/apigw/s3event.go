@@ -48,18 +48,22 @@ func (u *UploadFunction) Invoke(ctx context.Context, payload []byte) ([]byte, er
 	return nil, u.IngestS3Event(ctx, &ev)
 }
 
-// isS3Event looks for S3's event shape without decoding the payload twice:
-// API Gateway events never carry "Records", S3 notifications always do.
-func isS3Event(payload []byte) bool {
+// isS3Event tells an S3 notification from an API Gateway event.
+func isS3Event(payload []byte) bool { return recordsSource(payload) == "aws:s3" }
+
+// recordsSource is the eventSource of the first of an event's "Records"
+// (S3 notifications, DynamoDB streams), without decoding the payload
+// twice: API Gateway events never carry "Records". "" when it has none.
+func recordsSource(payload []byte) string {
 	var probe struct {
 		Records []struct {
 			EventSource string `json:"eventSource"`
 		} `json:"Records"`
 	}
-	if !bytes.Contains(payload, []byte(`"Records"`)) || json.Unmarshal(payload, &probe) != nil {
-		return false
+	if !bytes.Contains(payload, []byte(`"Records"`)) || json.Unmarshal(payload, &probe) != nil || len(probe.Records) == 0 {
+		return ""
 	}
-	return len(probe.Records) > 0 && probe.Records[0].EventSource == "aws:s3"
+	return probe.Records[0].EventSource
 }
 
 // IngestS3Event ingests each ObjectCreated record. An error makes Lambda

@@ -1,7 +1,6 @@
 package apigw
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,17 +77,8 @@ func (r StreamRecord) IsTTLRemoval() bool {
 		r.UserIdentity.Type == "Service" && r.UserIdentity.PrincipalID == ttlPrincipal
 }
 
-func isStreamEvent(payload []byte) bool {
-	var probe struct {
-		Records []struct {
-			EventSource string `json:"eventSource"`
-		} `json:"Records"`
-	}
-	if !bytes.Contains(payload, []byte(`"Records"`)) || json.Unmarshal(payload, &probe) != nil {
-		return false
-	}
-	return len(probe.Records) > 0 && probe.Records[0].EventSource == "aws:dynamodb"
-}
+// isStreamEvent tells a DynamoDB stream event from an API Gateway event.
+func isStreamEvent(payload []byte) bool { return recordsSource(payload) == "aws:dynamodb" }
 
 // HandleStream finishes the removal of every document in ev that
 // DynamoDB's TTL removed, and ignores every other record (the API's own
