@@ -149,14 +149,16 @@ func (s *Service) change(ctx context.Context, op Op, tenant Tenant, id ID, decid
 }
 
 // anyRecord reads tenant's record of id, in the trash or not; an expired
-// one, or one not available, is not found (an expired document is gone
-// for every route) or a conflict.
+// or purged one is not found (gone for every route, whatever the removal
+// has done yet), one not available a conflict.
 func (s *Service) anyRecord(ctx context.Context, op Op, tenant Tenant, id ID) (Record, error) {
 	rec, err := s.storedRecord(ctx, op, tenant, id)
 	if err != nil {
 		return Record{}, err
 	}
-	if rec.Expired(s.now()) {
+	// Expired, or purged from the trash whatever the sweep has done yet: no
+	// change brings it back (Sweep relies on it).
+	if now := s.now(); rec.Expired(now) || (rec.Status == StatusAvailable && rec.due(now)) {
 		return Record{}, notFound(op, id)
 	}
 	if rec.Status != StatusAvailable {

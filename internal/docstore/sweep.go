@@ -18,12 +18,20 @@ type RemovalSchedule interface {
 const sweepBatch = 500
 
 // Sweep removes the documents whose record is due for removal at now —
-// expired, purged from the trash, uploads that never finished — each as a
-// purge does (cache, staged bytes, record, blob, links), the record only
-// if it has not changed since the sweep read it. It returns how many it
-// removed. A sweep cut short (a crash, a stop) leaves each document either
-// whole in its store, to be swept again, or with its record gone: readers
-// saw it gone from its RemoveAt on, whatever the sweep had done.
+// expired, purged from the trash, uploads that never finished — and
+// returns how many it removed. It survives being cut short (a crash, a
+// stop) at any point: an available document's record goes last, after its
+// cache entry, staged bytes, blob and links, so a sweep cut short leaves
+// the record, due still, for the next sweep to finish; readers saw the
+// document gone from its RemoveAt on, whatever the sweep had done.
+//
+// Before it removes anything of an available document, the sweep writes
+// the record once more, unchanged but for its version: a policy change
+// that read the record before it fell due (a PATCH extending the expiry)
+// then fails its conditional write and reads again, and a record due is
+// beyond every change (anyRecord), so nothing rescues a document whose
+// blob the sweep is removing. A pending or failed upload is purged as a
+// DELETE purges it.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	const op = "docstore.Sweep"
 	sched, ok := s.meta.(RemovalSchedule)
@@ -37,22 +45,61 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	removed := 0
 	for _, rec := range due {
-		if at := rec.RemoveAt(); at.IsZero() || now.Before(at) {
+		if !rec.due(now) {
 			continue
 		}
-		err := s.purge(ctx, op, rec)
+		if rec.Status == StatusAvailable {
+			err = s.sweepAvailable(ctx, op, rec)
+		} else {
+			err = s.purge(ctx, op, rec)
+		}
 		switch {
 		case err == nil:
 			removed++
 			s.log.InfoContext(ctx, "document removed by its policy", "document", rec.ID, "status", rec.Status)
 		case KindOf(err) == KindConflict || IsNotFound(err):
-			// Changed (a hold, a restore) or gone since the listing: the
-			// next sweep decides again.
+			// Changed (a hold or a restore before it fell due) or gone
+			// since the listing: the next sweep decides again.
 		default:
 			return removed, err
 		}
 	}
 	return removed, nil
+}
+
+// due reports whether the record's removal time has come at now.
+func (r Record) due(now time.Time) bool {
+	at := r.RemoveAt()
+	return !at.IsZero() && !now.Before(at)
+}
+
+// sweepAvailable removes an available document due for removal: the fence
+// (see Sweep), then everything but the record, then the record.
+func (s *Service) sweepAvailable(ctx context.Context, op Op, rec Record) error {
+	fenced, err := s.meta.SetPolicy(ctx, rec.ID, PolicyOf(rec.Document), rec.Version)
+	if err != nil {
+		return E(op, fmt.Errorf("fence %s: %w", rec.ID, err))
+	}
+	if err := s.reader.forget(ctx, rec.ID); err != nil {
+		return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", rec.ID, err))
+	}
+	if s.staging != nil {
+		if err := s.discardStaged(ctx, fenced); err != nil {
+			return E(op, fmt.Errorf("delete staged bytes of %s: %w", rec.ID, err))
+		}
+	}
+	if err := s.blobs.Delete(ctx, fenced.Blob()); err != nil {
+		return E(op, fmt.Errorf("delete blob of %s: %w", rec.ID, err))
+	}
+	if s.links != nil {
+		if err := s.links.DeleteLinks(ctx, rec.ID); err != nil {
+			return E(op, fmt.Errorf("delete links of %s: %w", rec.ID, err))
+		}
+	}
+	if err := s.meta.DeleteVersion(ctx, rec.ID, fenced.Version); err != nil {
+		return E(op, fmt.Errorf("delete record %s: %w", rec.ID, err))
+	}
+	return nil
 }
 
 // Removed finishes the removal of a document whose record its store has

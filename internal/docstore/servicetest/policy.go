@@ -505,3 +505,103 @@ func testHoldWinsOverAPausedPurge(t *testing.T, h Harness) {
 		}
 	}
 }
+
+// failingBlobDelete is a BlobStore whose Delete fails while fail is set,
+// as a sweep cut short by a crash stops before the rest of its steps.
+type failingBlobDelete struct {
+	docstore.BlobStore
+	fail atomic.Bool
+	// paused, when set, is closed on the next Delete, which then waits
+	// for proceed.
+	paused, proceed chan struct{}
+}
+
+func (b *failingBlobDelete) Delete(ctx context.Context, id docstore.ID) error {
+	if b.paused != nil {
+		close(b.paused)
+		b.paused = nil
+		<-b.proceed
+	}
+	if b.fail.Load() {
+		return docstore.E("test", docstore.KindUnavailable, "the blob store stopped")
+	}
+	return b.BlobStore.Delete(ctx, id)
+}
+
+// testSweepSurvivesBeingCutShort: a sweep that stops after removing part
+// of an expired document (here its blob delete fails, as a crash would cut
+// it) leaves the record, due still, and the next sweep finishes; a PATCH
+// that lands while a sweep is removing the document cannot bring it back.
+func testSweepSurvivesBeingCutShort(t *testing.T, h Harness) {
+	set := h.Open(t)
+	if _, ok := set.Meta.(docstore.RemovalSchedule); !ok {
+		t.Skip("the store removes records by itself (DynamoDB's TTL): no sweep")
+	}
+	blobs := &failingBlobDelete{BlobStore: set.Blobs}
+	b := set.Backends
+	b.Blobs = blobs
+	var skew atomic.Int64
+	svc := docstore.NewService(b, docstore.Config{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load()) * time.Second) }}, nil)
+	tenant := docstore.Tenant("sweep-" + string(docstore.NewID()))
+	ctx := context.Background()
+	for round := range 3 {
+		skew.Store(0)
+		d, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: randomDoc(2000), ExpiresIn: ptr[int64](60)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := set.Meta.Get(ctx, d.ID)
+		skew.Store(61)
+		blobs.fail.Store(true)
+		if _, err := svc.Sweep(ctx); err == nil {
+			t.Fatalf("round %d: a sweep whose blob store failed reported no error", round)
+		}
+		if _, err := set.Meta.Get(ctx, d.ID); err != nil {
+			t.Fatalf("round %d: a sweep cut short removed the record: %v", round, err)
+		}
+		if _, err := svc.Get(ctx, tenant, d.ID); !docstore.IsNotFound(err) {
+			t.Fatalf("round %d: an expired document half swept: %v", round, err)
+		}
+		blobs.fail.Store(false)
+		if n, err := svc.Sweep(ctx); err != nil || n < 1 {
+			t.Fatalf("round %d: the next sweep: %d %v", round, n, err)
+		}
+		if _, err := set.Meta.Get(ctx, d.ID); !docstore.IsNotFound(err) {
+			t.Fatalf("round %d: the record after the next sweep: %v", round, err)
+		}
+		if _, err := set.Blobs.Get(ctx, rec.Blob(), 0, -1); !docstore.IsNotFound(err) {
+			t.Fatalf("round %d: the blob after the next sweep: %v", round, err)
+		}
+	}
+
+	// A PATCH that read the record before it fell due and writes while
+	// the sweep removes its blob: its write fails (the sweep's fence), and
+	// read again the document is gone for it; the sweep finishes.
+	skew.Store(0)
+	d, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: randomDoc(2000), ExpiresIn: ptr[int64](60)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := set.Meta.Get(ctx, d.ID) // the PATCH's read, before the expiry
+	skew.Store(61)
+	blobs.paused, blobs.proceed = make(chan struct{}), make(chan struct{})
+	paused := blobs.paused
+	done := make(chan error, 1)
+	go func() { _, err := svc.Sweep(ctx); done <- err }()
+	<-paused
+	later := docstore.PolicyOf(before.Document)
+	later.Expires = time.Now().Add(time.Hour)
+	if _, err := set.Meta.SetPolicy(ctx, d.ID, later, before.Version); docstore.KindOf(err) != docstore.KindConflict {
+		t.Fatalf("a PATCH that read the record before the sweep's fence: %v, want a conflict", err)
+	}
+	if _, err := svc.SetExpiry(ctx, tenant, d.ID, time.Now().Add(2*time.Hour)); !docstore.IsNotFound(err) {
+		t.Fatalf("a PATCH of a document being swept: %v, want not found", err)
+	}
+	close(blobs.proceed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.Meta.Get(ctx, d.ID); !docstore.IsNotFound(err) {
+		t.Fatalf("the record after the sweep: %v", err)
+	}
+}

@@ -134,6 +134,7 @@ var behaviours = []struct {
 	{"PolicyRaces", testPolicyRaces},
 	{"ExpiryWinsOverADownloadInFlight", testExpiryWinsOverADownloadInFlight},
 	{"HoldWinsOverAPausedPurge", testHoldWinsOverAPausedPurge},
+	{"SweepSurvivesBeingCutShort", testSweepSurvivesBeingCutShort},
 }
 
 func randomDoc(n int) []byte {
