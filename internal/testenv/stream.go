@@ -108,7 +108,6 @@ func (st *StreamTail) Find(tb testing.TB, match func(streamtypes.Record) bool) s
 // itself and says so here.
 func LambdaStreamEvent(tb testing.TB, records []streamtypes.Record, asTTL bool) []byte {
 	tb.Helper()
-	type image = map[string]any
 	var out []map[string]any
 	for _, r := range records {
 		rec := map[string]any{

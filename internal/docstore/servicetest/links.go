@@ -81,7 +81,7 @@ func testShareLinks(t *testing.T, h Harness) {
 
 	l, token := r.share(t, d.ID, docstore.LinkRequest{})
 	if l.Disposition != api.DispositionInline || l.MaxUses != 0 || l.Uses != 0 ||
-		l.ExpiresAt.Sub(time.Now()) < 59*time.Minute || l.ExpiresAt.Sub(time.Now()) > time.Hour {
+		time.Until(l.ExpiresAt) < 59*time.Minute || time.Until(l.ExpiresAt) > time.Hour {
 		t.Fatalf("default link: %+v", l)
 	}
 	if len(token) != linktoken.EncodedLen {
