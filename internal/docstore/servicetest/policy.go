@@ -605,3 +605,42 @@ func testSweepSurvivesBeingCutShort(t *testing.T, h Harness) {
 		t.Fatalf("the record after the sweep: %v", err)
 	}
 }
+
+// testStreamRecordOfAnEarlierDocument: a removal record delivered late,
+// after its id was given again to another document (an upload with the
+// same Idempotency-Key), removes nothing of the new document.
+func testStreamRecordOfAnEarlierDocument(t *testing.T, h Harness) {
+	set := h.Open(t)
+	svc := docstore.NewService(set.Backends, docstore.Config{}, nil)
+	tenant := docstore.Tenant("late-record-" + string(docstore.NewID()))
+	ctx := context.Background()
+	first, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: randomDoc(1000), IdempotencyKey: "k", ExpiresIn: ptr[int64](60)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := set.Meta.Get(ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store removed it (its TTL), and the cache let go of it.
+	if err := set.Meta.Delete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Cache.Delete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	doc := randomDoc(1000)
+	second, err := svc.Upload(ctx, docstore.UploadRequest{Tenant: tenant, Body: doc, IdempotencyKey: "k"})
+	if err != nil || second.ID != first.ID {
+		t.Fatalf("the same key again: %v (id %s, first %s)", err, second.ID, first.ID)
+	}
+	for range 2 {
+		if err := svc.Removed(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := svc.Download(ctx, docstore.DownloadRequest{Tenant: tenant, ID: second.ID})
+	if err != nil || !bytes.Equal(c.Body, doc) {
+		t.Fatalf("the new document after a late record of the old one: %v", err)
+	}
+}

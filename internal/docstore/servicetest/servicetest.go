@@ -135,6 +135,7 @@ var behaviours = []struct {
 	{"ExpiryWinsOverADownloadInFlight", testExpiryWinsOverADownloadInFlight},
 	{"HoldWinsOverAPausedPurge", testHoldWinsOverAPausedPurge},
 	{"SweepSurvivesBeingCutShort", testSweepSurvivesBeingCutShort},
+	{"StreamRecordOfAnEarlierDocument", testStreamRecordOfAnEarlierDocument},
 }
 
 func randomDoc(n int) []byte {
