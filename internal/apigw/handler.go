@@ -75,14 +75,25 @@ func functionLogger(opts Options, fn Function) *slog.Logger {
 // Invoke is the Lambda entry point (it implements lambda.Handler): the
 // event's JSON in, the response's JSON out.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	return h.handlePayload(ctx, payload).AppendLambdaJSON(nil), nil
+	resp := h.handlePayload(ctx, payload)
+	out := resp.AppendLambdaJSON(nil) // while the audit record is appended
+	if failed, ok := h.settle(ctx, resp); !ok {
+		return failed.AppendLambdaJSON(nil), nil
+	}
+	return out, nil
 }
 
 // Respond is Invoke for aws-lambda-go's runtime, lambda.Start(h.Respond):
 // the same answer, in a buffer the runtime gives back (Close) after
 // sending it, so that answering a document allocates no buffer of its size.
 func (h *Handler) Respond(ctx context.Context, payload json.RawMessage) (*LambdaResponse, error) {
-	return h.handlePayload(ctx, payload).LambdaResponse(), nil
+	resp := h.handlePayload(ctx, payload)
+	out := resp.LambdaResponse() // while the audit record is appended
+	if failed, ok := h.settle(ctx, resp); !ok {
+		out.Close()
+		return failed.LambdaResponse(), nil
+	}
+	return out, nil
 }
 
 func (h *Handler) handlePayload(ctx context.Context, payload []byte) *Response {
@@ -91,7 +102,7 @@ func (h *Handler) handlePayload(ctx context.Context, payload []byte) *Response {
 		h.log.ErrorContext(ctx, "undecodable event", "error", err.Error(), "bytes", len(payload))
 		return errorResponse(docstore.E("apigw.Invoke", docstore.KindInvalid, "the event is not an API Gateway HTTP API event"))
 	}
-	return h.Handle(ctx, &ev)
+	return h.handle(ctx, &ev)
 }
 
 // request is a decoded event, as the route handlers use it.
@@ -102,9 +113,12 @@ type request struct {
 	params map[string]string // every path parameter, unparsed
 	// link names the share link of the request in its log line: its id,
 	// never its token.
-	link   string
-	tenant docstore.Tenant
-	log    *slog.Logger
+	link string
+	// linkTenant is the tenant of a share link's document, once read: the
+	// trail its record goes to.
+	linkTenant docstore.Tenant
+	tenant     docstore.Tenant
+	log        *slog.Logger
 }
 
 func (r *request) header(name string) string { return headerValue(r.ev.Headers, name) }
@@ -138,7 +152,16 @@ func (r *request) body() ([]byte, error) {
 }
 
 // Handle routes one event and answers it; errors become JSON responses.
+// It returns once the request's audit record is stored (or, if it could
+// not be, with a 503).
 func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) *Response {
+	resp, _ := h.settle(ctx, h.handle(ctx, ev))
+	return resp
+}
+
+// handle is Handle with the audit record appending still: the caller
+// encodes the answer meanwhile, then settles it.
+func (h *Handler) handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest) *Response {
 	start := time.Now()
 	coldStart := !h.answered.Swap(true)
 	reqID := ev.RequestContext.RequestID
@@ -151,6 +174,9 @@ func (h *Handler) Handle(ctx context.Context, ev *events.APIGatewayV2HTTPRequest
 	req := &request{ev: ev, log: log}
 	ctx, stats := docstore.WithRequestStats(ctx)
 	resp := h.route(ctx, req, method, path)
+	if e, ok := h.auditEntry(req, resp); ok {
+		resp.audit = h.startAudit(ctx, e)
+	}
 	elapsed := time.Since(start)
 
 	attrs := []any{"method", method, "route", req.route.Key(), "status", resp.Status,

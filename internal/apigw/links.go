@@ -93,7 +93,7 @@ func (h *Handler) linkContent(ctx context.Context, req *request) (*Response, err
 		Token: req.params["token"], Range: req.header("range"), IfNoneMatch: req.header("if-none-match"),
 	})
 	if c != nil {
-		req.id, req.link = string(c.Link.Document), string(c.Link.ID)
+		req.id, req.link, req.linkTenant = string(c.Link.Document), string(c.Link.ID), c.Link.Tenant
 	}
 	if err != nil {
 		return nil, err

@@ -22,6 +22,9 @@ type Response struct {
 	// Binary marks a body that must travel base64-encoded (documents);
 	// JSON bodies travel as plain strings so logs and `sam local` stay readable.
 	Binary bool
+	// audit delivers the outcome of the request's audit record, appended
+	// while the response is encoded (audit.go); nil when there is none.
+	audit <-chan error
 }
 
 // Header is one response header. A slice of pairs, not a map: responses

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -28,6 +29,10 @@ type Route struct {
 	Path     string // API Gateway route path: {id} is the document id, {link_id} a link's, {token} a link's token
 	Function Function
 	serve    routeHandler
+	// Action is the audit trail's action of the route's requests (api's
+	// Action constants); "" for a route not recorded (health, the audit
+	// trail itself).
+	Action string
 }
 
 // routeHandler answers one request on a route.
@@ -68,33 +73,34 @@ func (r Route) Key() string { return r.Method + " " + r.Path }
 // handler: the single source for the handlers' dispatch, template.yaml's
 // events and the local front's routing.
 var Routes = []Route{
-	{"POST", "/documents", Upload, caller((*Handler).upload)},
-	{"POST", "/documents/uploads", Upload, caller((*Handler).createUpload)},
-	{"POST", "/documents/{id}/parts", Upload, caller((*Handler).presignParts)},
-	{"GET", "/documents/{id}/parts", Upload, caller((*Handler).listParts)},
+	{"POST", "/documents", Upload, caller((*Handler).upload), api.ActionUpload},
+	{"POST", "/documents/uploads", Upload, caller((*Handler).createUpload), api.ActionUpload},
+	{"POST", "/documents/{id}/parts", Upload, caller((*Handler).presignParts), api.ActionUpload},
+	{"GET", "/documents/{id}/parts", Upload, caller((*Handler).listParts), api.ActionUpload},
 	CompleteUpload,
-	{"GET", "/documents/{id}/content", Download, caller((*Handler).download)},
+	{"GET", "/documents/{id}/content", Download, caller((*Handler).download), api.ActionRead},
 	// A share link's holder has no identity: the token is the credential.
-	{"GET", "/links/{token}", Download, anyone(linkHeaders((*Handler).linkContent))},
-	{"GET", "/documents/{id}", Metadata, caller((*Handler).metadata)},
-	{"GET", "/documents", Metadata, caller((*Handler).list)},
-	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete)},
-	{"PATCH", "/documents/{id}", Metadata, caller((*Handler).patch)},
-	{"POST", "/documents/{id}/restore", Metadata, caller((*Handler).restore)},
-	{"PUT", "/documents/{id}/legal-hold", Metadata, caller(legalHold(true))},
-	{"DELETE", "/documents/{id}/legal-hold", Metadata, caller(legalHold(false))},
-	{"POST", "/documents/{id}/links", Metadata, caller((*Handler).createLink)},
-	{"GET", "/documents/{id}/links", Metadata, caller((*Handler).listLinks)},
-	{"DELETE", "/documents/{id}/links/{link_id}", Metadata, caller((*Handler).revokeLink)},
-	{"GET", "/health", Metadata, anyone((*Handler).health)},
+	{"GET", "/links/{token}", Download, anyone(linkHeaders((*Handler).linkContent)), api.ActionLinkRead},
+	{"GET", "/documents/{id}", Metadata, caller((*Handler).metadata), api.ActionStat},
+	{"GET", "/documents", Metadata, caller((*Handler).list), api.ActionList},
+	{"DELETE", "/documents/{id}", Metadata, caller((*Handler).delete), api.ActionDelete},
+	{"PATCH", "/documents/{id}", Metadata, caller((*Handler).patch), api.ActionRetention},
+	{"POST", "/documents/{id}/restore", Metadata, caller((*Handler).restore), api.ActionRestore},
+	{"PUT", "/documents/{id}/legal-hold", Metadata, caller(legalHold(true)), api.ActionHold},
+	{"DELETE", "/documents/{id}/legal-hold", Metadata, caller(legalHold(false)), api.ActionRelease},
+	{"POST", "/documents/{id}/links", Metadata, caller((*Handler).createLink), api.ActionLinkCreate},
+	{"GET", "/documents/{id}/links", Metadata, caller((*Handler).listLinks), api.ActionStat},
+	{"DELETE", "/documents/{id}/links/{link_id}", Metadata, caller((*Handler).revokeLink), api.ActionLinkRevoke},
+	{"GET", "/health", Metadata, anyone((*Handler).health), ""},
+	{"GET", "/audit", Metadata, caller((*Handler).audit), ""},
 	// Load balancers and uptime checkers probe with HEAD.
-	{"HEAD", "/health", Metadata, anyone(head((*Handler).health))},
+	{"HEAD", "/health", Metadata, anyone(head((*Handler).health)), ""},
 }
 
 // CompleteUpload is the completion of an upload in parts: the route whose
 // success creates the staged object, which S3 announces with an event (and
 // `imago serve`'s local gateway, on the embedded backends, likewise).
-var CompleteUpload = Route{"POST", "/documents/{id}/complete", Upload, caller((*Handler).completeUpload)}
+var CompleteUpload = Route{"POST", "/documents/{id}/complete", Upload, caller((*Handler).completeUpload), api.ActionUpload}
 
 // MaxJSONBodyBytes bounds the request body of every route but the inline
 // upload: they take JSON of a few hundred bytes, and the largest, the

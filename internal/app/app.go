@@ -75,6 +75,7 @@ func New(cfg config.Config, set *backends.Set, log *slog.Logger, ingestHook func
 		LinkMaxTTL:         cfg.LinkMaxTTL,
 		Retention:          cfg.Retention,
 		DeletionDelay:      cfg.DeletionDelay,
+		AuditOff:           cfg.AuditOff,
 		IngestHook:         ingestHook,
 	}, log)
 	log.Info("imago ready", "backends", set.Kind, "cache", set.CacheKind)

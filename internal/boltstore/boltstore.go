@@ -49,7 +49,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{recordsBucket, tenantBucket, trashBucket, linksBucket, documentLinksBucket} {
+		for _, b := range [][]byte{recordsBucket, tenantBucket, trashBucket, linksBucket, documentLinksBucket, auditBucket, auditChainBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

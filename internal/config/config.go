@@ -30,6 +30,8 @@ type Config struct {
 	LinkMaxTTL     time.Duration // IMAGO_LINK_MAX_TTL: the longest a share link may live
 	Retention      time.Duration // IMAGO_RETENTION: the expiry of a document uploaded without one; 0: never
 	DeletionDelay  time.Duration // IMAGO_DELETION_DELAY: how long a deleted document stays in the trash; 0: purged at once
+	AuditOff       bool          // IMAGO_AUDIT=off: requests are not recorded
+	AuditTable     string        // IMAGO_AUDIT_TABLE: the audit trail's DynamoDB table (AWS backends)
 	MaxInlineBytes int64         // IMAGO_MAX_INLINE_BYTES
 	StagingPrefix  string        // IMAGO_STAGING_PREFIX
 	TenantClaim    string        // IMAGO_TENANT_CLAIM
@@ -99,6 +101,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		DataDir:       cmp.Or(getenv("IMAGO_DATA_DIR"), DefaultDataDir),
 		Addr:          cmp.Or(getenv("IMAGO_ADDR"), DefaultAddr),
 		Tokens:        getenv("IMAGO_TOKENS"),
+		AuditTable:    getenv("IMAGO_AUDIT_TABLE"),
 		AWSTimeout:    DefaultAWSTimeout,
 	}
 	var errs []error
@@ -176,7 +179,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if c.StagingPrefix == "" || strings.HasPrefix(c.StagingPrefix, "/") || !strings.HasSuffix(c.StagingPrefix, "/") || c.StagingPrefix == "blobs/" {
 		errs = append(errs, errors.New("IMAGO_STAGING_PREFIX must be a relative prefix ending in '/', other than blobs/"))
 	}
+	switch strings.ToLower(strings.TrimSpace(getenv("IMAGO_AUDIT"))) {
+	case "", "on":
+	case "off":
+		c.AuditOff = true
+	default:
+		errs = append(errs, errors.New("IMAGO_AUDIT must be on or off"))
+	}
 	if c.UsesAWS() {
+		if !c.AuditOff && c.AuditTable == "" {
+			// Fail closed: recording on, and nowhere to record, would
+			// answer every request 503; better not to start.
+			errs = append(errs, errors.New("IMAGO_AUDIT_TABLE is required on the AWS backends (or set IMAGO_AUDIT=off)"))
+		}
 		if c.Bucket == "" {
 			errs = append(errs, errors.New("IMAGO_BUCKET is required when IMAGO_TABLE is set"))
 		}

@@ -57,6 +57,9 @@ type Config struct {
 	// DeletionDelay is how long a deleted document stays in the trash
 	// (IMAGO_DELETION_DELAY); zero: a delete purges at once.
 	DeletionDelay time.Duration
+	// AuditOff turns the recording of requests off (IMAGO_AUDIT=off); what
+	// was recorded is still served.
+	AuditOff bool
 	// IngestHook, when set, runs in Ingest after the attempt's blob is
 	// stored and before the record is marked available; an error fails
 	// the attempt. Tests use it to pause (or crash) an ingest at that
@@ -126,6 +129,9 @@ type Backends struct {
 	Staging Staging
 	// Links keeps share links; without it the link routes answer 500.
 	Links LinkStore
+	// Audit keeps the audit trail (audit.go); without it nothing is
+	// recorded and GET /audit answers 503.
+	Audit AuditLog
 }
 
 // Service implements Imago's operations. It is safe for concurrent use and
@@ -144,6 +150,9 @@ type Service struct {
 	keys    KeyService
 	staging Staging
 	links   LinkStore
+	// audit places and appends the audit trail's records; nil without an
+	// AuditLog.
+	audit *auditor
 	// linkKeys authenticate share links' tokens (Config.LinkKey).
 	linkKeys *linktoken.Keys
 	origin   origin
@@ -177,6 +186,9 @@ func NewService(b Backends, cfg Config, log *slog.Logger) *Service {
 		now:    func() time.Time { return time.Now().UTC() }}
 	if cfg.Now != nil {
 		s.now = func() time.Time { return cfg.Now().UTC() }
+	}
+	if b.Audit != nil {
+		s.audit = newAuditor(b.Audit, s.now)
 	}
 	s.reader = newCachingReader(b.Cache, func(ctx context.Context, id ID) (Record, error) { return s.meta.Get(ctx, id) },
 		s.origin.read, s.origin.prefetch, cfg, log)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/imagodocs/imago/internal/api"
 	"io"
 	"strings"
 	"time"
@@ -227,6 +228,9 @@ func (s *Service) sealStaged(ctx context.Context, op Op, key string, id ID, rec 
 		return E(op, fmt.Errorf("mark %s available: %w", id, err))
 	}
 	s.log.InfoContext(ctx, "document ingested", "document", id, "size", rec.Size)
+	if err := s.auditSystem(ctx, rec, api.ActionIngest, 200); err != nil {
+		return err // the event is retried: the record comes before its outcome is final
+	}
 	return s.deleteStaged(ctx, op, key)
 }
 
@@ -237,6 +241,9 @@ func (s *Service) failIngest(ctx context.Context, op Op, rec Record, key, reason
 	s.log.ErrorContext(ctx, "ingest failed for good; marking the document failed", "document", rec.ID, "reason", reason, "error", cause.Error())
 	if _, err := s.meta.MarkFailed(ctx, rec.ID, reason); err != nil && KindOf(err) != KindConflict && !IsNotFound(err) {
 		return E(op, fmt.Errorf("mark %s failed: %w", rec.ID, err))
+	}
+	if err := s.auditSystem(ctx, rec, api.ActionIngest, 422); err != nil {
+		return err
 	}
 	return s.deleteStaged(ctx, op, key)
 }

@@ -49,6 +49,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			continue
 		}
 		if rec.Status == StatusAvailable {
+			// The record of the removal comes first: a sweep that cannot
+			// store it removes nothing, and the next sweep tries again.
+			if err := s.auditSystem(ctx, rec, removalAction(rec), 200); err != nil {
+				return removed, err
+			}
 			err = s.sweepAvailable(ctx, op, rec)
 		} else {
 			err = s.purge(ctx, op, rec)
@@ -122,6 +127,13 @@ func (s *Service) Removed(ctx context.Context, old Record) error {
 		return nil
 	case !IsNotFound(err):
 		return E(op, fmt.Errorf("get record %s: %w", old.ID, err))
+	}
+	if old.Status == StatusAvailable {
+		// Recorded first: a record of the stream retried (an error here)
+		// records it again, a chain holding the removal at least once.
+		if err := s.auditSystem(ctx, old, removalAction(old), 200); err != nil {
+			return err
+		}
 	}
 	if err := s.reader.forget(ctx, old.ID); err != nil {
 		return E(op, KindUnavailable, fmt.Errorf("remove %s from the cache: %w", old.ID, err))

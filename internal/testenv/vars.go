@@ -4,10 +4,11 @@ import "os"
 
 // AWSVars are the variables that point the AWS family of backends at the
 // local servers: the region, each service's endpoint, and the table,
-// bucket and key whose presence selects the AWS backends.
+// bucket and key whose presence selects the AWS backends, and the audit
+// trail's table.
 var AWSVars = []string{
 	"AWS_REGION", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS",
-	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID",
+	"IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_AUDIT_TABLE",
 }
 
 // CredentialVars are the local servers' credentials (scripts/testenv

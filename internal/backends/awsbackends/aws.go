@@ -64,8 +64,12 @@ func openAWS(ctx context.Context, cfg config.Config) (*backends.Set, error) {
 	s3Client := s3store.NewClient(awsCfg)
 	set.Blobs = s3store.New(s3Client, cfg.Bucket)
 	set.Staging = s3store.NewStaging(s3Client, cfg.Bucket, cfg.StagingPrefix)
-	meta := dynamostore.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
+	ddb := dynamodb.NewFromConfig(awsCfg)
+	meta := dynamostore.New(ddb, cfg.Table)
 	set.Meta, set.Links = meta, meta
+	if cfg.AuditTable != "" {
+		set.Audit = dynamostore.NewAuditStore(ddb, cfg.AuditTable)
+	}
 	set.Keys = kmskeys.New(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	return set, nil
 }

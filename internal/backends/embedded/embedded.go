@@ -69,7 +69,7 @@ func open(cfg config.Config, stagingURL string) (*backends.Set, *localstaging.Ar
 	if err != nil {
 		return set, nil, err
 	}
-	set.Blobs, set.Meta, set.Links, set.Keys, set.Staging = blobs, meta, meta, keys, staging
+	set.Blobs, set.Meta, set.Links, set.Audit, set.Keys, set.Staging = blobs, meta, meta, meta, keys, staging
 	return set, staging, nil
 }
 

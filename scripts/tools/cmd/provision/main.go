@@ -76,6 +76,7 @@ func attributeDefinitions(ixs []index) []ddbtypes.AttributeDefinition {
 func main() {
 	bucket := flag.String("bucket", "imago-test", "S3 bucket")
 	table := flag.String("table", "imago-test", "DynamoDB table")
+	auditTable := flag.String("audit-table", "", "DynamoDB table of the audit trail (none when empty)")
 	alias := flag.String("alias", "alias/imago-test", "KMS key alias")
 	only := flag.String("only", "s3,dynamodb,kms", "comma-separated services to provision")
 	timeout := flag.Duration("timeout", 90*time.Second, "overall timeout")
@@ -101,6 +102,11 @@ func main() {
 	if want["dynamodb"] {
 		if err := provisionTable(ctx, dynamodb.NewFromConfig(cfg), *table); err != nil {
 			log.Fatalf("DynamoDB (DynamoDB Local): table %s: %v", *table, err)
+		}
+		if *auditTable != "" {
+			if err := provisionAuditTable(ctx, dynamodb.NewFromConfig(cfg), *auditTable); err != nil {
+				log.Fatalf("DynamoDB (DynamoDB Local): audit table %s: %v", *auditTable, err)
+			}
 		}
 	}
 	if want["kms"] {
@@ -320,5 +326,48 @@ func provisionKey(ctx context.Context, c *kms.Client, alias string) error {
 		return fmt.Errorf("CreateAlias: %w", err)
 	}
 	log.Printf("KMS %s: created (key %s)", alias, keyID)
+	return nil
+}
+
+// provisionAuditTable creates the audit trail's table as dynamostore's
+// AuditStore uses it: chain_key and seq, the tenant-time index, a stream of
+// new images (a SIEM's feed). An existing table is left as it is.
+func provisionAuditTable(ctx context.Context, c *dynamodb.Client, table string) error {
+	_, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+	var rnf *ddbtypes.ResourceNotFoundException
+	switch {
+	case err == nil:
+		log.Printf("DynamoDB audit table %s: exists", table)
+		return nil
+	case !errors.As(err, &rnf):
+		return fmt.Errorf("DescribeTable: %w", err)
+	}
+	s := func(name string) ddbtypes.AttributeDefinition {
+		return ddbtypes.AttributeDefinition{AttributeName: aws.String(name), AttributeType: ddbtypes.ScalarAttributeTypeS}
+	}
+	_, err = c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   &table,
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{s("chain_key"), s("tenant"), s("time_key"),
+			{AttributeName: aws.String("seq"), AttributeType: ddbtypes.ScalarAttributeTypeN}},
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String("chain_key"), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String("seq"), KeyType: ddbtypes.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{index{"tenant-time", "tenant", "time_key"}.gsi()},
+		StreamSpecification:    &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddbtypes.StreamViewTypeNewImage},
+	})
+	var inUse *ddbtypes.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("CreateTable: %w", err)
+	}
+	w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 200 * time.Millisecond
+		o.MaxDelay = 2 * time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 60*time.Second); err != nil {
+		return fmt.Errorf("wait for table: %w", err)
+	}
+	log.Printf("DynamoDB audit table %s: created", table)
 	return nil
 }
