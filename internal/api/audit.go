@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"sort"
 )
 
 // AuditRecord is one record of the audit trail: the answer of GET /audit
@@ -88,3 +90,51 @@ const (
 	DefaultAuditLimit = 100
 	MaxAuditLimit     = 1000
 )
+
+// AuditBreak is where VerifyAudit found a chain broken: the first record
+// that does not hold, and why.
+type AuditBreak struct {
+	Record AuditRecord
+	// Why is "changed" (its hash is not its content's), "removed before
+	// it" (its chain skips a sequence number), or "out of order" (its prev
+	// is not the hash of the record before it).
+	Why string
+}
+
+func (b *AuditBreak) Error() string {
+	return fmt.Sprintf("audit record %s (chain %s, seq %d): %s", b.Record.ID, b.Record.Chain, b.Record.Seq, b.Why)
+}
+
+// VerifyAudit checks the chains of records (in any order): every record's
+// hash, every chain's sequence from 1 without a gap, every prev the hash
+// of the record before. It returns the first record that breaks, by chain
+// id then seq, or nil. (A chain's last records, or a whole chain, removed
+// leave no trace in the chains themselves.)
+func VerifyAudit(records []AuditRecord) *AuditBreak {
+	byChain := map[string][]AuditRecord{}
+	for _, r := range records {
+		byChain[r.Chain] = append(byChain[r.Chain], r)
+	}
+	chains := make([]string, 0, len(byChain))
+	for c := range byChain {
+		chains = append(chains, c)
+	}
+	sort.Strings(chains)
+	for _, c := range chains {
+		recs := byChain[c]
+		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
+		prev, seq := "", int64(0)
+		for _, r := range recs {
+			switch {
+			case AuditHash(r) != r.Hash:
+				return &AuditBreak{r, "changed"}
+			case r.Seq != seq+1:
+				return &AuditBreak{r, "removed before it"}
+			case r.Prev != prev:
+				return &AuditBreak{r, "out of order"}
+			}
+			prev, seq = r.Hash, r.Seq
+		}
+	}
+	return nil
+}

@@ -33,6 +33,17 @@ func TestBoltStore_LinkContract(t *testing.T) {
 	})
 }
 
+func TestBoltStore_AuditContract(t *testing.T) {
+	storetest.TestAuditLog(t, func(t *testing.T) docstore.AuditLog {
+		s, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestBoltStore_SecondProcessGetsClearError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "meta.db")
 	s, err := boltstore.Open(path)

@@ -39,6 +39,14 @@ func TestDynamoStore_LinkContract(t *testing.T) {
 	})
 }
 
+func TestDynamoStore_AuditContract(t *testing.T) {
+	client, _ := localDynamo(t)
+	table := testenv.Require(t, "IMAGO_AUDIT_TABLE")["IMAGO_AUDIT_TABLE"]
+	storetest.TestAuditLog(t, func(t *testing.T) docstore.AuditLog {
+		return dynamostore.NewAuditStore(client, table)
+	})
+}
+
 // TestDynamoStore_ItemLayout checks the items themselves: what the listing
 // index and the TTL rely on, and that no plaintext key is ever written.
 func TestDynamoStore_ItemLayout(t *testing.T) {
