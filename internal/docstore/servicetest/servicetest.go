@@ -136,6 +136,9 @@ var behaviours = []struct {
 	{"HoldWinsOverAPausedPurge", testHoldWinsOverAPausedPurge},
 	{"SweepSurvivesBeingCutShort", testSweepSurvivesBeingCutShort},
 	{"StreamRecordOfAnEarlierDocument", testStreamRecordOfAnEarlierDocument},
+	{"AuditRecordsEveryRequest", testAuditRecordsEveryRequest},
+	{"AuditFailsClosed", testAuditFailsClosed},
+	{"AuditChainsUnderConcurrentWriters", testAuditChainsUnderConcurrentWriters},
 }
 
 func randomDoc(n int) []byte {
