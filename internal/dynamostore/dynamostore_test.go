@@ -2,7 +2,10 @@ package dynamostore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/dynamostore"
 	"github.com/imagodocs/imago/internal/storetest"
@@ -140,4 +144,86 @@ func numAttr(item map[string]types.AttributeValue, name string) string {
 		return v.Value
 	}
 	return ""
+}
+
+// TestDynamoStore_AuditTampering changes, removes and reorders records
+// stored in the audit table, as someone with write access to it could
+// (the functions cannot), and checks that the chains read back show it,
+// naming the first broken record.
+func TestDynamoStore_AuditTampering(t *testing.T) {
+	client, _ := localDynamo(t)
+	table := testenv.Require(t, "IMAGO_AUDIT_TABLE")["IMAGO_AUDIT_TABLE"]
+	s := dynamostore.NewAuditStore(client, table)
+	ctx := t.Context()
+	for _, tamper := range []struct {
+		name string
+		do   func(t *testing.T, key func(seq int64) map[string]types.AttributeValue)
+		at   int64 // the seq VerifyAudit names
+		why  string
+	}{
+		{"change", func(t *testing.T, key func(int64) map[string]types.AttributeValue) {
+			update(t, client, table, key(3), "SET #s = :v", map[string]string{"#s": "status"}, map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: "200"}})
+		}, 3, "changed"},
+		{"remove", func(t *testing.T, key func(int64) map[string]types.AttributeValue) {
+			if _, err := client.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: key(2)}); err != nil {
+				t.Fatal(err)
+			}
+		}, 3, "removed before it"},
+		{"reorder", func(t *testing.T, key func(int64) map[string]types.AttributeValue) {
+			// Records 2 and 3 trade places (their seq), each otherwise whole.
+			a, b := get(t, client, table, key(2)), get(t, client, table, key(3))
+			a["seq"], b["seq"] = b["seq"], a["seq"]
+			for _, it := range []map[string]types.AttributeValue{a, b} {
+				if _, err := client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: it}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, 2, "changed"},
+	} {
+		t.Run(tamper.name, func(t *testing.T) {
+			tenant := docstore.Tenant("tamper-" + string(docstore.NewID()))
+			svc := docstore.NewService(docstore.Backends{Audit: s}, docstore.Config{}, nil)
+			for i := range 4 {
+				if err := svc.Audit(ctx, docstore.AuditEntry{Tenant: tenant, Actor: "a", Action: "read", Status: 404 + i}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recs, err := s.Query(ctx, tenant, docstore.AuditQuery{}, nil, 100)
+			if err != nil || len(recs) != 4 || api.VerifyAudit(recs) != nil {
+				t.Fatalf("before: %d records, %v", len(recs), err)
+			}
+			chain := recs[0].Chain
+			sum := sha256.Sum256([]byte(tenant))
+			key := func(seq int64) map[string]types.AttributeValue {
+				return map[string]types.AttributeValue{"chain_key": &types.AttributeValueMemberS{Value: hex.EncodeToString(sum[:16]) + "/" + chain},
+					"seq": &types.AttributeValueMemberN{Value: strconv.FormatInt(seq, 10)}}
+			}
+			tamper.do(t, key)
+			recs, err = s.Query(ctx, tenant, docstore.AuditQuery{}, nil, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := api.VerifyAudit(recs)
+			if b == nil || b.Record.Seq != tamper.at || b.Why != tamper.why {
+				t.Fatalf("after a %s: %v, want seq %d %s", tamper.name, b, tamper.at, tamper.why)
+			}
+		})
+	}
+}
+
+func update(t *testing.T, c *dynamodb.Client, table string, key map[string]types.AttributeValue, expr string, names map[string]string, values map[string]types.AttributeValue) {
+	t.Helper()
+	if _, err := c.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: key,
+		UpdateExpression: aws.String(expr), ExpressionAttributeNames: names, ExpressionAttributeValues: values}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, c *dynamodb.Client, table string, key map[string]types.AttributeValue) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := c.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil || len(out.Item) == 0 {
+		t.Fatalf("get %v: %v", key, err)
+	}
+	return out.Item
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
@@ -208,6 +209,10 @@ func testRetention(t *testing.T, h Harness) {
 	}
 	r.expireInStore(t, d)
 	r.storageGone(t, "after the store's expiry", d, rec.Blob())
+	expired, err := r.svc.AuditPage(ctx, r.tenant, docstore.AuditQuery{Document: d.ID, Action: api.ActionExpire}, 0, "")
+	if err != nil || len(expired.Records) == 0 || expired.Records[0].Actor != api.ActorSystem {
+		t.Fatalf("the trail's record of the expiry: %+v %v", expired.Records, err)
+	}
 	if _, err := r.set.Links.Link(ctx, l.ID); !docstore.IsNotFound(err) {
 		t.Fatalf("a link of an expired document is kept: %v", err)
 	}
@@ -260,6 +265,10 @@ func testTrashAndRestore(t *testing.T, h Harness) {
 	}
 	r.expireInStore(t, d)
 	r.storageGone(t, "purged at purge_at", d, rec.Blob())
+	purged, err := r.svc.AuditPage(ctx, r.tenant, docstore.AuditQuery{Document: d.ID, Action: api.ActionPurge}, 0, "")
+	if err != nil || len(purged.Records) == 0 || purged.Records[0].Actor != api.ActorSystem {
+		t.Fatalf("the trail's record of the purge at purge_at: %+v %v", purged.Records, err)
+	}
 	r.clock.Store(0)
 
 	// ?purge=true: at once, from the trash or not.
