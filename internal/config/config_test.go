@@ -50,7 +50,7 @@ func TestEveryProblemIsReported(t *testing.T) {
 }
 
 func TestAWSAndCacheKey(t *testing.T) {
-	c, err := FromEnv(env(map[string]string{"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k",
+	c, err := FromEnv(env(map[string]string{"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k", "IMAGO_AUDIT_TABLE": "a",
 		"IMAGO_CACHE_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "IMAGO_REDIS_URL": "rediss://cache:6379"}))
 	if err != nil {
 		t.Fatal(err)
@@ -118,5 +118,42 @@ func TestParseDurationTakesGoFormAndWholeDays(t *testing.T) {
 	})
 	if err != nil || cfg.CacheTTL != 24*time.Hour {
 		t.Fatalf("IMAGO_CACHE_TTL=1d: %v, %v", cfg.CacheTTL, err)
+	}
+}
+
+// The policy's and the audit trail's settings: durations with days, off
+// values, and the audit table that the AWS backends need unless recording
+// is off.
+func TestPolicyAndAuditSettings(t *testing.T) {
+	aws := map[string]string{"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range aws {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	c, err := FromEnv(env(with(map[string]string{"IMAGO_AUDIT_TABLE": "audit", "IMAGO_RETENTION": "30d", "IMAGO_DELETION_DELAY": "72h", "IMAGO_LINK_MAX_TTL": "2h"})))
+	if err != nil || c.Retention != 30*24*time.Hour || c.DeletionDelay != 72*time.Hour || c.AuditOff || c.AuditTable != "audit" || c.LinkMaxTTL != 2*time.Hour {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c, err := FromEnv(env(with(map[string]string{"IMAGO_AUDIT": "off", "IMAGO_RETENTION": "0", "IMAGO_DELETION_DELAY": ""}))); err != nil || !c.AuditOff || c.Retention != 0 || c.DeletionDelay != 0 {
+		t.Fatalf("audit off, no retention, no delay: %+v %v", c, err)
+	}
+	if _, err := FromEnv(env(aws)); err == nil || !strings.Contains(err.Error(), "IMAGO_AUDIT_TABLE") {
+		t.Fatalf("the AWS backends, recording on, no audit table: %v", err)
+	}
+	for name, bad := range map[string]map[string]string{
+		"IMAGO_AUDIT":          {"IMAGO_AUDIT": "maybe"},
+		"IMAGO_RETENTION":      {"IMAGO_RETENTION": "-1h"},
+		"IMAGO_DELETION_DELAY": {"IMAGO_DELETION_DELAY": "soon"},
+		"IMAGO_LINK_MAX_TTL":   {"IMAGO_LINK_MAX_TTL": "30s"},
+	} {
+		if _, err := FromEnv(env(bad)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want an error naming it", name, err)
+		}
 	}
 }

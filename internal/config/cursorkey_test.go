@@ -13,7 +13,7 @@ import (
 )
 
 var awsLambda = map[string]string{"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k",
-	"AWS_LAMBDA_FUNCTION_NAME": "imago-metadata", "IMAGO_LINK_SECRET": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))}
+	"AWS_LAMBDA_FUNCTION_NAME": "imago-metadata", "IMAGO_AUDIT_TABLE": "a", "IMAGO_LINK_SECRET": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))}
 
 func TestCursorSecretFromTheEnvironment(t *testing.T) {
 	if CursorKeySize != docstore.CursorKeySize {
@@ -47,7 +47,7 @@ func TestCursorSecretIsRequiredInALambdaOnAWS(t *testing.T) {
 	// Outside Lambda (imago serve on AWS) and on the embedded backends
 	// (even in a Lambda), the data folder holds it.
 	for name, vars := range map[string]map[string]string{
-		"imago serve on AWS":          {"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k"},
+		"imago serve on AWS":          {"IMAGO_TABLE": "t", "IMAGO_BUCKET": "b", "IMAGO_KMS_KEY_ID": "alias/k", "IMAGO_AUDIT_TABLE": "a"},
 		"embedded, in a Lambda":       {"AWS_LAMBDA_FUNCTION_NAME": "imago-metadata"},
 		"embedded, under imago serve": {},
 	} {
