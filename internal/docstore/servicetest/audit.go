@@ -155,6 +155,20 @@ func testAuditRecordsEveryRequest(t *testing.T, h Harness) {
 	if b := api.VerifyAudit(got); b != nil {
 		t.Fatalf("the owner's chains: %v", b)
 	}
+	// A presigned upload's ingest is Imago's own doing: a record of the
+	// system's, in the owner's trail.
+	up2, err := svc.CreateUpload(context.Background(), docstore.CreateUploadRequest{Tenant: docstore.Tenant(owner), Filename: "big.bin", Size: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Raw.Stage(t, set.StagingPrefix+string(up2.ID), randomDoc(5000))
+	if err := svc.Ingest(context.Background(), set.StagingPrefix+string(up2.ID)); err != nil {
+		t.Fatal(err)
+	}
+	ingested, err := svc.AuditPage(context.Background(), docstore.Tenant(owner), docstore.AuditQuery{Document: up2.ID, Action: api.ActionIngest}, 0, "")
+	if err != nil || len(ingested.Records) != 1 || ingested.Records[0].Actor != api.ActorSystem || ingested.Records[0].Status != 200 {
+		t.Fatalf("the ingest's record: %+v %v", ingested.Records, err)
+	}
 	theirs := trail(t, svc, docstore.Tenant(other))
 	if len(theirs) != 1 || theirs[0].Status != 404 || theirs[0].Actor != other || theirs[0].Action != api.ActionStat {
 		t.Fatalf("the other tenant's trail: %+v", theirs)
