@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/imagodocs/imago/internal/api"
+	wire "github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/apigw"
 )
 
@@ -20,7 +20,7 @@ func TestEveryRouteHasAnAuditAction(t *testing.T) {
 			}
 			continue
 		}
-		if !slices.Contains(api.AuditActions, r.Action) {
+		if !slices.Contains(wire.AuditActions, r.Action) {
 			t.Errorf("%s: action %q is not one of the trail's", r.Key(), r.Action)
 		}
 	}
