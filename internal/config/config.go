@@ -117,12 +117,6 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	} else if c.LinkMaxTTL < time.Minute {
 		errs = append(errs, errors.New("IMAGO_LINK_MAX_TTL must be at least 1m: a share link lives at least 60 seconds"))
 	}
-	if c.Retention, err = optionalDuration(getenv, "IMAGO_RETENTION"); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DeletionDelay, err = optionalDuration(getenv, "IMAGO_DELETION_DELAY"); err != nil {
-		errs = append(errs, err)
-	}
 	if c.CacheMaxBytes, err = size(getenv, "IMAGO_CACHE_MAX_BYTES", DefaultCacheMaxBytes); err != nil {
 		errs = append(errs, err)
 	}
@@ -136,6 +130,75 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	} else if c.MultipartThreshold == 0 || c.MultipartThreshold > MaxMultipartThreshold {
 		errs = append(errs, fmt.Errorf("IMAGO_MULTIPART_THRESHOLD must be between 1 and %d (5 GiB, the largest single S3 PUT)", int64(MaxMultipartThreshold)))
 	}
+	errs = append(errs, c.readSecrets(getenv)...)
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))
+	} else if c.RedisURL != "" {
+		if err := checkRedisCluster(c.RedisURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.StagingPrefix == "" || strings.HasPrefix(c.StagingPrefix, "/") || !strings.HasSuffix(c.StagingPrefix, "/") || c.StagingPrefix == "blobs/" {
+		errs = append(errs, errors.New("IMAGO_STAGING_PREFIX must be a relative prefix ending in '/', other than blobs/"))
+	}
+	errs = append(errs, c.readPolicyAndAudit(getenv)...)
+	if c.UsesAWS() {
+		if !c.AuditOff && c.AuditTable == "" {
+			// Fail closed: recording on, and nowhere to record, would
+			// answer every request 503; better not to start.
+			errs = append(errs, errors.New("IMAGO_AUDIT_TABLE is required on the AWS backends (or set IMAGO_AUDIT=off)"))
+		}
+		if c.Bucket == "" {
+			errs = append(errs, errors.New("IMAGO_BUCKET is required when IMAGO_TABLE is set"))
+		}
+		if c.KMSKeyID == "" {
+			errs = append(errs, errors.New("IMAGO_KMS_KEY_ID is required when IMAGO_TABLE is set"))
+		}
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q is not a positive duration (e.g. 30s, 5m, 720h, 30d)", name, v)
+	}
+	return d, nil
+}
+
+// readPolicyAndAudit reads the documents' default retention, the
+// deletion delay and whether requests are recorded.
+func (c *Config) readPolicyAndAudit(getenv func(string) string) []error {
+	var errs []error
+	var err error
+	if c.Retention, err = optionalDuration(getenv, "IMAGO_RETENTION"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DeletionDelay, err = optionalDuration(getenv, "IMAGO_DELETION_DELAY"); err != nil {
+		errs = append(errs, err)
+	}
+	switch strings.ToLower(strings.TrimSpace(getenv("IMAGO_AUDIT"))) {
+	case "", "on":
+	case "off":
+		c.AuditOff = true
+	default:
+		errs = append(errs, errors.New("IMAGO_AUDIT must be on or off"))
+	}
+	return errs
+}
+
+// readSecrets reads the deployment's keys: the cache's seal key, and the
+// secrets of cursors and share links, which every instance of a Lambda
+// deployment must share.
+func (c *Config) readSecrets(getenv func(string) string) []error {
+	var errs []error
 	if v := getenv("IMAGO_CACHE_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(v)
 		if err != nil || len(key) != 32 {
@@ -169,52 +232,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		// share links with the one secret of the deployment.
 		errs = append(errs, errors.New("IMAGO_LINK_SECRET is required in a Lambda function on the AWS backends: the deployment's secret (32 bytes, base64) that authenticates share links"))
 	}
-	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
-		errs = append(errs, errors.New("IMAGO_REDIS_URL must start with redis:// or rediss://"))
-	} else if c.RedisURL != "" {
-		if err := checkRedisCluster(c.RedisURL); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.StagingPrefix == "" || strings.HasPrefix(c.StagingPrefix, "/") || !strings.HasSuffix(c.StagingPrefix, "/") || c.StagingPrefix == "blobs/" {
-		errs = append(errs, errors.New("IMAGO_STAGING_PREFIX must be a relative prefix ending in '/', other than blobs/"))
-	}
-	switch strings.ToLower(strings.TrimSpace(getenv("IMAGO_AUDIT"))) {
-	case "", "on":
-	case "off":
-		c.AuditOff = true
-	default:
-		errs = append(errs, errors.New("IMAGO_AUDIT must be on or off"))
-	}
-	if c.UsesAWS() {
-		if !c.AuditOff && c.AuditTable == "" {
-			// Fail closed: recording on, and nowhere to record, would
-			// answer every request 503; better not to start.
-			errs = append(errs, errors.New("IMAGO_AUDIT_TABLE is required on the AWS backends (or set IMAGO_AUDIT=off)"))
-		}
-		if c.Bucket == "" {
-			errs = append(errs, errors.New("IMAGO_BUCKET is required when IMAGO_TABLE is set"))
-		}
-		if c.KMSKeyID == "" {
-			errs = append(errs, errors.New("IMAGO_KMS_KEY_ID is required when IMAGO_TABLE is set"))
-		}
-	}
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
-	}
-	return c, nil
-}
-
-func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
-	v := getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	d, err := ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s=%q is not a positive duration (e.g. 30s, 5m, 720h, 30d)", name, v)
-	}
-	return d, nil
+	return errs
 }
 
 // optionalDuration is a duration that may be unset or 0 (off).
