@@ -40,18 +40,18 @@ import (
 // AuditEntry is what a request's record says; the Auditor places it in a
 // chain.
 type AuditEntry struct {
-	Tenant     Tenant
-	Actor      string
-	Action     string
-	Document   ID
-	Link       LinkID
-	Status     int
-	RequestID  string
-	SourceIP   string
-	UserAgent  string
-	Bytes      *int64
-	Cache      string
-	Range      string
+	Tenant    Tenant
+	Actor     string
+	Action    string
+	Document  ID
+	Link      LinkID
+	Status    int
+	RequestID string
+	SourceIP  string
+	UserAgent string
+	Bytes     *int64
+	Cache     string
+	Range     string
 }
 
 // AuditQuery filters a tenant's records.
