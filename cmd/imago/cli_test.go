@@ -40,6 +40,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{"share", "-h"}, {"share", "--expires", "2h", "id", "-h"}, {"links", "-h"}, {"unshare", "--help"}, {"help", "share"},
 		{"restore", "-h"}, {"hold", "-h"}, {"release", "--help"}, {"help", "restore"}, {"rm", "--purge", "id", "-h"},
 		{"put", "--expires-in", "2h", "f", "-h"}, {"ls", "--trash", "-h"},
+		{"audit", "-h"}, {"audit", "verify", "-h"}, {"audit", "--since", "24h", "-h"}, {"help", "audit"},
 	} {
 		// serve -h must not start a server: the listen address is taken.
 		status, stdout, stderr := run(t, map[string]string{"IMAGO_ADDR": "256.0.0.1:1"}, args...)

@@ -2,7 +2,7 @@
 // `imago serve` puts the three Lambda functions' handlers behind a local
 // HTTP front, on embedded backends, or on S3, DynamoDB, KMS and Redis when
 // IMAGO_TABLE (and IMAGO_REDIS_URL) are set; put, get, ls, stat, rm,
-// restore, hold, release, share, links and unshare (cli.go) drive
+// restore, hold, release, share, links, unshare and audit (cli.go) drive
 // internal/client.
 package main
 
@@ -52,11 +52,15 @@ commands:
                                             create a share link to a document; prints its URL
   links [--json] ID                         list a document's live share links
   unshare ID LINK_ID                        revoke a share link
+  audit [--since T] [--until T] [--action A] [--limit N] [--json] [ID]
+                                            your audit trail, newest first
+  audit verify                              check that the trail is intact
   version                                   the version
 
 The client commands talk to --url (default IMAGO_URL, else http://$IMAGO_ADDR) with
 --token (default IMAGO_TOKEN) as bearer token. "imago <command> -h" tells more.
-Exit status: 0 success, 1 failure, 2 usage error, 3 not found, 4 integrity failure.
+Exit status: 0 success, 1 failure, 2 usage error, 3 not found, 4 integrity failure
+(a SHA-256 mismatch, or an audit trail that is not intact).
 `
 
 const serveHelp = `usage: imago serve

@@ -4,7 +4,8 @@
 // resumes — and downloads them whole or in parallel Range parts into a
 // file that only takes its name once its SHA-256 checked out. It also
 // manages share links and a document's policy: the trash, restore, purge,
-// the legal hold.
+// the legal hold; and it reads the caller's audit trail and checks that
+// its chains are intact (audit.go).
 //
 // Every request that answers 429 or 503, or fails at the network, is
 // retried with exponential backoff and jitter, honouring Retry-After —

@@ -30,7 +30,8 @@ import (
 // ingest), metadata, listing, deletion, whole and Range downloads (413
 // over the inline limit), share links (create, list, revoke), a
 // document's policy (retention at upload, the trash, restore, purge, the
-// legal hold) — so that the client's logic is tested with
+// legal hold), the audit trail's listing (GET /audit, from the records a
+// test gives it) — so that the client's logic is tested with
 // faults injected where a real server would not make them. The real
 // `imago serve` is driven by cmd/imago's tests.
 type fakeAPI struct {
@@ -65,11 +66,13 @@ type fakeAPI struct {
 	inFlight  int        // requests being served, under mu
 	drained   *sync.Cond // signalled when inFlight drops to 0
 	docs      map[string]*fakeDoc
-	order     []string       // creation order
-	requests  map[string]int // "METHOD route" → count
-	partPuts  map[int]int    // part number → successful PUTs
-	rangeGets []string       // Range headers of content GETs answered
-	linkPosts []string       // bodies of POST /documents/{id}/links
+	order     []string          // creation order
+	requests  map[string]int    // "METHOD route" → count
+	partPuts  map[int]int       // part number → successful PUTs
+	rangeGets []string          // Range headers of content GETs answered
+	linkPosts []string          // bodies of POST /documents/{id}/links
+	auditRecs []api.AuditRecord // GET /audit's records, newest first
+	auditGets []string          // the queries of GET /audit answered
 }
 
 type fakeDoc struct {
@@ -284,6 +287,8 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		f.partPuts[n]++
 		w.Header().Set("ETag", etag(body))
 		w.WriteHeader(200)
+	case r.Method == "GET" && r.URL.Path == "/audit":
+		f.audit(w, r)
 	case p[0] != "documents":
 		apiError(w, 404, "not_found", "no route")
 	case r.Method == "GET" && len(p) == 1:
@@ -567,4 +572,79 @@ func (f *fakeAPI) posted() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.linkPosts)
+}
+
+// setAudit gives GET /audit these records, newest first.
+func (f *fakeAPI) setAudit(recs []api.AuditRecord) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auditRecs = slices.Clone(recs)
+}
+
+// auditQueries returns the queries of the GET /audit requests answered.
+func (f *fakeAPI) auditQueries() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.auditGets)
+}
+
+// audit answers GET /audit as docs/design.md says: filters, limit (100 by
+// default, 1000 at most), an opaque cursor; a bad one is a 400.
+func (f *fakeAPI) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := api.DefaultAuditLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxAuditLimit {
+			apiError(w, 400, "invalid", "bad limit")
+			return
+		}
+		limit = n
+	}
+	bounds := map[string]time.Time{}
+	for _, name := range []string{"since", "until"} {
+		if v := q.Get(name); v != "" {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				apiError(w, 400, "invalid", name+" must be an RFC 3339 time")
+				return
+			}
+			bounds[name] = at
+		}
+	}
+	start := 0
+	if v := q.Get("cursor"); v != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(v, "c"))
+		if err != nil || !strings.HasPrefix(v, "c") {
+			apiError(w, 400, "invalid", "bad cursor")
+			return
+		}
+		start = n
+	}
+	f.auditGets = append(f.auditGets, r.URL.RawQuery)
+	var selected []api.AuditRecord
+	for _, rec := range f.auditRecs {
+		at, _ := time.Parse(api.AuditTimeLayout, rec.Time)
+		if since, ok := bounds["since"]; ok && at.Before(since) {
+			continue
+		}
+		if until, ok := bounds["until"]; ok && !at.Before(until) {
+			continue
+		}
+		if d := q.Get("document"); d != "" && rec.DocumentID != d {
+			continue
+		}
+		if a := q.Get("action"); a != "" && rec.Action != a {
+			continue
+		}
+		selected = append(selected, rec)
+	}
+	page := api.AuditPage{Records: []api.AuditRecord{}}
+	for i := start; i < len(selected) && i < start+limit; i++ {
+		page.Records = append(page.Records, selected[i])
+	}
+	if start+limit < len(selected) {
+		page.NextCursor = "c" + strconv.Itoa(start+limit)
+	}
+	writeJSONAnswer(w, 200, page)
 }
