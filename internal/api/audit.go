@@ -1,11 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // AuditRecord is one record of the audit trail: the answer of GET /audit
@@ -91,49 +92,79 @@ const (
 	MaxAuditLimit     = 1000
 )
 
+// What VerifyAudit finds wrong with a record (AuditBreak.Why).
+const (
+	// AuditChanged: the record's hash is not the hash of its contents.
+	AuditChanged = "changed"
+	// AuditRemovedBefore: the record's seq skips one or more after the
+	// previous record of its chain: those were removed.
+	AuditRemovedBefore = "removed before it"
+	// AuditOutOfOrder: the record's prev is not the hash of the record
+	// before it in its chain (or not empty for the first), or its seq is
+	// not after that record's.
+	AuditOutOfOrder = "out of order"
+)
+
 // AuditBreak is where VerifyAudit found a chain broken: the first record
-// that does not hold, and why.
+// that does not hold, why (AuditChanged, AuditRemovedBefore,
+// AuditOutOfOrder), and the detail.
 type AuditBreak struct {
 	Record AuditRecord
-	// Why is "changed" (its hash is not its content's), "removed before
-	// it" (its chain skips a sequence number), or "out of order" (its prev
-	// is not the hash of the record before it).
-	Why string
+	Why    string
+	Detail string
 }
 
 func (b *AuditBreak) Error() string {
-	return fmt.Sprintf("audit record %s (chain %s, seq %d): %s", b.Record.ID, b.Record.Chain, b.Record.Seq, b.Why)
+	return fmt.Sprintf("audit record %s (chain %s, seq %d) %s: %s", b.Record.ID, b.Record.Chain, b.Record.Seq, b.Why, b.Detail)
 }
 
-// VerifyAudit checks the chains of records (in any order): every record's
-// hash, every chain's sequence from 1 without a gap, every prev the hash
-// of the record before. It returns the first record that breaks, by chain
-// id then seq, or nil. (A chain's last records, or a whole chain, removed
-// leave no trace in the chains themselves.)
+// VerifyAudit checks that records, in any order, form intact chains:
+// grouped by Chain and sorted by Seq, each record's Hash is AuditHash of
+// it, Seq runs 1, 2, 3… with no gap, and each Prev is the Hash of the
+// record before it ("" for the first). It returns the first record, by
+// chain id then seq (ties by id, whatever the order listed), that breaks
+// this, or nil.
+//
+// What chains cannot show: the removal of a chain's last records (nothing
+// after them points back), or of a whole chain. A record changed and its
+// hash computed again is found at the next record of its chain, whose prev
+// no longer matches — unless it was the last.
 func VerifyAudit(records []AuditRecord) *AuditBreak {
-	byChain := map[string][]AuditRecord{}
+	chains := map[string][]AuditRecord{}
 	for _, r := range records {
-		byChain[r.Chain] = append(byChain[r.Chain], r)
+		chains[r.Chain] = append(chains[r.Chain], r)
 	}
-	chains := make([]string, 0, len(byChain))
-	for c := range byChain {
-		chains = append(chains, c)
+	ids := make([]string, 0, len(chains))
+	for id := range chains {
+		ids = append(ids, id)
 	}
-	sort.Strings(chains)
-	for _, c := range chains {
-		recs := byChain[c]
-		sort.SliceStable(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
-		prev, seq := "", int64(0)
-		for _, r := range recs {
+	slices.Sort(ids)
+	for _, id := range ids {
+		chain := chains[id]
+		slices.SortFunc(chain, func(a, b AuditRecord) int {
+			return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.ID, b.ID))
+		})
+		var prevSeq int64
+		prevHash := ""
+		for _, r := range chain {
+			fail := func(why, detail string) *AuditBreak { return &AuditBreak{Record: r, Why: why, Detail: detail} }
 			switch {
 			case AuditHash(r) != r.Hash:
-				return &AuditBreak{r, "changed"}
-			case r.Seq != seq+1:
-				return &AuditBreak{r, "removed before it"}
-			case r.Prev != prev:
-				return &AuditBreak{r, "out of order"}
+				return fail(AuditChanged, "its hash is not the hash of its contents")
+			case r.Seq > prevSeq+1 && prevSeq == 0:
+				return fail(AuditRemovedBefore, fmt.Sprintf("its chain begins at seq %d, not 1", r.Seq))
+			case r.Seq > prevSeq+1:
+				return fail(AuditRemovedBefore, fmt.Sprintf("seq %d follows seq %d", r.Seq, prevSeq))
+			case r.Seq < prevSeq+1 && prevSeq == 0:
+				return fail(AuditOutOfOrder, fmt.Sprintf("seq %d is not a place in a chain", r.Seq))
+			case r.Seq < prevSeq+1:
+				return fail(AuditOutOfOrder, fmt.Sprintf("a second record at seq %d", r.Seq))
+			case r.Prev != prevHash && prevSeq == 0:
+				return fail(AuditOutOfOrder, "the first record of its chain has a prev")
+			case r.Prev != prevHash:
+				return fail(AuditOutOfOrder, fmt.Sprintf("its prev is not the hash of seq %d", prevSeq))
 			}
-			prev, seq = r.Hash, r.Seq
+			prevSeq, prevHash = r.Seq, r.Hash
 		}
 	}
 	return nil

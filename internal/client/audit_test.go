@@ -157,7 +157,7 @@ func TestVerifyAuditFetchesEveryPage(t *testing.T) {
 	f.setAudit(newestFirst(recs))
 	_, err = c.VerifyAudit(context.Background())
 	var b *AuditBreak
-	if !errors.As(err, &b) || b.Record.ID != "a-0001" || b.Problem != AuditChanged || !IsAuditBreak(err) {
+	if !errors.As(err, &b) || b.Record.ID != "a-0001" || b.Why != AuditChanged || !IsAuditBreak(err) {
 		t.Fatalf("verify with the oldest record changed: %v", err)
 	}
 	f.setHook(failTimes(8, http.StatusServiceUnavailable, "", func(r *http.Request) bool { return true }))
@@ -256,7 +256,7 @@ func TestCheckAuditChains(t *testing.T) {
 	} {
 		_, err := CheckAuditChains(tc.tamper(intact()))
 		var b *AuditBreak
-		if !errors.As(err, &b) || b.Record.ID != tc.id || b.Problem != tc.problem || b.Detail != tc.detail {
+		if !errors.As(err, &b) || b.Record.ID != tc.id || b.Why != tc.problem || b.Detail != tc.detail {
 			t.Errorf("%s: %v; want record %s %s: %s", tc.name, err, tc.id, tc.problem, tc.detail)
 			continue
 		}
