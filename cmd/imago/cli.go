@@ -313,474 +313,225 @@ type reported struct{ error }
 func (r reported) Unwrap() error { return r.error }
 
 var commands = []*command{
-	{
-		name: "put", synopsis: "[-meta k=v]... [--expires-in DURATION] [--parallel N] [--quiet] FILE...",
-		summary: "Uploads each file — inline, by presigned PUT or in parallel parts, as its size requires —\nand prints each document's metadata JSON, one line each, once it is available.",
-		details: `Running put again on a file whose upload in parts was interrupted resumes it: only the
+	putCommand,
+	getCommand,
+	lsCommand,
+	statCommand,
+	rmCommand,
+	restoreCommand,
+	holdCommand,
+	releaseCommand,
+	shareCommand,
+	linksCommand,
+	unshareCommand,
+	auditCommand,
+	versionCommand,
+}
+
+// putCommand is `imago put`.
+var putCommand = &command{
+	name: "put", synopsis: "[-meta k=v]... [--expires-in DURATION] [--parallel N] [--quiet] FILE...",
+	summary: "Uploads each file — inline, by presigned PUT or in parallel parts, as its size requires —\nand prints each document's metadata JSON, one line each, once it is available.",
+	details: `Running put again on a file whose upload in parts was interrupted resumes it: only the
 parts the server lacks are sent, as long as the file's size and modification time are
 unchanged; a part the server lists with an ETag other than the MD5 of the file's bytes is
 sent again. The state of interrupted uploads is kept under the user's cache folder
 (imago/uploads). A document stored with a SHA-256 other than the file's is an integrity
 failure: put names it and exits 4.
-
 --expires-in sets each document's retention: it expires DURATION after its upload began
 (its metadata's expires_at), and is then gone for good. DURATION is Go's form (90m, 2h,
 1h30m) or whole days (30d), a whole number of seconds. Without it the server's retention
 applies (IMAGO_RETENTION; unset: never). A resumed upload keeps the retention, metadata and
 type of the run that began it.`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.transferFlags(fs)
-			fs.Var(metaFlags{}, "meta", "custom metadata `key=value` (repeatable)")
-			fs.String("type", "", "content type (default: from the file name's extension)")
-			fs.String("expires-in", "", "each document expires `DURATION` after its upload (default: the server's retention)")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 0 {
-				return usageError{"put: no FILE given"}
-			}
-			var expiresIn time.Duration
-			if isSet(fs, "expires-in") {
-				d, err := config.ParseDuration(fs.Lookup("expires-in").Value.String())
-				if err != nil || d < time.Second || d%time.Second != 0 {
-					return usageError{"put: --expires-in wants a duration of whole seconds, 1s or more (90m, 2h, 30d)"}
-				}
-				expiresIn = d
-			}
-			meta := fs.Lookup("meta").Value.(metaFlags)
-			contentType := fs.Lookup("type").Value.String()
-			cl := c.client()
-			return c.eachArg(args, func(path string) error {
-				d, err := cl.Put(ctx, path, client.PutOptions{ContentType: contentType, Metadata: meta,
-					ExpiresIn: expiresIn, Progress: c.progress(filepath.Base(path))})
-				if err != nil {
-					return err
-				}
-				return printJSON(c.stdout, d)
-			})
-		},
+	flags: func(c *cli, fs *flag.FlagSet) {
+		c.transferFlags(fs)
+		fs.Var(metaFlags{}, "meta", "custom metadata `key=value` (repeatable)")
+		fs.String("type", "", "content type (default: from the file name's extension)")
+		fs.String("expires-in", "", "each document expires `DURATION` after its upload (default: the server's retention)")
 	},
-	{
-		name: "get", synopsis: "[-o FILE|DIR] [--force] [--parallel N] [--quiet] ID",
-		summary: "Downloads a document, whole or in parallel Range parts, into FILE.part, checks its SHA-256,\nthen renames it to FILE. A FILE.part left by an interrupted get is resumed.",
-		details: `FILE defaults to the document's filename in the current folder; -o DIR writes that name
-into the folder DIR; -o - writes to stdout. An existing FILE is left alone (get fails before
-downloading anything) unless --force is given. A SHA-256 mismatch removes FILE.part and
-exits 4.`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.transferFlags(fs)
-			fs.String("o", "", "write to `FILE`, or into the folder DIR (default: the document's filename; - for stdout)")
-			fs.Bool("force", false, "replace FILE if it exists")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError{"get: want exactly one ID"}
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) == 0 {
+			return usageError{"put: no FILE given"}
+		}
+		var expiresIn time.Duration
+		if isSet(fs, "expires-in") {
+			d, err := config.ParseDuration(fs.Lookup("expires-in").Value.String())
+			if err != nil || d < time.Second || d%time.Second != 0 {
+				return usageError{"put: --expires-in wants a duration of whole seconds, 1s or more (90m, 2h, 30d)"}
 			}
-			id, out := args[0], fs.Lookup("o").Value.String()
-			force := fs.Lookup("force").Value.String() == "true"
-			cl := c.client()
-			if out == "-" {
-				_, err := cl.Download(ctx, id, c.stdout, client.GetOptions{Progress: c.progress(id)})
-				return err
-			}
-			// Where the document goes is settled before any byte of it moves.
-			if fi, err := os.Stat(out); out == "" || err == nil && fi.IsDir() {
-				d, err := cl.Stat(ctx, id)
-				if err != nil {
-					return err
-				}
-				out = filepath.Join(out, fileName(d))
-			}
-			if err := checkDestination(out, force); err != nil {
-				return err
-			}
-			d, err := cl.Get(ctx, id, out, client.GetOptions{Progress: c.progress(filepath.Base(out))})
-			if errors.Is(err, os.ErrNotExist) && !client.IsNotFound(err) {
-				// A local file or folder that went away: a failure, not a
-				// document not found.
-				return errors.New(err.Error())
-			}
-			if err != nil {
-				return err
-			}
-			if c.interactive() {
-				fmt.Fprintf(c.stderr, "%s: %d bytes, sha256 %s\n", out, d.Size, d.SHA256)
-			}
-			return nil
-		},
-	},
-	{
-		name: "ls", synopsis: "[--trash] [--limit N] [--json]",
-		summary: "Lists the caller's documents, newest first, pending and failed ones too, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
-		details: `--trash lists the documents deleted but not yet purged instead (on a server with a deletion
-delay; "imago restore ID" brings one back), one line each: id, size, status, created,
-deleted, purge (when it is purged for good), filename, separated by tabs; times in RFC 3339.
-With --json each line is the metadata JSON, with deleted_at and purge_at.`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.clientFlags(fs)
-			fs.Int("limit", 0, "list at most `N` documents (default: all)")
-			fs.Bool("json", false, "one metadata JSON per line instead")
-			fs.Bool("trash", false, "list the trash instead")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 0 {
-				return usageError{"ls: takes no arguments"}
-			}
-			limit, err := strconv.Atoi(fs.Lookup("limit").Value.String())
-			if err != nil || limit < 0 {
-				return usageError{"ls: --limit wants a whole number"}
-			}
-			asJSON := fs.Lookup("json").Value.String() == "true"
-			trash := fs.Lookup("trash").Value.String() == "true"
-			cl := c.client()
-			list := cl.List
-			if trash {
-				list = cl.ListTrash
-			}
-			for d, err := range list(ctx, limit) {
-				if err != nil {
-					return err
-				}
-				switch {
-				case asJSON:
-					err = printJSON(c.stdout, d)
-				case trash:
-					_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
-						d.CreatedAt.UTC().Format(time.RFC3339), rfc3339(d.DeletedAt), rfc3339(d.PurgeAt), oneLine(d.Filename))
-				default:
-					_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
-						d.CreatedAt.UTC().Format(time.RFC3339), oneLine(d.Filename))
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	},
-	{
-		name: "stat", synopsis: "ID",
-		summary: "Prints a document's metadata JSON.",
-		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError{"stat: want exactly one ID"}
-			}
-			d, err := c.client().Stat(ctx, args[0])
+			expiresIn = d
+		}
+		meta := fs.Lookup("meta").Value.(metaFlags)
+		contentType := fs.Lookup("type").Value.String()
+		cl := c.client()
+		return c.eachArg(args, func(path string) error {
+			d, err := cl.Put(ctx, path, client.PutOptions{ContentType: contentType, Metadata: meta,
+				ExpiresIn: expiresIn, Progress: c.progress(filepath.Base(path))})
 			if err != nil {
 				return err
 			}
 			return printJSON(c.stdout, d)
-		},
+		})
 	},
-	{
-		name: "rm", synopsis: "[--purge] ID...",
-		summary: "Deletes documents (a pending upload is aborted).",
-		details: `On a server with a deletion delay (IMAGO_DELETION_DELAY) a deleted document goes to the
+}
+
+// getCommand is `imago get`.
+var getCommand = &command{
+	name: "get", synopsis: "[-o FILE|DIR] [--force] [--parallel N] [--quiet] ID",
+	summary: "Downloads a document, whole or in parallel Range parts, into FILE.part, checks its SHA-256,\nthen renames it to FILE. A FILE.part left by an interrupted get is resumed.",
+	details: `FILE defaults to the document's filename in the current folder; -o DIR writes that name
+into the folder DIR; -o - writes to stdout. An existing FILE is left alone (get fails before
+downloading anything) unless --force is given. A SHA-256 mismatch removes FILE.part and
+exits 4.`,
+	flags: func(c *cli, fs *flag.FlagSet) {
+		c.transferFlags(fs)
+		fs.String("o", "", "write to `FILE`, or into the folder DIR (default: the document's filename; - for stdout)")
+		fs.Bool("force", false, "replace FILE if it exists")
+	},
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) != 1 {
+			return usageError{"get: want exactly one ID"}
+		}
+		id, out := args[0], fs.Lookup("o").Value.String()
+		force := fs.Lookup("force").Value.String() == "true"
+		cl := c.client()
+		if out == "-" {
+			_, err := cl.Download(ctx, id, c.stdout, client.GetOptions{Progress: c.progress(id)})
+			return err
+		}
+		// Where the document goes is settled before any byte of it moves.
+		if fi, err := os.Stat(out); out == "" || err == nil && fi.IsDir() {
+			d, err := cl.Stat(ctx, id)
+			if err != nil {
+				return err
+			}
+			out = filepath.Join(out, fileName(d))
+		}
+		if err := checkDestination(out, force); err != nil {
+			return err
+		}
+		d, err := cl.Get(ctx, id, out, client.GetOptions{Progress: c.progress(filepath.Base(out))})
+		if errors.Is(err, os.ErrNotExist) && !client.IsNotFound(err) {
+			// A local file or folder that went away: a failure, not a
+			// document not found.
+			return errors.New(err.Error())
+		}
+		if err != nil {
+			return err
+		}
+		if c.interactive() {
+			fmt.Fprintf(c.stderr, "%s: %d bytes, sha256 %s\n", out, d.Size, d.SHA256)
+		}
+		return nil
+	},
+}
+
+// lsCommand is `imago ls`.
+var lsCommand = &command{
+	name: "ls", synopsis: "[--trash] [--limit N] [--json]",
+	summary: "Lists the caller's documents, newest first, pending and failed ones too, one line each:\nid, size (bytes), status, created (RFC 3339), filename, separated by tabs.",
+	details: `--trash lists the documents deleted but not yet purged instead (on a server with a deletion
+delay; "imago restore ID" brings one back), one line each: id, size, status, created,
+deleted, purge (when it is purged for good), filename, separated by tabs; times in RFC 3339.
+With --json each line is the metadata JSON, with deleted_at and purge_at.`,
+	flags: func(c *cli, fs *flag.FlagSet) {
+		c.clientFlags(fs)
+		fs.Int("limit", 0, "list at most `N` documents (default: all)")
+		fs.Bool("json", false, "one metadata JSON per line instead")
+		fs.Bool("trash", false, "list the trash instead")
+	},
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) != 0 {
+			return usageError{"ls: takes no arguments"}
+		}
+		limit, err := strconv.Atoi(fs.Lookup("limit").Value.String())
+		if err != nil || limit < 0 {
+			return usageError{"ls: --limit wants a whole number"}
+		}
+		asJSON := fs.Lookup("json").Value.String() == "true"
+		trash := fs.Lookup("trash").Value.String() == "true"
+		cl := c.client()
+		list := cl.List
+		if trash {
+			list = cl.ListTrash
+		}
+		for d, err := range list(ctx, limit) {
+			if err != nil {
+				return err
+			}
+			switch {
+			case asJSON:
+				err = printJSON(c.stdout, d)
+			case trash:
+				_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
+					d.CreatedAt.UTC().Format(time.RFC3339), rfc3339(d.DeletedAt), rfc3339(d.PurgeAt), oneLine(d.Filename))
+			default:
+				_, err = fmt.Fprintf(c.stdout, "%s\t%d\t%s\t%s\t%s\n", d.ID, d.Size, d.Status,
+					d.CreatedAt.UTC().Format(time.RFC3339), oneLine(d.Filename))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// statCommand is `imago stat`.
+var statCommand = &command{
+	name: "stat", synopsis: "ID",
+	summary: "Prints a document's metadata JSON.",
+	flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) != 1 {
+			return usageError{"stat: want exactly one ID"}
+		}
+		d, err := c.client().Stat(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return printJSON(c.stdout, d)
+	},
+}
+
+// rmCommand is `imago rm`.
+var rmCommand = &command{
+	name: "rm", synopsis: "[--purge] ID...",
+	summary: "Deletes documents (a pending upload is aborted).",
+	details: `On a server with a deletion delay (IMAGO_DELETION_DELAY) a deleted document goes to the
 trash: no longer read or listed, but "imago ls --trash" lists it and "imago restore ID"
 brings it back, until it is purged for good at the end of the delay. --purge purges at
 once, from the trash or not. A document under a legal hold is refused (exit 1) until
 "imago release ID"; an unknown one, or one already in the trash without --purge, is not
 found (exit 3).`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.clientFlags(fs)
-			fs.Bool("purge", false, "purge for good at once, past the trash")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 0 {
-				return usageError{"rm: no ID given"}
-			}
-			cl := c.client()
-			remove := cl.Delete
-			if fs.Lookup("purge").Value.String() == "true" {
-				remove = cl.Purge
-			}
-			return c.eachArg(args, func(id string) error { return remove(ctx, id) })
-		},
+	flags: func(c *cli, fs *flag.FlagSet) {
+		c.clientFlags(fs)
+		fs.Bool("purge", false, "purge for good at once, past the trash")
 	},
-	{
-		name: "restore", synopsis: "ID...",
-		summary: "Brings documents back from the trash, whole (same id, bytes, metadata and expiry), and prints\neach one's metadata JSON, one line each.",
-		details: `A document not in the trash is refused (exit 1); one purged, or unknown, is not found
-(exit 3). Share links of a deleted document stay dead after its restore.`,
-		flags: func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 0 {
-				return usageError{"restore: no ID given"}
-			}
-			cl := c.client()
-			return c.eachArg(args, func(id string) error {
-				d, err := cl.Restore(ctx, id)
-				if err != nil {
-					return err
-				}
-				return printJSON(c.stdout, d)
-			})
-		},
-	},
-	{
-		name: "hold", synopsis: "ID...",
-		summary: "Puts a legal hold on documents: until it is released, a document refuses deletion, does not\nexpire, is not purged (in the trash too) and stays readable. Holding a held one succeeds.",
-		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 0 {
-				return usageError{"hold: no ID given"}
-			}
-			cl := c.client()
-			return c.eachArg(args, func(id string) error { return cl.Hold(ctx, id) })
-		},
-	},
-	{
-		name: "release", synopsis: "ID...",
-		summary: "Lifts the legal hold of documents: each one's policy resumes (an expiry already past expires\nit then). Releasing a document not held succeeds.",
-		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 0 {
-				return usageError{"release: no ID given"}
-			}
-			cl := c.client()
-			return c.eachArg(args, func(id string) error { return cl.Release(ctx, id) })
-		},
-	},
-	{
-		name: "share", synopsis: "[--expires DURATION] [--max-uses N] [--attachment] [--json] ID",
-		summary: "Creates a share link to a document and prints its URL: anyone who has the URL downloads the\ndocument with it, without a token, until the link expires, is used up or is revoked.",
-		details: `DURATION is Go's form (90m, 2h, 1h30m) or whole days (7d), a whole number of seconds; the
-server takes from 1m up to its longest (IMAGO_LINK_MAX_TTL, a week by default). Without
---expires the link lasts an hour, or the server's longest if that is shorter. Each answer of
-the link is one use; a document over the server's inline limit is fetched through it in Range
-parts, each one use. "imago links ID" lists a document's live links, "imago unshare ID
-LINK_ID" revokes one.`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.clientFlags(fs)
-			fs.String("expires", "", "the link lasts `DURATION` (default: an hour)")
-			fs.Int64("max-uses", 0, "the link answers at most `N` times (default: no limit but its expiry)")
-			fs.Bool("attachment", false, "browsers save the document rather than show it (Content-Disposition: attachment)")
-			fs.Bool("json", false, "print the link's JSON instead of its URL")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError{"share: want exactly one ID"}
-			}
-			var opt client.ShareOptions
-			if isSet(fs, "expires") {
-				d, err := config.ParseDuration(fs.Lookup("expires").Value.String())
-				if err != nil || d < time.Second || d%time.Second != 0 {
-					return usageError{"share: --expires wants a duration of whole seconds, 1s or more (90m, 2h, 7d)"}
-				}
-				opt.ExpiresIn = d
-			}
-			if isSet(fs, "max-uses") {
-				n, err := strconv.ParseInt(fs.Lookup("max-uses").Value.String(), 10, 64)
-				if err != nil || n < 1 {
-					return usageError{"share: --max-uses wants a number from 1 up"}
-				}
-				opt.MaxUses = n
-			}
-			if fs.Lookup("attachment").Value.String() == "true" {
-				opt.Disposition = client.DispositionAttachment
-			}
-			l, err := c.client().Share(ctx, args[0], opt)
-			if err != nil {
-				return err
-			}
-			if fs.Lookup("json").Value.String() == "true" {
-				return printJSON(c.stdout, l)
-			}
-			_, err = fmt.Fprintln(c.stdout, l.URL)
-			return err
-		},
-	},
-	{
-		name: "links", synopsis: "[--json] ID",
-		summary: "Lists a document's live share links (not expired, used up or revoked), newest first, one line\neach: link id, uses/max uses (∞: no limit), expires (RFC 3339), disposition, URL, separated\nby tabs.",
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.clientFlags(fs)
-			fs.Bool("json", false, "one link JSON per line instead")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 {
-				return usageError{"links: want exactly one ID"}
-			}
-			links, err := c.client().Links(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			asJSON := fs.Lookup("json").Value.String() == "true"
-			for _, l := range links {
-				if asJSON {
-					err = printJSON(c.stdout, l)
-				} else {
-					maxUses := "∞"
-					if l.MaxUses != nil {
-						maxUses = strconv.FormatInt(*l.MaxUses, 10)
-					}
-					_, err = fmt.Fprintf(c.stdout, "%s\t%d/%s\t%s\t%s\t%s\n", l.ID, l.Uses, maxUses,
-						l.ExpiresAt.UTC().Format(time.RFC3339), l.Disposition, l.URL)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	},
-	{
-		name: "unshare", synopsis: "ID LINK_ID",
-		summary: "Revokes a share link of a document: from then on the link answers 410 Gone. Revoking a link\nthat already expired, was used up or revoked succeeds; an unknown one is not found (exit 3).",
-		flags:   func(c *cli, fs *flag.FlagSet) { c.clientFlags(fs) },
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 2 {
-				return usageError{"unshare: want a document ID and a LINK_ID"}
-			}
-			return c.client().Unshare(ctx, args[0], args[1])
-		},
-	},
-	{
-		name: "audit", synopsis: "[--since T] [--until T] [--action A] [--limit N] [--json] [ID] | verify",
-		summary: "Lists the caller's audit trail, newest first: who did what to which document, when, and with\nwhat answer. One line each: time, action, status, actor, document id, link id, bytes, cache\n(- when there is none), separated by tabs. \"imago audit verify\" checks the trail.",
-		details: `T is an RFC 3339 time (2026-12-01T10:00:00Z) or a duration back from now (90m, 24h, 30d);
---since is inclusive, --until exclusive. ID lists the records of that document only; --action
-those of one action (upload, ingest, stat, read, list, delete, restore, purge, expire, hold,
-release, retention, link.create, link.revoke, link.read). --json prints each record's JSON,
-one a line. A document with no records prints nothing.
-
-"imago audit verify" fetches every record of the caller's tenant and checks its chains: each
-record's hash is the hash of its contents, each chain's seq runs 1, 2, 3… and each record's
-prev is the hash of the record before it. When all hold it prints "N records in M chains,
-intact" and exits 0; else it names on stderr the first record that breaks (by chain id, then
-seq) — changed, removed before it, or out of order — and exits 4. Chains cannot show the
-removal of a chain's last records, nor of a whole chain: nothing left points back to them.`,
-		flags: func(c *cli, fs *flag.FlagSet) {
-			c.clientFlags(fs)
-			fs.String("since", "", "records at or after `T` (RFC 3339, or a duration back from now: 24h, 30d)")
-			fs.String("until", "", "records before `T` (RFC 3339, or a duration back from now)")
-			fs.String("action", "", "records of action `A` only")
-			fs.Int("limit", 0, "list at most `N` records (default: all)")
-			fs.Bool("json", false, "one record JSON per line instead")
-		},
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) == 1 && args[0] == "verify" {
-				return c.auditVerify(ctx, fs)
-			}
-			if len(args) > 1 {
-				return usageError{"audit: want at most one ID"}
-			}
-			now := time.Now()
-			var q client.AuditQuery
-			for name, at := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
-				if isSet(fs, name) {
-					t, err := auditTime(fs.Lookup(name).Value.String(), now)
-					if err != nil {
-						return usageError{fmt.Sprintf("audit: --%s: %v", name, err)}
-					}
-					*at = t
-				}
-			}
-			if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-				return usageError{"audit: --since must come before --until"}
-			}
-			limit, err := strconv.Atoi(fs.Lookup("limit").Value.String())
-			if err != nil || limit < 0 {
-				return usageError{"audit: --limit wants a whole number"}
-			}
-			q.Limit, q.Action = limit, fs.Lookup("action").Value.String()
-			if len(args) == 1 {
-				q.Document = args[0]
-			}
-			asJSON := fs.Lookup("json").Value.String() == "true"
-			for r, err := range c.client().AuditRecords(ctx, q) {
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					err = printJSON(c.stdout, r)
-				} else {
-					_, err = fmt.Fprintln(c.stdout, auditLine(r))
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	},
-	{
-		name: "version", synopsis: "",
-		summary: "Prints the version.",
-		run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
-			if len(args) != 0 {
-				return usageError{"version: takes no arguments"}
-			}
-			fmt.Fprintln(c.stdout, "imago", versionString())
-			return nil
-		},
-	},
-}
-
-// auditVerify runs "imago audit verify".
-func (c *cli) auditVerify(ctx context.Context, fs *flag.FlagSet) error {
-	// A filter would leave out records of the chains and break them.
-	for _, name := range []string{"since", "until", "action", "limit", "json"} {
-		if isSet(fs, name) {
-			return usageError{"audit verify: checks every record, --" + name + " does not apply"}
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) == 0 {
+			return usageError{"rm: no ID given"}
 		}
-	}
-	sum, err := c.client().VerifyAudit(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(c.stdout, "%s in %s, intact\n", count(sum.Records, "record"), count(sum.Chains, "chain"))
-	return err
-}
-
-// count is "1 thing" or "n things".
-func count(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return strconv.Itoa(n) + " " + thing + "s"
-}
-
-// auditTime reads T of --since and --until: an RFC 3339 time, or a
-// duration back from now.
-func auditTime(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	d, err := config.ParseDuration(v)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration back from now (24h, 30d)", v)
-	}
-	return now.Add(-d), nil
-}
-
-// auditLine is one record as "imago audit" lists it.
-func auditLine(r client.AuditRecord) string {
-	bytes := "-"
-	if r.Bytes != nil {
-		bytes = strconv.FormatInt(*r.Bytes, 10)
-	}
-	orDash := func(s string) string { return cmp.Or(oneLine(s), "-") }
-	return strings.Join([]string{orDash(r.Time), orDash(r.Action), strconv.Itoa(r.Status), orDash(r.Actor),
-		orDash(r.DocumentID), orDash(r.LinkID), bytes, orDash(r.Cache)}, "\t")
-}
-
-// rfc3339 is t in RFC 3339, UTC; "-" when there is none.
-func rfc3339(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-// oneLine keeps a filename from breaking the one-line-per-document output.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
+		cl := c.client()
+		remove := cl.Delete
+		if fs.Lookup("purge").Value.String() == "true" {
+			remove = cl.Purge
 		}
-		return r
-	}, s)
+		return c.eachArg(args, func(id string) error { return remove(ctx, id) })
+	},
+}
+
+// versionCommand is `imago version`.
+var versionCommand = &command{
+	name: "version", synopsis: "",
+	summary: "Prints the version.",
+	run: func(ctx context.Context, c *cli, fs *flag.FlagSet, args []string) error {
+		if len(args) != 0 {
+			return usageError{"version: takes no arguments"}
+		}
+		fmt.Fprintln(c.stdout, "imago", versionString())
+		return nil
+	},
 }
 
 func versionString() string {
