@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	wire "github.com/imagodocs/imago/internal/api"
 	"github.com/imagodocs/imago/internal/apigw"
 	"github.com/imagodocs/imago/internal/openapitest"
 	"github.com/imagodocs/imago/internal/testenv"
@@ -236,6 +238,9 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		linkURL = linkRoutes(t, c, a, b, d1.ID, up.ID)
 	}
 	policyRoutes(t, c, a, b)
+	if hasRoute("GET /audit") {
+		auditRoutes(t, c, a, b, d1.ID)
+	}
 
 	// Methods and paths the API does not have.
 	c.want("PUT /documents/{id}", 405, c.do("PUT", "/documents/"+d1.ID, a, nil, []byte("x")))
@@ -351,6 +356,7 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 		{"DELETE /documents/{id}/links/{link_id}", 401}, {"DELETE /documents/{id}/links/{link_id}", 404},
 		{"GET /links/{token}", 200}, {"GET /links/{token}", 206}, {"GET /links/{token}", 304}, {"GET /links/{token}", 404},
 		{"GET /links/{token}", 410}, {"GET /links/{token}", 413}, {"GET /links/{token}", 416},
+		{"GET /audit", 200}, {"GET /audit", 400}, {"GET /audit", 401},
 	} {
 		if strings.Contains(must.op, "/parts") || strings.Contains(must.op, "/complete") {
 			if !hasRoute("POST /documents/{id}/parts") {
@@ -358,6 +364,9 @@ func TestServeMatchesOpenAPI(t *testing.T) {
 			}
 		}
 		if strings.Contains(must.op, "links") && !hasRoute("GET /links/{token}") {
+			continue
+		}
+		if must.op == "GET /audit" && !hasRoute("GET /audit") {
 			continue
 		}
 		if !spec.Exercised(must.op, must.status) {
@@ -714,6 +723,135 @@ func policyRoutes(t *testing.T, c *apiClient, a, b string) {
 	c.want("DELETE (pending document, purged at once)", 204, c.do("DELETE", "/documents/"+pending.ID, a, nil, nil))
 }
 
+// auditRoutes drives GET /audit (docs/design.md, "Audit trail") after the
+// requests above, which tenant a's trail (and b's) recorded: its filters,
+// its pages, every answer a client can cause; and what the records say:
+// each request in its caller's trail only, each record's hash its own, and
+// GET /audit itself not recorded.
+func auditRoutes(t *testing.T, c *apiClient, a, b, doc string) {
+	t.Helper()
+	page := func(what, token, query string) wire.AuditPage {
+		t.Helper()
+		var p wire.AuditPage
+		c.want(what, 200, c.do("GET", "/audit"+query, token, nil, nil)).json(t, &p)
+		for _, r := range p.Records {
+			if r.Hash != wire.AuditHash(r) {
+				t.Fatalf("%s: record %s: hash %s, its content hashes to %s", what, r.ID, r.Hash, wire.AuditHash(r))
+			}
+		}
+		return p
+	}
+	// every pages through the whole trail of token's tenant under query.
+	every := func(what, token, query string) []wire.AuditRecord {
+		t.Helper()
+		var all []wire.AuditRecord
+		cursor := ""
+		for {
+			p := page(what, token, query+"&limit=1000"+cursor)
+			all = append(all, p.Records...)
+			if p.NextCursor == "" {
+				return all
+			}
+			cursor = "&cursor=" + url.QueryEscape(p.NextCursor)
+		}
+	}
+	// Newest first by time; the order of records of one millisecond is the
+	// store's.
+	newestFirst := func(what string, recs []wire.AuditRecord) {
+		t.Helper()
+		for i := 1; i < len(recs); i++ {
+			if p, r := recs[i-1], recs[i]; p.Time < r.Time {
+				t.Fatalf("%s: %s (%s) before %s (%s): not newest first", what, p.ID, p.Time, r.ID, r.Time)
+			}
+		}
+	}
+
+	all := every("GET /audit (tenant a)", a, "?")
+	if len(all) == 0 {
+		t.Fatal("GET /audit: tenant a's trail is empty after its requests")
+	}
+	newestFirst("GET /audit", all)
+	for _, r := range all {
+		if r.Tenant != "tenant-a" {
+			t.Fatalf("tenant a's trail holds a record of %q: %+v", r.Tenant, r)
+		}
+	}
+	// GET /audit is not itself recorded: the trail is the same after it.
+	if again := every("GET /audit (again)", a, "?"); len(again) != len(all) || again[0].ID != all[0].ID {
+		t.Fatalf("GET /audit: %d records, then %d after reading them: GET /audit was recorded", len(all), len(again))
+	}
+
+	// Filters: a document's reads, each with its bytes or its status.
+	reads := page("GET /audit?document=&action=read", a, "?document="+doc+"&action=read").Records
+	if len(reads) == 0 {
+		t.Fatalf("no read of %s recorded", doc)
+	}
+	for _, r := range reads {
+		if r.DocumentID != doc || r.Action != wire.ActionRead || r.Actor == "" {
+			t.Fatalf("GET /audit?document=%s&action=read answered %+v", doc, r)
+		}
+		if (r.Status == 200 || r.Status == 206) != (r.Bytes != nil && r.Cache != "") {
+			t.Fatalf("a read answered %d recorded bytes %v, cache %q", r.Status, r.Bytes, r.Cache)
+		}
+	}
+	// Another tenant's refused reads of the document: in b's trail, never
+	// in a's (no existence leak).
+	var refused int
+	for _, r := range every("GET /audit?document= (tenant b)", b, "?document="+doc) {
+		if r.Tenant != "tenant-b" || r.Status != 404 {
+			t.Fatalf("tenant b's trail of a's document: %+v, want b's own 404s", r)
+		}
+		refused++
+	}
+	if refused == 0 {
+		t.Fatal("tenant b's 404s on a's document are not in b's trail")
+	}
+	// since (inclusive) and until (exclusive), at a record's own time.
+	mid := all[len(all)/2].Time
+	since := every("GET /audit?since=", a, "?since="+url.QueryEscape(mid))
+	until := every("GET /audit?until=", a, "?until="+url.QueryEscape(mid))
+	if len(since)+len(until) != len(all) || len(since) == 0 || since[len(since)-1].Time < mid || (len(until) > 0 && until[0].Time >= mid) {
+		t.Fatalf("since and until %s split %d records into %d and %d, or misplace them", mid, len(all), len(since), len(until))
+	}
+	window := "?since=" + url.QueryEscape(time.Now().Add(-time.Hour).Format(time.RFC3339)) + "&until=" + url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339Nano))
+	if n := len(every("GET /audit?since=&until=", a, window)); n != len(all) {
+		t.Fatalf("the last hour to the next holds %d records, want all %d", n, len(all))
+	}
+
+	// Pages: two records, then the next two, older.
+	first := page("GET /audit?limit=2", a, "?limit=2")
+	if len(first.Records) != 2 || first.NextCursor == "" {
+		t.Fatalf("GET /audit?limit=2: %d records, next_cursor %q", len(first.Records), first.NextCursor)
+	}
+	second := page("GET /audit?limit=2&cursor=", a, "?limit=2&cursor="+url.QueryEscape(first.NextCursor))
+	if len(second.Records) == 0 || second.Records[0].ID == first.Records[1].ID {
+		t.Fatalf("the second page %+v repeats or misses", second.Records)
+	}
+	newestFirst("two pages", append(first.Records, second.Records...))
+
+	// What GET /audit refuses.
+	for what, query := range map[string]string{
+		"document not a UUID":         "?document=nope",
+		"unknown action":              "?action=peek",
+		"since not RFC 3339":          "?since=yesterday",
+		"until not RFC 3339":          "?until=2026-11-27",
+		"limit 0":                     "?limit=0",
+		"limit over 1000":             "?limit=1001",
+		"limit not a number":          "?limit=ten",
+		"forged cursor":               "?cursor=AAAA" + url.QueryEscape(first.NextCursor[4:]),
+		"another tenant's cursor (b)": "",
+	} {
+		token := a
+		if query == "" {
+			token, query = b, "?cursor="+url.QueryEscape(first.NextCursor)
+		}
+		c.want("GET /audit, "+what, 400, c.do("GET", "/audit"+query, token, nil, nil))
+	}
+	c.want("GET /audit, no token", 401, c.do("GET", "/audit", "", nil, nil))
+	c.want("GET /audit, unknown token", 401, c.do("GET", "/audit", "wrong", nil, nil))
+	c.want("POST /audit", 405, c.do("POST", "/audit", a, nil, nil))
+}
+
 // TestServeFailuresMatchOpenAPI causes the answers a client cannot: 503
 // (DynamoDB unreachable) and 500 (a KMS key that does not exist), on the
 // AWS backends of the local test servers, and checks them against
@@ -744,6 +882,24 @@ func TestServeFailuresMatchOpenAPI(t *testing.T) {
 		if hasRoute("GET /documents/{id}/links") {
 			c.want("GET /documents/{id}/links, DynamoDB down", 503, c.do("GET", "/documents/00000000-0000-4000-8000-000000000000/links", "", nil, nil))
 		}
+		if hasRoute("GET /audit") {
+			c.want("GET /audit, DynamoDB down", 503, c.do("GET", "/audit", "", nil, nil))
+		}
+	})
+	t.Run("503 without the audit record", func(t *testing.T) {
+		// Every recorded request fails closed when its record cannot be
+		// stored: here the audit table does not exist, the rest works.
+		noTrail := maps.Clone(env)
+		noTrail["IMAGO_AUDIT_TABLE"] = "imago-openapitest-no-such-audit-table"
+		srv := startServer(t, noTrail)
+		c := &apiClient{t: t, url: srv.url, http: spec.Client(t, srv.url)}
+		a := c.want("POST /documents, no audit table", 503, c.do("POST", "/documents", "", map[string]string{"Content-Type": "text/plain"}, []byte("x")))
+		if a.header.Get("Retry-After") == "" {
+			t.Fatalf("503 without Retry-After: %v", a.header)
+		}
+		c.want("GET /documents, no audit table", 503, c.do("GET", "/documents", "", nil, nil))
+		c.want("GET /documents/{id} (unknown), no audit table", 503, c.do("GET", "/documents/00000000-0000-4000-8000-000000000000", "", nil, nil))
+		c.want("GET /health, not recorded", 200, c.do("GET", "/health", "", nil, nil))
 	})
 	t.Run("500", func(t *testing.T) {
 		broken := map[string]string{}

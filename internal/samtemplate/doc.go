@@ -10,8 +10,10 @@
 //     an identity; their environment against every IMAGO_* variable the production code
 //     reads (found by parsing its source), validated with config.FromEnv;
 //     the staging-only S3 notification; each function's exact IAM grants
-//     (actions and scoped resources); the DynamoDB schema against
-//     internal/dynamostore; the KMS key, the bucket's protections, the cache
+//     (actions and scoped resources), and that on the audit table they
+//     may only append (PutItem, GetItem, and Query of its index: never
+//     UpdateItem, DeleteItem, BatchWriteItem or PartiQL); the DynamoDB
+//     schemas of both tables against internal/dynamostore; the KMS key, the bucket's protections, the cache
 //     and network; and the absence of dependency cycles.
 //   - The template's Conditions, evaluated by hand for several parameter
 //     sets (every default; an existing VPC, with each endpoint skipped; an

@@ -22,8 +22,10 @@ var statefulTypes = []string{
 
 // retained are the resources `sam delete` leaves behind (the README says
 // so): the documents, their records, the key that opens them, and the
-// identities that own them. Losing any one makes the others useless.
-var retained = []string{bucketID, tableID, keyID, "UserPool"}
+// identities that own them (losing any one makes the others useless); and
+// the audit trail, whose records outlive the documents they name and the
+// stack that wrote them.
+var retained = []string{bucketID, tableID, keyID, "UserPool", auditID}
 
 func TestStatefulResourcesSayWhatDeletionDoes(t *testing.T) {
 	tpl := load(t)

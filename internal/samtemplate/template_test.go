@@ -63,6 +63,7 @@ const (
 	bucketID    = "DocumentsBucket"
 	bucketPolID = "DocumentsBucketPolicy"
 	tableID     = "DocumentsTable"
+	auditID     = "AuditTable"
 	keyID       = "DocumentKey"
 	aliasID     = "DocumentKeyAlias"
 	secretID    = "CacheKeySecret"
@@ -752,6 +753,12 @@ func TestEnvironmentPointsAtThisStack(t *testing.T) {
 		if !isRef(env["IMAGO_TABLE"], tableID) {
 			t.Errorf("%s: IMAGO_TABLE %s, want !Ref %s", id, js(env["IMAGO_TABLE"]), tableID)
 		}
+		if !isRef(env["IMAGO_AUDIT_TABLE"], auditID) {
+			t.Errorf("%s: IMAGO_AUDIT_TABLE %s, want !Ref %s", id, js(env["IMAGO_AUDIT_TABLE"]), auditID)
+		}
+		if !isRef(env["IMAGO_AUDIT"], "Audit") {
+			t.Errorf("%s: IMAGO_AUDIT %s, want !Ref Audit", id, js(env["IMAGO_AUDIT"]))
+		}
 		// Not !Ref: see the cycle test. The same expression as the name.
 		if bucketName == nil || !reflect.DeepEqual(env["IMAGO_BUCKET"], bucketName) {
 			t.Errorf("%s: IMAGO_BUCKET %s, want the bucket's BucketName expression %s", id, js(env["IMAGO_BUCKET"]), js(bucketName))
@@ -773,6 +780,9 @@ func TestEnvironmentPointsAtThisStack(t *testing.T) {
 			if !isRef(env[v], param) {
 				t.Errorf("%s: %s %s, want !Ref %s", id, v, js(env[v]), param)
 			}
+		}
+		if p := tpl.Parameters["Audit"]; p.Default != "on" || !slices.Equal(p.AllowedValues, []any{"on", "off"}) {
+			t.Errorf("parameter Audit: default %v, allowed %v; want on, and exactly on and off (docs/design.md, \"Configuration\")", p.Default, p.AllowedValues)
 		}
 		if d := tpl.Parameters["TenantClaim"].Default; d != config.DefaultTenantClaim {
 			t.Errorf("parameter TenantClaim defaults to %v, want %q (docs/design.md, \"Configuration\")", d, config.DefaultTenantClaim)
@@ -1075,6 +1085,7 @@ func wantGrants(staging string) map[apigw.Function][]string {
 	index := "table/index/" + dynamostore.IndexName
 	linkIndex := "table/index/" + dynamostore.LinkIndexName
 	trashIndex := "table/index/" + dynamostore.TrashIndexName
+	auditIndex := "audit/index/" + dynamostore.AuditIndexName
 	return map[apigw.Function][]string{
 		apigw.Upload: {
 			"s3:PutObject " + blobs, // PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload
@@ -1091,13 +1102,17 @@ func wantGrants(staging string) map[apigw.Function][]string {
 			"dynamodb:GetItem table",
 			"dynamodb:DeleteItem table",
 			"kms:GenerateDataKey key",
-			"kms:Decrypt key", // the ingest unwraps the key CreateUpload generated
+			"kms:Decrypt key",        // the ingest unwraps the key CreateUpload generated
+			"dynamodb:PutItem audit", // uploads' and ingests' records (conditioned: never over one)
+			"dynamodb:GetItem audit", // a chain's last record, after a lost answer
 		},
 		apigw.Download: {
 			"s3:GetObject " + blobs,
 			"dynamodb:GetItem table",
 			"dynamodb:UpdateItem table", // a share link's use, counted and given back
 			"kms:Decrypt key",
+			"dynamodb:PutItem audit", // reads' and link reads' records
+			"dynamodb:GetItem audit",
 		},
 		apigw.Metadata: {
 			"dynamodb:GetItem table",
@@ -1110,6 +1125,9 @@ func wantGrants(staging string) map[apigw.Function][]string {
 			"s3:DeleteObject " + blobs,          // a purge: DELETE, or a TTL removal from the stream
 			"s3:DeleteObject " + staged,         // the purge of a pending document
 			"s3:AbortMultipartUpload " + staged, // aborts its upload
+			"dynamodb:PutItem audit",            // the other routes' records, the stream's expiries and purges
+			"dynamodb:GetItem audit",
+			"dynamodb:Query " + auditIndex, // GET /audit
 			// The stream's reads (AWSLambdaDynamoDBExecutionRole) and
 			// sqs:SendMessage on its on-failure queue are SAM's, from the
 			// DynamoDB event: not in Policies.
@@ -1130,6 +1148,8 @@ func classify(tpl *Template, bucketName any, r any) (string, error) {
 		switch res {
 		case tableID:
 			return "table", nil
+		case auditID:
+			return "audit", nil
 		case keyID:
 			return "key", nil
 		case bucketID:
@@ -1139,6 +1159,9 @@ func classify(tpl *Template, bucketName any, r any) (string, error) {
 	if tmpl, vars, ok := sub(r); ok {
 		if rest, ok := strings.CutPrefix(tmpl, "${"+tableID+".Arn}/"); ok && len(vars) == 0 {
 			return "table/" + rest, nil
+		}
+		if rest, ok := strings.CutPrefix(tmpl, "${"+auditID+".Arn}/"); ok && len(vars) == 0 {
+			return "audit/" + rest, nil
 		}
 		if rest, ok := strings.CutPrefix(tmpl, "${"+bucketID+".Arn}/"); ok && len(vars) == 0 {
 			return "bucket/" + rest, nil
@@ -1154,7 +1177,7 @@ func classify(tpl *Template, bucketName any, r any) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("resource %s is not one of this stack's bucket prefixes, table, index or key", js(r))
+	return "", fmt.Errorf("resource %s is not one of this stack's bucket prefixes, tables, indexes or key", js(r))
 }
 
 func TestPoliciesAreLeastPrivilege(t *testing.T) {
@@ -1218,6 +1241,72 @@ func TestPoliciesAreLeastPrivilege(t *testing.T) {
 		if !slices.Equal(got, w) {
 			t.Errorf("%s grants\n  %s\nwant exactly\n  %s\nextra: %v\nmissing: %v", id,
 				strings.Join(got, "\n  "), strings.Join(w, "\n  "), minus(got, w), minus(w, got))
+		}
+	}
+}
+
+// TestAuditTableIsAppendOnly: whatever else changes in the policies, no
+// function may change or remove an audit record (docs/design.md, "Audit
+// trail"): on the audit table each function has exactly PutItem (every one
+// conditioned on the record not existing, by the code) and GetItem (a
+// chain's last record, after a lost answer), and MetadataFunction Query on
+// the tenant-time index (GET /audit). Every statement of the template that
+// can reach the table counts: those that name it, and any whose resource
+// is a literal or a wildcard (the least-privilege test refuses those; this
+// one does not rely on it). No other IAM resource exists in the template to
+// grant more.
+func TestAuditTableIsAppendOnly(t *testing.T) {
+	tpl := load(t)
+	forbidden := regexp.MustCompile(`^dynamodb:(UpdateItem|DeleteItem|BatchWriteItem|PartiQL.*|\*.*)$|^\*$|^dynamodb:.*[*?]`)
+	for id, r := range asMap(tpl.Tree["Resources"]) {
+		if typ := asString(asMap(r)["Type"]); strings.HasPrefix(typ, "AWS::IAM::") {
+			t.Errorf("%s (%s): an IAM resource beside the functions' Policies; this test reads those only", id, typ)
+		}
+	}
+	want := map[apigw.Function][]string{
+		apigw.Upload:   {"dynamodb:GetItem audit", "dynamodb:PutItem audit"},
+		apigw.Download: {"dynamodb:GetItem audit", "dynamodb:PutItem audit"},
+		apigw.Metadata: {"dynamodb:GetItem audit", "dynamodb:PutItem audit", "dynamodb:Query audit/index/" + dynamostore.AuditIndexName},
+	}
+	for fn := range functions(t, tpl) {
+		id := functionIDs[fn]
+		var got []string
+		for _, p := range asSlice(asMap(treeResource(tpl, id)["Properties"])["Policies"]) {
+			for _, st := range asSlice(asMap(p)["Statement"]) {
+				s := asMap(st)
+				var reaches []string
+				for _, r := range toList(s["Resource"]) {
+					named := map[string]bool{}
+					refs(r, named)
+					switch lit, isLit := r.(string); {
+					case named[auditID]:
+						res := "audit"
+						if tmpl, _, ok := sub(r); ok {
+							res = "audit/" + strings.TrimPrefix(tmpl, "${"+auditID+".Arn}/")
+						}
+						reaches = append(reaches, res)
+					case isLit && strings.ContainsAny(lit, "*?"):
+						reaches = append(reaches, "audit (through "+lit+")")
+					}
+				}
+				for _, a := range toList(s["Action"]) {
+					action := asString(a)
+					for _, res := range reaches {
+						if forbidden.MatchString(action) {
+							t.Errorf("%s: statement %s allows %s on %s: the audit trail is append-only", id, asString(s["Sid"]), action, res)
+						}
+						got = append(got, action+" "+res)
+					}
+				}
+				if s["NotAction"] != nil || s["NotResource"] != nil {
+					t.Errorf("%s: statement %s uses NotAction or NotResource, which may reach the audit table", id, asString(s["Sid"]))
+				}
+			}
+		}
+		slices.Sort(got)
+		got = slices.Compact(got)
+		if !slices.Equal(got, want[fn]) {
+			t.Errorf("%s on the audit table: %v, want exactly %v", id, got, want[fn])
 		}
 	}
 }
@@ -1354,6 +1443,80 @@ func TestTableMatchesDynamostoreSchema(t *testing.T) {
 	}
 	if ttl := tb.TimeToLiveSpecification; ttl == nil || !ttl.Enabled || deref(ttl.AttributeName) != names["attrExpiresAt"] {
 		t.Errorf("TimeToLiveSpecification %s, want %s enabled", js(ttl), names["attrExpiresAt"])
+	}
+}
+
+// auditSchema are the audit table's key attributes as internal/dynamostore
+// (audit.go, AuditStore) writes them, with their types: the chain's
+// partition and the record's place in it, and the tenant-time index's
+// partition and sort keys.
+var auditSchema = map[string]string{"chain_key": "S", "seq": "N", "tenant": "S", "time_key": "S"}
+
+// TestAuditTableMatchesAuditStore checks the audit table against the
+// AuditStore's layout: (chain_key, seq) as the key, which its conditional
+// PutItem and GetItem name; the tenant-time index (tenant, time_key, every
+// attribute) its Query reads; a NEW_IMAGE stream for a SIEM; no TTL;
+// point-in-time recovery, encryption, on-demand, deletion protection.
+func TestAuditTableMatchesAuditStore(t *testing.T) {
+	tpl := load(t)
+	// The names must be the store's: each is a string literal of its source.
+	src, err := os.ReadFile(root + "/internal/dynamostore/audit.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range auditSchema {
+		if !strings.Contains(string(src), strconv.Quote(name)) {
+			t.Errorf("internal/dynamostore/audit.go never names %q any more: update the table and this test", name)
+		}
+	}
+	tb := resource[*dynamodb.Table](t, tpl, auditID)
+	if deref(tb.BillingMode) != "PAY_PER_REQUEST" {
+		t.Errorf("%s: BillingMode %q, want PAY_PER_REQUEST", auditID, deref(tb.BillingMode))
+	}
+	if !deref(tb.DeletionProtectionEnabled) {
+		t.Errorf("%s: DeletionProtectionEnabled is not true", auditID)
+	}
+	if p := tb.PointInTimeRecoverySpecification; p == nil || !deref(p.PointInTimeRecoveryEnabled) {
+		t.Errorf("%s: point-in-time recovery is off", auditID)
+	}
+	if s := tb.SSESpecification; s == nil || !s.SSEEnabled {
+		t.Errorf("%s: SSESpecification.SSEEnabled is not true", auditID)
+	}
+	if s := tb.StreamSpecification; s == nil || s.StreamViewType != "NEW_IMAGE" {
+		t.Errorf("%s: StreamSpecification %s, want StreamViewType NEW_IMAGE (every record as written, for a SIEM)", auditID, js(s))
+	}
+	if tb.TimeToLiveSpecification != nil {
+		t.Errorf("%s: a TimeToLiveSpecification: nothing may remove an audit record", auditID)
+	}
+	if tb.TableName != nil {
+		t.Errorf("%s: TableName is fixed (%s): a second stack could not deploy", auditID, deref(tb.TableName))
+	}
+	keys := func(ks []dynamodb.Table_KeySchema) []string {
+		var out []string
+		for _, k := range ks {
+			out = append(out, k.AttributeName+" "+k.KeyType)
+		}
+		return out
+	}
+	if got, want := keys(tb.KeySchema), []string{"chain_key HASH", "seq RANGE"}; !slices.Equal(got, want) {
+		t.Errorf("%s: KeySchema %v, want %v", auditID, got, want)
+	}
+	if len(tb.GlobalSecondaryIndexes) != 1 || tb.GlobalSecondaryIndexes[0].IndexName != dynamostore.AuditIndexName {
+		t.Fatalf("%s: GlobalSecondaryIndexes %s, want exactly %s", auditID, js(tb.GlobalSecondaryIndexes), dynamostore.AuditIndexName)
+	}
+	gsi := tb.GlobalSecondaryIndexes[0]
+	if got, want := keys(gsi.KeySchema), []string{"tenant HASH", "time_key RANGE"}; !slices.Equal(got, want) {
+		t.Errorf("%s: %s KeySchema %v, want %v", auditID, gsi.IndexName, got, want)
+	}
+	if gsi.Projection == nil || deref(gsi.Projection.ProjectionType) != "ALL" {
+		t.Errorf("%s: %s projection %s, want ALL (GET /audit reads whole records from it)", auditID, gsi.IndexName, js(gsi.Projection))
+	}
+	defs := map[string]string{}
+	for _, d := range tb.AttributeDefinitions {
+		defs[d.AttributeName] = d.AttributeType
+	}
+	if !maps.Equal(defs, auditSchema) {
+		t.Errorf("%s: AttributeDefinitions %v, want %v", auditID, defs, auditSchema)
 	}
 }
 
@@ -1595,6 +1758,12 @@ func TestOutputs(t *testing.T) {
 			t.Errorf("output %s is missing", name)
 		}
 	}
+	// A SIEM subscribes to the audit records as they are written.
+	if out, ok := tpl.Outputs["AuditStreamArn"]; !ok {
+		t.Errorf("output AuditStreamArn is missing")
+	} else if res, attr, ok := getAtt(longForm(out.Value)); !ok || res != auditID || attr != "StreamArn" {
+		t.Errorf("output AuditStreamArn %s, want !GetAtt %s.StreamArn", js(longForm(out.Value)), auditID)
+	}
 	tmpl, _, _ := sub(longForm(tpl.Outputs["ApiUrl"].Value))
 	if !strings.HasPrefix(tmpl, "https://${"+apiID+"}.execute-api.") {
 		t.Errorf("ApiUrl %s, want https://${%s}.execute-api.…", js(longForm(tpl.Outputs["ApiUrl"].Value)), apiID)
@@ -1662,7 +1831,7 @@ func TestEnvJSONPointsAtTheLocalServers(t *testing.T) {
 				t.Errorf("env.json: %s does not set %s (sam local would pass the template's unresolved value)", id, v)
 			}
 		}
-		for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS", "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL"} {
+		for _, k := range []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS", "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL", "IMAGO_AUDIT_TABLE"} {
 			if env[k] != local[k] {
 				t.Errorf("env.json: %s.%s = %q, scripts/testenv has %q", id, k, env[k], local[k])
 			}
@@ -2007,6 +2176,7 @@ func TestEventsThroughTheHandlers(t *testing.T) {
 		"release.json":          {404},
 		"purge.json":            {404},
 		"list-trash.json":       {200},
+		"audit.json":            {200}, // the filters select nothing yet
 	}
 	ctx := context.Background()
 	a := embeddedApp(t)

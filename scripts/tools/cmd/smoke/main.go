@@ -1,7 +1,8 @@
 // Command smoke checks, over the real wire protocols, that the servers of
 // scripts/testenv work as the Imago backends need (`scripts/testenv check`):
 // S3 put/get and the event webhook through the relay, the DynamoDB table's
-// indexes, stream and TTL, KMS data keys bound to their encryption context, Redis PING.
+// indexes, stream and TTL, the audit table's keys, index and stream, KMS data
+// keys bound to their encryption context, Redis PING.
 //
 // It reads the same environment as the code under test (`scripts/testenv env`).
 package main
@@ -45,6 +46,7 @@ func main() {
 	}{
 		{"S3 (versitygw) put/get + event via relay", checkS3},
 		{"DynamoDB (DynamoDB Local) table, indexes, stream, TTL", checkDynamo},
+		{"DynamoDB (DynamoDB Local) audit table, index, stream", checkAuditTable},
 		{"KMS (local-kms) data key + encryption context", checkKMS},
 		{"Redis PING", checkRedis},
 	}
@@ -162,32 +164,12 @@ func checkDynamo(ctx context.Context, cfg aws.Config) error {
 	}
 	// The documents by tenant, the trash by tenant, and a document's share
 	// links: each index with its keys and every attribute projected.
-	indexes := []struct{ name, hash, rng string }{
+	if err := checkIndexes(d.Table, []keys{
 		{"tenant-index", "tenant_listed", "created_key"},
 		{"trash-index", "tenant_trash", "created_key"},
 		{"link-index", "link_document", "created_key"},
-	}
-	for _, want := range indexes {
-		found := false
-		for _, g := range d.Table.GlobalSecondaryIndexes {
-			if aws.ToString(g.IndexName) != want.name {
-				continue
-			}
-			found = true
-			ks := map[ddbtypes.KeyType]string{}
-			for _, k := range g.KeySchema {
-				ks[k.KeyType] = aws.ToString(k.AttributeName)
-			}
-			if ks[ddbtypes.KeyTypeHash] != want.hash || ks[ddbtypes.KeyTypeRange] != want.rng {
-				return fmt.Errorf("%s key schema %v, want %s HASH, %s RANGE", want.name, ks, want.hash, want.rng)
-			}
-			if g.Projection == nil || g.Projection.ProjectionType != ddbtypes.ProjectionTypeAll {
-				return fmt.Errorf("%s projection is not ALL", want.name)
-			}
-		}
-		if !found {
-			return fmt.Errorf("no %s GSI", want.name)
-		}
+	}); err != nil {
+		return err
 	}
 	// The stream the metadata function reads TTL removals from, with the
 	// removed item in each record.
@@ -200,6 +182,85 @@ func checkDynamo(ctx context.Context, cfg aws.Config) error {
 	}
 	if t := ttl.TimeToLiveDescription; t == nil || t.TimeToLiveStatus != ddbtypes.TimeToLiveStatusEnabled || aws.ToString(t.AttributeName) != "expires_at" {
 		return fmt.Errorf("TTL not enabled on expires_at: %+v", ttl.TimeToLiveDescription)
+	}
+	return nil
+}
+
+// keys names a table's or an index's partition and sort keys.
+type keys struct{ name, hash, rng string }
+
+func keyNames(ks []ddbtypes.KeySchemaElement) map[ddbtypes.KeyType]string {
+	m := map[ddbtypes.KeyType]string{}
+	for _, k := range ks {
+		m[k.KeyType] = aws.ToString(k.AttributeName)
+	}
+	return m
+}
+
+// checkIndexes wants each index of want on t, with its keys and every
+// attribute projected.
+func checkIndexes(t *ddbtypes.TableDescription, want []keys) error {
+	for _, w := range want {
+		found := false
+		for _, g := range t.GlobalSecondaryIndexes {
+			if aws.ToString(g.IndexName) != w.name {
+				continue
+			}
+			found = true
+			if ks := keyNames(g.KeySchema); ks[ddbtypes.KeyTypeHash] != w.hash || ks[ddbtypes.KeyTypeRange] != w.rng {
+				return fmt.Errorf("%s key schema %v, want %s HASH, %s RANGE", w.name, ks, w.hash, w.rng)
+			}
+			if g.Projection == nil || g.Projection.ProjectionType != ddbtypes.ProjectionTypeAll {
+				return fmt.Errorf("%s projection is not ALL", w.name)
+			}
+		}
+		if !found {
+			return fmt.Errorf("no %s GSI", w.name)
+		}
+	}
+	return nil
+}
+
+// checkAuditTable checks the audit trail's table (IMAGO_AUDIT_TABLE) as
+// internal/dynamostore's AuditStore uses it: each chain a partition
+// (chain_key) of records by seq, the tenant-time index GET /audit reads, a
+// NEW_IMAGE stream (what a SIEM would read in AWS), and no TTL: nothing
+// removes a record. Read only: the check writes no record.
+func checkAuditTable(ctx context.Context, cfg aws.Config) error {
+	table := os.Getenv("IMAGO_AUDIT_TABLE")
+	if table == "" {
+		return errors.New("IMAGO_AUDIT_TABLE is not set (eval \"$(scripts/testenv env)\")")
+	}
+	c := dynamodb.NewFromConfig(cfg)
+	d, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+	if err != nil {
+		return fmt.Errorf("DescribeTable %s: %w", table, err)
+	}
+	if d.Table.TableStatus != ddbtypes.TableStatusActive {
+		return fmt.Errorf("audit table status %s", d.Table.TableStatus)
+	}
+	if ks := keyNames(d.Table.KeySchema); ks[ddbtypes.KeyTypeHash] != "chain_key" || ks[ddbtypes.KeyTypeRange] != "seq" {
+		return fmt.Errorf("audit table key schema %v, want chain_key HASH, seq RANGE", ks)
+	}
+	types := map[string]ddbtypes.ScalarAttributeType{}
+	for _, a := range d.Table.AttributeDefinitions {
+		types[aws.ToString(a.AttributeName)] = a.AttributeType
+	}
+	if types["seq"] != ddbtypes.ScalarAttributeTypeN || types["chain_key"] != ddbtypes.ScalarAttributeTypeS {
+		return fmt.Errorf("audit table attribute types %v, want chain_key S, seq N", types)
+	}
+	if err := checkIndexes(d.Table, []keys{{"tenant-time", "tenant", "time_key"}}); err != nil {
+		return err
+	}
+	if s := d.Table.StreamSpecification; s == nil || !aws.ToBool(s.StreamEnabled) || s.StreamViewType != ddbtypes.StreamViewTypeNewImage {
+		return fmt.Errorf("the audit table's stream is not enabled with NEW_IMAGE: %+v", d.Table.StreamSpecification)
+	}
+	ttl, err := c.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &table})
+	if err != nil {
+		return fmt.Errorf("DescribeTimeToLive %s: %w", table, err)
+	}
+	if t := ttl.TimeToLiveDescription; t != nil && (t.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabled || t.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabling) {
+		return fmt.Errorf("TTL is on for the audit table (%s): nothing may remove a record", aws.ToString(t.AttributeName))
 	}
 	return nil
 }
