@@ -96,6 +96,12 @@ func (h *Handler) settle(ctx context.Context, resp *Response) (*Response, bool) 
 	h.log.ErrorContext(ctx, "audit record not stored: answering 503", "status_withheld", resp.Status, "error", err.Error())
 	failed := errorResponse(err)
 	failed.set("retry-after", "1")
+	// A share link's answers keep their own headers, errors included.
+	if resp.Header("referrer-policy") != "" {
+		for _, name := range []string{"cache-control", "referrer-policy", "x-content-type-options"} {
+			failed.set(name, resp.Header(name))
+		}
+	}
 	return failed, false
 }
 

@@ -14,8 +14,9 @@ import (
 	"github.com/imagodocs/imago/internal/docstore"
 )
 
-// The audit trail, in two buckets: records by tenant, newest first
-// (auditBucket: len(tenant) ‖ tenant ‖ ^unix-ms ‖ id), and the chains'
+// The audit trail, in two buckets: records by tenant, newest first, ties
+// by id descending (auditBucket: len(tenant) ‖ tenant ‖ ^unix-ms ‖ ^id),
+// and the chains'
 // places (auditChainBucket: len(tenant) ‖ tenant ‖ chain ‖ 0 ‖ seq, naming
 // the record's key), which make an append conditional on its place being
 // free. Records outlive the documents they name: nothing deletes them.
@@ -30,7 +31,10 @@ var (
 func auditKey(tenant docstore.Tenant, at time.Time, id string) []byte {
 	k := tenantPrefix(tenant)
 	k = binary.BigEndian.AppendUint64(k, ^uint64(at.UnixMilli()))
-	return append(k, id...)
+	for i := 0; i < len(id); i++ {
+		k = append(k, ^id[i])
+	}
+	return k
 }
 
 func auditChainKey(tenant docstore.Tenant, chain string, seq int64) []byte {

@@ -6,10 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/imagodocs/imago/internal/api"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/imagodocs/imago/internal/api"
 )
 
 // Limits of presigned uploads.

@@ -187,7 +187,8 @@ func (failingAudit) Append(context.Context, docstore.Tenant, api.AuditRecord) er
 // or writes; with recording off, nothing is recorded and everything works.
 func testAuditFailsClosed(t *testing.T, h Harness) {
 	set := h.Open(t)
-	svc := docstore.NewService(set.Backends, docstore.Config{}, nil)
+	key := bytes.Repeat([]byte{9}, linktoken.SecretSize)
+	svc := docstore.NewService(set.Backends, docstore.Config{LinkKey: key}, nil)
 	tenant := "closed-" + string(docstore.NewID())
 	doc := randomDoc(50_000)
 	d, err := svc.Upload(context.Background(), docstore.UploadRequest{Tenant: docstore.Tenant(tenant), Body: doc})
@@ -196,7 +197,7 @@ func testAuditFailsClosed(t *testing.T, h Harness) {
 	}
 	b := set.Backends
 	b.Audit = failingAudit{set.Audit}
-	down := docstore.NewService(b, docstore.Config{}, nil)
+	down := docstore.NewService(b, docstore.Config{LinkKey: key}, nil)
 	for _, hdr := range []map[string]string{nil, {"range": "bytes=0-9"}} {
 		r := apiCall{method: "GET", route: "GET /documents/{id}/content", path: "/documents/" + string(d.ID) + "/content",
 			params: map[string]string{"id": string(d.ID)}, tenant: tenant, headers: hdr}.send(t, apigw.New(down, apigw.Download, apigw.Options{}))
@@ -204,6 +205,17 @@ func testAuditFailsClosed(t *testing.T, h Harness) {
 			r.Headers["retry-after"] == "" || !strings.Contains(r.Body, `"unavailable"`) {
 			t.Fatalf("a read whose record cannot be stored: %d %v %.120s", r.StatusCode, r.Headers, r.Body)
 		}
+	}
+	// A share link's read: a 503 with the link's own headers.
+	l, err := svc.CreateLink(context.Background(), docstore.Tenant(tenant), d.ID, docstore.LinkRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := svc.LinkToken(l)
+	lr := apiCall{method: "GET", route: "GET /links/{token}", path: "/links/" + token, params: map[string]string{"token": token}}.
+		send(t, apigw.New(down, apigw.Download, apigw.Options{}))
+	if lr.StatusCode != 503 || lr.IsBase64Encoded || lr.Headers["cache-control"] != "private, no-store" || lr.Headers["referrer-policy"] != "no-referrer" {
+		t.Fatalf("a link's read whose record cannot be stored: %d %v", lr.StatusCode, lr.Headers)
 	}
 	r := apiCall{method: "POST", route: "POST /documents", path: "/documents", tenant: tenant,
 		headers: map[string]string{"content-type": "text/plain"}, body: []byte("x")}.send(t, apigw.New(down, apigw.Upload, apigw.Options{}))
