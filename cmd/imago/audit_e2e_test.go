@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,20 +14,8 @@ import (
 // shows: put, get and stat a document, then `imago audit ID` lists what
 // was done to it, and `imago audit verify` finds the trail intact.
 func TestCLIAuditAgainstServe(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0"})
-	env := map[string]string{"IMAGO_URL": srv.url}
-	file := filepath.Join(dir, "contract.pdf")
-	doc := make([]byte, 50_000)
-	rand.Read(doc)
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code, out, errOut := run(t, env, "put", file)
-	var d wire.Document
-	if code != 0 || json.Unmarshal([]byte(out), &d) != nil {
-		t.Fatalf("put: %d %q %s", code, out, errOut)
-	}
+	_, env, dir, doc, d := serveAndPut(t)
+	code, out, errOut := 0, "", ""
 	if code, _, errOut = run(t, env, "get", "-o", filepath.Join(dir, "copy.pdf"), d.ID); code != 0 {
 		t.Fatalf("get: %d %s", code, errOut)
 	}

@@ -217,27 +217,33 @@ func uploadPresigned(t *testing.T, c *apiClient, token string, doc []byte) strin
 	return ""
 }
 
-// TestCLIShareAgainstServe makes and uses a link as README shows: `imago
-// share`, then the URL with no token at all.
-func TestCLIShareAgainstServe(t *testing.T) {
-	dir := t.TempDir()
-	srv := startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0"})
-	env := map[string]string{"IMAGO_URL": srv.url}
+// serveAndPut starts `imago serve` on the embedded backends in a folder of
+// the test's and puts a 50,000-byte document there with `imago put`: the
+// server, the CLI's environment, the folder, the document and its
+// metadata.
+func serveAndPut(t *testing.T) (srv *server, env map[string]string, dir string, doc []byte, d wire.Document) {
+	t.Helper()
+	dir = t.TempDir()
+	srv = startServer(t, map[string]string{"IMAGO_DATA_DIR": filepath.Join(dir, "data"), "IMAGO_ADDR": "127.0.0.1:0"})
+	env = map[string]string{"IMAGO_URL": srv.url}
 	file := filepath.Join(dir, "contract.pdf")
-	doc := make([]byte, 50_000)
+	doc = make([]byte, 50_000)
 	rand.Read(doc)
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := run(t, env, "put", file)
-	if code != 0 {
-		t.Fatalf("put: %d %s", code, errOut)
+	if code != 0 || json.Unmarshal([]byte(out), &d) != nil {
+		t.Fatalf("put: %d %q %s", code, out, errOut)
 	}
-	var d wire.Document
-	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatal(err)
-	}
-	code, out, errOut = run(t, env, "share", "--max-uses", "1", "--expires", "10m", d.ID)
+	return srv, env, dir, doc, d
+}
+
+// TestCLIShareAgainstServe makes and uses a link as README shows: `imago
+// share`, then the URL with no token at all.
+func TestCLIShareAgainstServe(t *testing.T) {
+	srv, env, _, doc, d := serveAndPut(t)
+	code, out, errOut := run(t, env, "share", "--max-uses", "1", "--expires", "10m", d.ID)
 	url := strings.TrimSpace(out)
 	if code != 0 || !strings.HasPrefix(url, srv.url+wire.LinksPath) {
 		t.Fatalf("share: %d %q %s", code, out, errOut)

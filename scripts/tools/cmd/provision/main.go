@@ -156,7 +156,7 @@ func provisionTable(ctx context.Context, c *dynamodb.Client, table string) error
 		for i, ix := range indexes {
 			gsis[i] = ix.gsi()
 		}
-		_, err = c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		if err := createTable(ctx, c, &dynamodb.CreateTableInput{
 			TableName:            &table,
 			BillingMode:          ddbtypes.BillingModePayPerRequest,
 			AttributeDefinitions: attributeDefinitions(indexes),
@@ -165,17 +165,8 @@ func provisionTable(ctx context.Context, c *dynamodb.Client, table string) error
 			},
 			GlobalSecondaryIndexes: gsis,
 			StreamSpecification:    &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: streamView},
-		})
-		var inUse *ddbtypes.ResourceInUseException
-		if err != nil && !errors.As(err, &inUse) {
-			return fmt.Errorf("CreateTable: %w", err)
-		}
-		w := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) {
-			o.MinDelay = 200 * time.Millisecond
-			o.MaxDelay = 2 * time.Second
-		})
-		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 60*time.Second); err != nil {
-			return fmt.Errorf("wait for table: %w", err)
+		}); err != nil {
+			return err
 		}
 		log.Printf("DynamoDB table %s: created", table)
 	default:
@@ -345,7 +336,7 @@ func provisionAuditTable(ctx context.Context, c *dynamodb.Client, table string) 
 	s := func(name string) ddbtypes.AttributeDefinition {
 		return ddbtypes.AttributeDefinition{AttributeName: aws.String(name), AttributeType: ddbtypes.ScalarAttributeTypeS}
 	}
-	_, err = c.CreateTable(ctx, &dynamodb.CreateTableInput{
+	if err := createTable(ctx, c, &dynamodb.CreateTableInput{
 		TableName:   &table,
 		BillingMode: ddbtypes.BillingModePayPerRequest,
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{s("chain_key"), s("tenant"), s("time_key"),
@@ -356,7 +347,17 @@ func provisionAuditTable(ctx context.Context, c *dynamodb.Client, table string) 
 		},
 		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{index{"tenant-time", "tenant", "time_key"}.gsi()},
 		StreamSpecification:    &ddbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: ddbtypes.StreamViewTypeNewImage},
-	})
+	}); err != nil {
+		return err
+	}
+	log.Printf("DynamoDB audit table %s: created", table)
+	return nil
+}
+
+// createTable creates a table (one created meanwhile by another run is as
+// good) and waits until it is active.
+func createTable(ctx context.Context, c *dynamodb.Client, in *dynamodb.CreateTableInput) error {
+	_, err := c.CreateTable(ctx, in)
 	var inUse *ddbtypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("CreateTable: %w", err)
@@ -365,9 +366,8 @@ func provisionAuditTable(ctx context.Context, c *dynamodb.Client, table string) 
 		o.MinDelay = 200 * time.Millisecond
 		o.MaxDelay = 2 * time.Second
 	})
-	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 60*time.Second); err != nil {
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: in.TableName}, 60*time.Second); err != nil {
 		return fmt.Errorf("wait for table: %w", err)
 	}
-	log.Printf("DynamoDB audit table %s: created", table)
 	return nil
 }
