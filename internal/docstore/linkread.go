@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +19,10 @@ type LinkReadRequest struct {
 }
 
 // LinkContent is a link's answer: the content, exactly as the owner's
-// download answers it, and the link as it stands after this use.
+// download answers it, and the link as it stands after this use. With a
+// refusal of a link that is gone (expired, used up, revoked) ReadLink
+// returns the link alone (Content nil), so that the refusal is recorded in
+// its owner's trail.
 type LinkContent struct {
 	*Content
 	Link Link
@@ -51,7 +55,15 @@ func (s *Service) ReadLink(ctx context.Context, req LinkReadRequest) (*LinkConte
 	}
 	now := s.now()
 	if !now.Before(claims.Expires) {
-		return nil, E(op, KindGone, fmt.Sprintf("the link expired at %s", claims.Expires.Format(time.RFC3339)))
+		gone := E(op, KindGone, fmt.Sprintf("the link expired at %s", claims.Expires.Format(time.RFC3339)))
+		// Its owner's trail records the refusal: the link's record says
+		// whose it is, when it is still there (and recording is on).
+		if s.Auditing() {
+			if l, err := s.links.Link(ctx, linkIDOf(claims.Link)); err == nil && l.Document == ID(uuid.UUID(claims.Document).String()) {
+				return &LinkContent{Link: l}, gone
+			}
+		}
+		return nil, gone
 	}
 	lr := &linkRead{s: s, op: op, claims: claims, link: linkIDOf(claims.Link),
 		id: ID(uuid.UUID(claims.Document).String()), now: now}
@@ -71,6 +83,9 @@ func (s *Service) ReadLink(ctx context.Context, req LinkReadRequest) (*LinkConte
 	})
 	l, err := lr.settle(ctx, readErr, c.NotModified)
 	if err != nil {
+		if gone, ok := goneLinkOf(err); ok {
+			return &LinkContent{Link: gone}, err // the refusal names the link's owner
+		}
 		return nil, err
 	}
 	if l.SHA256 != c.SHA256 {
@@ -207,5 +222,24 @@ func LinkGone(op Op, l Link, now time.Time) error {
 	if why == "" {
 		why = "used up" // it was, when the store's condition failed
 	}
-	return E(op, KindGone, "the link is "+why)
+	return &goneLink{link: l, err: E(op, KindGone, "the link is "+why)}
+}
+
+// goneLink is LinkGone's error: the refusal, and the link refused, so that
+// its refusal can be recorded in its owner's trail.
+type goneLink struct {
+	link Link
+	err  error
+}
+
+func (g *goneLink) Error() string { return g.err.Error() }
+func (g *goneLink) Unwrap() error { return g.err }
+
+// goneLinkOf is the link a refusal names, if it names one.
+func goneLinkOf(err error) (Link, bool) {
+	var g *goneLink
+	if errors.As(err, &g) {
+		return g.link, true
+	}
+	return Link{}, false
 }

@@ -169,6 +169,28 @@ func testAuditRecordsEveryRequest(t *testing.T, h Harness) {
 	if err != nil || len(ingested.Records) != 1 || ingested.Records[0].Actor != api.ActorSystem || ingested.Records[0].Status != 200 {
 		t.Fatalf("the ingest's record: %+v %v", ingested.Records, err)
 	}
+	// A refused read of a share link (used up, revoked) is recorded too,
+	// in its owner's trail.
+	d2, err := svc.Upload(context.Background(), docstore.UploadRequest{Tenant: docstore.Tenant(owner), Body: randomDoc(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	once, err := svc.CreateLink(context.Background(), docstore.Tenant(owner), d2.ID, docstore.LinkRequest{MaxUses: ptr[int64](1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := svc.LinkToken(once)
+	for _, want := range []int{200, 410} {
+		r := apiCall{method: "GET", route: "GET /links/{token}", path: "/links/" + tok, params: map[string]string{"token": tok}}.send(t, down)
+		if r.StatusCode != want {
+			t.Fatalf("a one-use link: %d, want %d", r.StatusCode, want)
+		}
+	}
+	reads, err := svc.AuditPage(context.Background(), docstore.Tenant(owner), docstore.AuditQuery{Document: d2.ID, Action: api.ActionLinkRead}, 0, "")
+	if err != nil || len(reads.Records) != 2 || reads.Records[0].Status != 410 || reads.Records[0].Bytes != nil ||
+		reads.Records[0].Actor != api.ActorLinkPrefix+string(once.ID) || reads.Records[1].Status != 200 {
+		t.Fatalf("the one-use link's reads in its owner's trail: %+v %v", reads.Records, err)
+	}
 	theirs := trail(t, svc, docstore.Tenant(other))
 	if len(theirs) != 1 || theirs[0].Status != 404 || theirs[0].Actor != other || theirs[0].Action != api.ActionStat {
 		t.Fatalf("the other tenant's trail: %+v", theirs)

@@ -154,8 +154,12 @@ func testShareLinks(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	r.clock.Store(61)
-	_, err = r.read(shortToken, "", "")
+	expired, err := r.read(shortToken, "", "")
 	wantKind(t, "an expired link", err, docstore.KindGone)
+	// The refusal names the link, for its owner's trail.
+	if expired == nil || expired.Link.ID != short.ID || expired.Link.Tenant != r.tenant || expired.Content != nil {
+		t.Fatalf("an expired link's refusal names %+v", expired)
+	}
 	if n := r.uses(t, short); n != 1 {
 		t.Fatalf("an expired link counted %d uses", n)
 	}
