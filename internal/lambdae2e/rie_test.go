@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +70,33 @@ var build struct {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if build.dir != "" {
+		// Every emulator the tests started has stopped, and with it the
+		// bootstrap it started: none may outlive the run (the emulator
+		// starts it in a process group of its own).
+		for _, pid := range running(build.dir) {
+			fmt.Fprintf(os.Stderr, "a bootstrap outlived its emulator: pid %d; ending it\n", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			code = 1
+		}
 		os.RemoveAll(build.dir)
 	}
 	os.Exit(code)
+}
+
+// running lists the processes that run an executable below dir.
+func running(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", ent.Name(), "exe")); err == nil && strings.HasPrefix(exe, dir+string(filepath.Separator)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // requireEnv skips (or, under IMAGO_REQUIRE_TESTENV=1, fails) the test when

@@ -25,6 +25,7 @@ type Emulated struct {
 	URL     string    // the invoke URL
 	Started time.Time // when the emulator process was started
 	pid     int       // the emulator's pid, also its process group
+	boot    string    // the bootstrap's path
 	done    chan struct{}
 	client  *http.Client
 }
@@ -64,7 +65,7 @@ func StartEmulated(rie, dir string, env []string, logPath string) (*Emulated, er
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	e := &Emulated{URL: "http://" + emuAddr + RIEInvokePath, Started: started, pid: cmd.Process.Pid,
+	e := &Emulated{URL: "http://" + emuAddr + RIEInvokePath, Started: started, pid: cmd.Process.Pid, boot: filepath.Join(dir, "bootstrap"),
 		done: make(chan struct{}), client: &http.Client{Timeout: 15 * time.Minute}}
 	go func() { cmd.Wait(); close(e.done) }()
 	deadline := time.Now().Add(15 * time.Second)
@@ -128,10 +129,14 @@ func (e *Emulated) BootstrapPID() int {
 }
 
 // Stop ends the emulator and the bootstrap at once (kill -9), as a crashed
-// or timed-out execution environment ends, by the group the emulator
-// leads: never anything else.
+// or timed-out execution environment ends: the group the emulator leads,
+// and its bootstrap by pid, which the emulator starts in a group of the
+// bootstrap's own (a group kill alone leaves it running, orphaned): never
+// anything else.
 func (e *Emulated) Stop() {
+	boot := e.BootstrapPID()
 	syscall.Kill(-e.pid, syscall.SIGKILL)
+	e.killBootstrap(boot)
 	select {
 	case <-e.done:
 	case <-time.After(5 * time.Second):
@@ -140,8 +145,9 @@ func (e *Emulated) Stop() {
 
 // Shutdown ends the emulator as Lambda ends an environment: SIGTERM, then
 // SIGKILL when it has not exited within five seconds; a bootstrap that
-// outlived the emulator is killed too (it is in the same group).
+// outlived the emulator is killed too.
 func (e *Emulated) Shutdown() {
+	boot := e.BootstrapPID()
 	syscall.Kill(-e.pid, syscall.SIGTERM)
 	select {
 	case <-e.done:
@@ -150,6 +156,20 @@ func (e *Emulated) Shutdown() {
 	}
 	if syscall.Kill(-e.pid, 0) == nil {
 		syscall.Kill(-e.pid, syscall.SIGKILL)
+	}
+	e.killBootstrap(boot)
+}
+
+// killBootstrap ends the bootstrap the emulator started, pid, if it
+// outlived the emulator: by pid, and only while pid still runs this
+// emulator's bootstrap executable (a pid freed and given to another
+// process is left alone).
+func (e *Emulated) killBootstrap(pid int) {
+	if pid <= 0 {
+		return
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == e.boot {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
