@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/imagodocs/imago/internal/apigw"
-	"github.com/imagodocs/imago/internal/backends/awsbackends"
-	"github.com/imagodocs/imago/internal/config"
 	"github.com/imagodocs/imago/internal/docstore"
 	"github.com/imagodocs/imago/internal/linktoken"
-	"github.com/imagodocs/imago/internal/testenv"
 )
 
 // BenchmarkLinkHit1MiB compares a 1 MiB share link answered from a hot
@@ -26,19 +22,8 @@ import (
 // UpdateItem alone, which it cannot go below. scripts/bench prints both
 // ratios.
 func BenchmarkLinkHit1MiB(b *testing.B) {
-	testenv.Require(b, "IMAGO_TABLE", "IMAGO_BUCKET", "IMAGO_KMS_KEY_ID", "IMAGO_REDIS_URL",
-		"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS")
-	testenv.AWSConfig(b) // checks that every endpoint is on loopback
+	set := openAWS(b)
 	ctx := context.Background()
-	cfg, err := config.FromEnv(os.Getenv)
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := awsbackends.Open(ctx, cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { set.Close() })
 	// The link's own cost: neither answer is audited here
 	// (BenchmarkCacheHit1MiBAudited measures what a record costs).
 	origin := set.Backends

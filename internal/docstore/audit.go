@@ -108,7 +108,6 @@ func newAuditor(log AuditLog, now func() time.Time) *auditor {
 // free, else the next in turn.
 func (a *auditor) chainFor(tenant Tenant) *chain {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	cs := a.chains[tenant]
 	if cs == nil {
 		cs = &[AuditShards]*chain{}
@@ -119,15 +118,14 @@ func (a *auditor) chainFor(tenant Tenant) *chain {
 	}
 	for _, c := range cs {
 		if c.mu.TryLock() {
-			return c // locked
+			a.mu.Unlock()
+			return c
 		}
 	}
-	n := a.next[tenant]
-	a.next[tenant] = n + 1
-	c := cs[n%AuditShards]
+	c := cs[a.next[tenant]%AuditShards]
+	a.next[tenant]++
 	a.mu.Unlock()
-	c.mu.Lock()
-	a.mu.Lock()
+	c.mu.Lock() // every shard busy: wait for this one's turn
 	return c
 }
 

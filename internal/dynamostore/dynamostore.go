@@ -234,24 +234,7 @@ func (s *Store) finish(ctx context.Context, op docstore.Op, id docstore.ID, upda
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if !errors.As(err, &ccf) {
-			return docstore.Record{}, docstore.E(op, kindOf(err), fmt.Errorf("update %s: %w", id, err))
-		}
-		exists := len(ccf.Item) > 0
-		if !exists {
-			// The old item comes back when the server supports it; when it
-			// does not, look.
-			if _, gerr := s.Get(ctx, id); gerr == nil {
-				exists = true
-			} else if !docstore.IsNotFound(gerr) {
-				return docstore.Record{}, docstore.E(op, gerr)
-			}
-		}
-		if exists {
-			return docstore.Record{}, docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s is not pending", id), err)
-		}
-		return docstore.Record{}, docstore.E(op, docstore.KindNotFound, fmt.Sprintf("document %s not found", id), err)
+		return docstore.Record{}, s.conditionFailed(ctx, op, id, err, fmt.Sprintf("document %s is not pending", id))
 	}
 	rec, err := decode(out.Attributes)
 	if err != nil {

@@ -102,7 +102,7 @@ func (s *Store) SetPolicy(ctx context.Context, id docstore.ID, p docstore.Policy
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		return docstore.Record{}, s.conditionFailed(ctx, op, id, err)
+		return docstore.Record{}, s.conditionFailed(ctx, op, id, err, fmt.Sprintf("document %s changed", id))
 	}
 	rec, err := decode(out.Attributes)
 	if err != nil {
@@ -112,9 +112,9 @@ func (s *Store) SetPolicy(ctx context.Context, id docstore.ID, p docstore.Policy
 }
 
 // conditionFailed classifies err, of a conditional write of item id: a
-// failed condition is KindConflict when the item exists, KindNotFound when
-// it does not.
-func (s *Store) conditionFailed(ctx context.Context, op docstore.Op, id docstore.ID, err error) error {
+// failed condition is KindConflict (saying conflict) when the item exists,
+// KindNotFound when it does not; any other error is the write's.
+func (s *Store) conditionFailed(ctx context.Context, op docstore.Op, id docstore.ID, err error, conflict string) error {
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
 		return docstore.E(op, kindOf(err), fmt.Errorf("update %s: %w", id, err))
@@ -126,7 +126,7 @@ func (s *Store) conditionFailed(ctx context.Context, op docstore.Op, id docstore
 			return docstore.E(op, gerr)
 		}
 	}
-	return docstore.E(op, docstore.KindConflict, fmt.Sprintf("document %s changed", id), err)
+	return docstore.E(op, docstore.KindConflict, conflict, err)
 }
 
 // DeleteVersion removes item id if it is at version.
@@ -145,7 +145,7 @@ func (s *Store) DeleteVersion(ctx context.Context, id docstore.ID, version int64
 		in.ExpressionAttributeValues = values
 	}
 	if _, err := s.client.DeleteItem(ctx, in); err != nil {
-		return s.conditionFailed(ctx, op, id, err)
+		return s.conditionFailed(ctx, op, id, err, fmt.Sprintf("document %s changed", id))
 	}
 	return nil
 }

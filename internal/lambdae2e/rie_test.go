@@ -4,7 +4,6 @@ package lambdae2e
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -41,13 +40,7 @@ var requiredEnv = append([]string{"IMAGO_TESTENV_BIN", "AWS_ACCESS_KEY_ID", "AWS
 // cursorSecret and linkSecret are this run's deployment secrets for
 // listing cursors and share links: one of each for all the functions, as
 // template.yaml gives them.
-var cursorSecret, linkSecret = randomSecret(), randomSecret()
-
-func randomSecret() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
+var cursorSecret, linkSecret = testenv.RandomSecret(), testenv.RandomSecret()
 
 // functionSettings mirror template.yaml: timeout (s) and memory (MB).
 var functionSettings = map[string][2]int{

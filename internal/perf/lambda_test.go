@@ -10,7 +10,6 @@ package perf
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,13 +28,7 @@ import (
 // cursorSecret and linkSecret are this run's deployment secrets for
 // listing cursors and share links: one of each for all the functions, as
 // template.yaml gives them.
-var cursorSecret, linkSecret = randomSecret(), randomSecret()
-
-func randomSecret() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
+var cursorSecret, linkSecret = testenv.RandomSecret(), testenv.RandomSecret()
 
 var requiredEnv = append([]string{"IMAGO_TESTENV_BIN"}, testenv.AWSVars...)
 

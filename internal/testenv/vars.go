@@ -1,6 +1,10 @@
 package testenv
 
-import "os"
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+)
 
 // AWSVars are the variables that point the AWS family of backends at the
 // local servers: the region, each service's endpoint, and the table,
@@ -44,4 +48,13 @@ func AddCredentials(env map[string]string) {
 			env[k] = v
 		}
 	}
+}
+
+// RandomSecret is a fresh 32-byte secret, base64: a test run's deployment
+// secret (IMAGO_CURSOR_SECRET, IMAGO_LINK_SECRET), one for all the
+// functions it starts, as the stack gives them one.
+func RandomSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }
